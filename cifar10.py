@@ -1,0 +1,388 @@
+"""CIFAR-10 / CIFAR-100: download, verify, extract, load, normalise, augment.
+
+Where the data comes from, in order:
+  1. `source` (the `--data_source` flag, else the KIT_DATA_SOURCE environment variable):
+     a local archive, an already-extracted folder, or a URL (a mirror, or file://);
+  2. an earlier verified extraction under `data_dir`;
+  3. the official archive on the CIFAR home page.
+An archive is downloaded to a temporary name, checked against its published MD5 and
+only then renamed into place. Extraction refuses absolute paths, `..` members, links
+and special files, and moves the folder into place only once it is complete.
+
+The python version of CIFAR is a pickle, and unpickling runs code. The kit unpickles
+only batches that came out of an archive whose checksum matched, or from a folder the
+user vouches for (`trust=True`, the `--trust_data` flag), and even then through an
+unpickler that can build nothing but the plain containers and NumPy arrays a CIFAR
+batch holds. The binary version has no such problem and is read directly.
+"""
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import shutil
+import sys
+import tarfile
+import tempfile
+
+import numpy as np
+
+HOME = "https://www.cs.toronto.edu/~kriz/"
+
+# name -> (archive, published MD5, folder inside the archive)
+ARCHIVES = {
+    "cifar10": ("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a", "cifar-10-batches-py"),
+    "cifar10-bin": ("cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530", "cifar-10-batches-bin"),
+    "cifar100": ("cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85", "cifar-100-python"),
+}
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+VERIFIED = ".kit-verified"  # marker written into a folder extracted from a verified archive
+
+
+class DataError(Exception):
+    """A problem with the data the user can fix; the message is one line saying how."""
+
+
+# ----------------------------------------------------------------------------- files
+
+def md5sum(path, chunk=1 << 20):
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _progress(total, desc):
+    try:
+        from tqdm import tqdm
+        return tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not sys.stderr.isatty())
+    except ImportError:
+        return None
+
+
+def download(url, dest, md5=None):
+    """Fetch `url` to `dest` through `dest.part`; rename only if the MD5 matches."""
+    from six.moves.urllib.request import urlopen
+    part = dest + ".part"
+    try:
+        with urlopen(url, timeout=60) as r, open(part, "wb") as f:
+            total = int(r.headers.get("Content-Length") or 0) or None
+            bar = _progress(total, os.path.basename(dest))
+            for block in iter(lambda: r.read(1 << 16), b""):
+                f.write(block)
+                if bar is not None:
+                    bar.update(len(block))
+            if bar is not None:
+                bar.close()
+    except Exception as e:
+        _remove(part)
+        raise DataError("could not download %s (%s): check the network, or pass --data_source with a local "
+                        "archive or a mirror URL" % (url, str(e).splitlines()[0] if str(e) else type(e).__name__))
+    if md5 is not None:
+        got = md5sum(part)
+        if got != md5:
+            _remove(part)
+            raise DataError("checksum mismatch for %s from %s (MD5 %s, expected %s): the download is corrupt or "
+                            "not the official file; try again or use another mirror" % (os.path.basename(dest), url, got, md5))
+    os.replace(part, dest)
+    return dest
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def check_member(member, root):
+    """Raise DataError unless tar `member` is a plain file or folder that stays inside `root`."""
+    name = member.name
+    if os.path.isabs(name) or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        raise DataError("unsafe archive: member %r has an absolute path; refusing to extract it" % name)
+    target = os.path.realpath(os.path.join(root, name))
+    if target != os.path.realpath(root) and not target.startswith(os.path.realpath(root) + os.sep) \
+            or ".." in name.replace("\\", "/").split("/"):
+        raise DataError("unsafe archive: member %r would land outside the target folder; refusing to extract it" % name)
+    if not (member.isfile() or member.isdir()):
+        raise DataError("unsafe archive: member %r is a link or special file; refusing to extract it" % name)
+
+
+def safe_extract(archive, dest_dir):
+    """Extract every member of `archive` into `dest_dir`, atomically per top-level folder.
+
+    Members are checked before anything is written; the archive goes to a temporary
+    folder next to `dest_dir`, and its top-level entries are renamed into place at the end.
+    """
+    try:
+        tar = tarfile.open(archive)
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise DataError("%s is not a readable tar archive (%s): delete it and download it again" % (archive, e))
+    os.makedirs(dest_dir, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".extract-", dir=dest_dir)
+    try:
+        with tar:
+            try:
+                members = tar.getmembers()
+            except (tarfile.TarError, EOFError, OSError, zlib_error()) as e:
+                raise DataError("%s is truncated or corrupt (%s): delete it and download it again" % (archive, e))
+            for m in members:
+                check_member(m, tmp)
+            for m in members:
+                try:
+                    tar.extract(m, tmp)
+                except (tarfile.TarError, EOFError, OSError, zlib_error()) as e:
+                    raise DataError("%s is truncated or corrupt at %s (%s): delete it and download it again"
+                                    % (archive, m.name, e))
+        tops = []
+        for entry in sorted(os.listdir(tmp)):
+            final = os.path.join(dest_dir, entry)
+            if os.path.isdir(final):
+                shutil.rmtree(final)
+            elif os.path.exists(final):
+                os.remove(final)
+            os.replace(os.path.join(tmp, entry), final)
+            tops.append(final)
+        return tops
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def zlib_error():
+    import zlib
+    return zlib.error
+
+
+def _is_url(s):
+    return "://" in s
+
+
+def fetch_archive(name, data_dir, source=None, trust=False):
+    """Return (folder, verified): the extracted folder of dataset archive `name`.
+
+    `verified` is True when the bytes came from an archive whose MD5 matched the
+    published one (now or in an earlier run, remembered by a marker file).
+    """
+    archive, md5, folder = ARCHIVES[name]
+    source = source or os.environ.get("KIT_DATA_SOURCE") or None
+    if source and not _is_url(source):
+        source = os.path.expanduser(source)
+        if os.path.isdir(source):
+            found = source if os.path.basename(os.path.normpath(source)) == folder or \
+                _looks_like(name, source) else os.path.join(source, folder)
+            if not os.path.isdir(found):
+                raise DataError("%s has no %s folder: point --data_source at the extracted %s folder or at %s"
+                                % (source, folder, folder, archive))
+            return found, os.path.exists(os.path.join(found, VERIFIED))
+        if not os.path.exists(source):
+            raise DataError("data source %s does not exist: pass an archive (%s), an extracted folder, or a URL"
+                            % (source, archive))
+        return _extract_checked(source, md5, folder, data_dir, trust)
+
+    data_dir = os.path.expanduser(data_dir)
+    done = os.path.join(data_dir, folder)
+    if os.path.exists(os.path.join(done, VERIFIED)):
+        return done, True
+    local = os.path.join(data_dir, archive)
+    if not source and os.path.exists(local):
+        return _extract_checked(local, md5, folder, data_dir, trust)
+    os.makedirs(data_dir, exist_ok=True)
+    url = source if source else HOME + archive
+    if source and not source.endswith((".tar.gz", ".tgz")):  # a mirror folder: append the file name
+        url = source.rstrip("/") + "/" + archive
+    download(url, local, md5)
+    return _extract_checked(local, md5, folder, data_dir, trust)
+
+
+def _looks_like(name, path):
+    probe = "data_batch_1.bin" if name.endswith("-bin") else ("train" if name == "cifar100" else "data_batch_1")
+    return os.path.exists(os.path.join(path, probe))
+
+
+def _extract_checked(archive, md5, folder, data_dir, trust):
+    got = md5sum(archive)
+    verified = got == md5
+    if not verified and not trust:
+        raise DataError("checksum mismatch for %s (MD5 %s, expected %s): it is not the official archive; delete it "
+                        "and download again, or pass --trust_data if you vouch for this copy" % (archive, got, md5))
+    safe_extract(archive, data_dir)
+    out = os.path.join(data_dir, folder)
+    if not os.path.isdir(out):
+        raise DataError("%s does not contain the %s folder: it is not the expected dataset archive" % (archive, folder))
+    marker = os.path.join(out, VERIFIED)
+    if verified:
+        with open(marker, "w") as f:
+            f.write(got + "\n")
+    else:
+        _remove(marker)
+    return out, verified
+
+
+# ----------------------------------------------------------------------------- loading
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Builds only what a CIFAR batch holds: dicts, lists, bytes/str, ints and NumPy arrays."""
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype"),
+               ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super(_BatchUnpickler, self).find_class(module, name)
+        raise pickle.UnpicklingError("refusing to load %s.%s from a data batch" % (module, name))
+
+
+def read_pickle(path):
+    if not os.path.exists(path):
+        raise DataError("missing data file %s: the dataset folder is incomplete; delete it and extract or "
+                        "download the archive again" % path)
+    try:
+        with open(path, "rb") as f:
+            return _BatchUnpickler(f, encoding="bytes").load()
+    except pickle.UnpicklingError as e:
+        raise DataError("%s is not a CIFAR batch (%s): delete the folder and download the archive again" % (path, e))
+    except Exception as e:
+        raise DataError("%s is truncated or corrupt (%s: %s): delete the folder and download the archive again"
+                        % (path, type(e).__name__, e))
+
+
+def _key(d, k):
+    for cand in (k.encode(), k):
+        if cand in d:
+            return d[cand]
+    raise KeyError(k)
+
+
+def planar_to_nhwc(flat):
+    """(N, 3072) channel-major rows, as CIFAR stores them -> (N, 32, 32, 3) uint8."""
+    return flat.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+
+
+def _checked(path, x, y, num_classes):
+    x = np.asarray(x)
+    y = np.asarray(y, dtype=np.int64)
+    if x.ndim != 2 or x.shape[1] != 3072 or x.dtype != np.uint8:
+        raise DataError("%s holds images of shape %s and type %s, expected (N, 3072) uint8: not a CIFAR batch; "
+                        "delete the folder and download the archive again" % (path, x.shape, x.dtype))
+    if y.shape != (x.shape[0],):
+        raise DataError("%s holds %d labels for %d images: the batch is damaged; delete the folder and "
+                        "download the archive again" % (path, y.shape[0] if y.ndim else 0, x.shape[0]))
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        raise DataError("%s has labels outside 0..%d (found %d..%d): wrong dataset or damaged batch; check "
+                        "--dataset and the data folder" % (path, num_classes - 1, y.min(), y.max()))
+    return planar_to_nhwc(x), y
+
+
+def load_python(folder, dataset="cifar10"):
+    """Read the pickled python version; returns (train_x, train_y, test_x, test_y) as uint8 NHWC / int64."""
+    if dataset == "cifar100":
+        parts = {"train": ["train"], "test": ["test"]}
+        label_key, num_classes = "fine_labels", 100
+    else:
+        parts = {"train": ["data_batch_%d" % i for i in range(1, 6)], "test": ["test_batch"]}
+        label_key, num_classes = "labels", 10
+    out = []
+    for split in ("train", "test"):
+        xs, ys = [], []
+        for name in parts[split]:
+            path = os.path.join(folder, name)
+            d = read_pickle(path)
+            try:
+                x, y = _key(d, "data"), _key(d, label_key)
+            except (KeyError, TypeError):
+                raise DataError("%s lacks the 'data' or '%s' entry: not a %s batch; check --dataset and the data "
+                                "folder" % (path, label_key, dataset))
+            x, y = _checked(path, x, y, num_classes)
+            xs.append(x)
+            ys.append(y)
+        out += [np.concatenate(xs), np.concatenate(ys)]
+    return tuple(out)
+
+
+def load_binary(folder, dataset="cifar10"):
+    """Read the binary version: records of <label byte(s)><3072 image bytes>."""
+    if dataset == "cifar100":
+        parts = {"train": ["train.bin"], "test": ["test.bin"]}
+        label_bytes, label_index, num_classes = 2, 1, 100  # coarse, fine
+    else:
+        parts = {"train": ["data_batch_%d.bin" % i for i in range(1, 6)], "test": ["test_batch.bin"]}
+        label_bytes, label_index, num_classes = 1, 0, 10
+    record = label_bytes + 3072
+    out = []
+    for split in ("train", "test"):
+        xs, ys = [], []
+        for name in parts[split]:
+            path = os.path.join(folder, name)
+            if not os.path.exists(path):
+                raise DataError("missing data file %s: point --path/--data_source at a complete cifar-10-batches-bin "
+                                "folder or at the binary archive" % path)
+            raw = np.fromfile(path, dtype=np.uint8)
+            if raw.size == 0 or raw.size % record:
+                raise DataError("%s is truncated or corrupt (%d bytes, not a whole number of %d-byte records): "
+                                "delete it and extract the archive again" % (path, raw.size, record))
+            raw = raw.reshape(-1, record)
+            x, y = _checked(path, raw[:, label_bytes:], raw[:, label_index], num_classes)
+            xs.append(x)
+            ys.append(y)
+        out += [np.concatenate(xs), np.concatenate(ys)]
+    return tuple(out)
+
+
+def load(dataset="cifar10", data_dir="data", source=None, trust=False, binary=False):
+    """Fetch (if needed) and load a CIFAR dataset.
+
+    Returns a dict with train_x/test_x (uint8 NHWC), train_y/test_y (int64),
+    num_classes, and `verified` (whether the bytes match the published archive).
+    """
+    name = dataset + ("-bin" if binary else "")
+    if name not in ARCHIVES:
+        raise DataError("no %s version of %s: use the python version (drop the binary option)"
+                        % ("binary" if binary else "python", dataset))
+    folder, verified = fetch_archive(name, data_dir, source, trust)
+    if binary:
+        arrays = load_binary(folder, dataset)
+    else:
+        if not verified and not trust:
+            raise DataError("%s was not extracted from a verified archive, and its batches are pickles: pass "
+                            "--trust_data if you vouch for this folder, or point --data_source at the archive" % folder)
+        arrays = load_python(folder, dataset)
+    train_x, train_y, test_x, test_y = arrays
+    return dict(train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
+                num_classes=100 if dataset == "cifar100" else 10, verified=verified, folder=folder)
+
+
+# ----------------------------------------------------------------------------- preprocessing
+
+def channel_stats(x):
+    """Per-channel mean and std of uint8 NHWC images, in the 0..255 scale."""
+    x = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    return x.mean(axis=0), x.std(axis=0)
+
+
+def normalize(x, mean, std=None):
+    """(x - mean) / std as float32; `mean` may be per channel or per pixel, std=None skips the division."""
+    out = x.astype(np.float32) - np.asarray(mean, np.float32)
+    if std is not None:
+        out /= np.asarray(std, np.float32)
+    return out
+
+
+def augment(batch, rng, pad=4, flip=True):
+    """Standard CIFAR augmentation: random horizontal flip, zero-pad `pad`, random crop back.
+
+    `batch` is float NHWC and is not modified (the originals flip in place, which
+    makes flips persist across epochs). `rng` is a numpy RandomState.
+    """
+    n, h, w, c = batch.shape
+    flips = rng.rand(n) < 0.5 if flip else np.zeros(n, bool)
+    ox = rng.randint(0, 2 * pad + 1, size=n)
+    oy = rng.randint(0, 2 * pad + 1, size=n)
+    padded = np.zeros((n, h + 2 * pad, w + 2 * pad, c), batch.dtype)
+    padded[:, pad:pad + h, pad:pad + w] = batch
+    out = np.empty_like(batch)
+    for i in range(n):
+        crop = padded[i, oy[i]:oy[i] + h, ox[i]:ox[i] + w]
+        out[i] = crop[:, ::-1] if flips[i] else crop
+    return out

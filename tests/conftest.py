@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny synthetic datasets and a way to run a model script in-process."""
+import io
+import os
+import sys
+from contextlib import contextmanager
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import fakedata  # noqa: E402
+
+SHARED = os.path.join(os.path.dirname(ROOT), "shared")  # optional real data beside a checkout
+
+
+@pytest.fixture(scope="session")
+def fake_cifar(tmp_path_factory):
+    """A tiny CIFAR-10 (250 train / 100 test) in both official layouts, with archives."""
+    return fakedata.write_cifar10(str(tmp_path_factory.mktemp("cifar")))
+
+
+@pytest.fixture(scope="session")
+def fake_mnist(tmp_path_factory):
+    return fakedata.write_mnist(str(tmp_path_factory.mktemp("mnist")))
+
+
+@contextmanager
+def captured():
+    out, err = io.StringIO(), io.StringIO()
+    old = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
+        yield out, err
+    finally:
+        sys.stdout, sys.stderr = old
+
+
+def run_main(module, argv):
+    """Call `module.main(argv)` in this process; returns (exit code, stdout, stderr)."""
+    with captured() as (out, err):
+        code = module.main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def tiny_args(fake, run_dir, *extra):
+    """Flags for a few quick steps on the fake CIFAR-10 (python layout, vouched for)."""
+    return ["--data_source", fake["py"], "--trust_data", "--run_dir", str(run_dir), "--threads", "1",
+            "--progress", "off"] + list(extra)

@@ -1,0 +1,842 @@
+"""The training loop the four model scripts share.
+
+A model script supplies a graph-building function, its presets and its own flags, then
+calls `main(...)`. Everything else happens here, in plain TF1 graph mode:
+
+  graph    placeholders (images, labels, `training`), the model, loss = mean cross-entropy
+           + weight_decay * sum(l2_loss), a learning rate computed *from global_step* (so a
+           resumed run cannot restart its schedule), the optimizer;
+  session  tf.Session(config=tf.ConfigProto(allow_soft_placement=True));
+  data     batches are a pure function of (seed, epoch, batch index), made one step ahead
+           by a background thread and fed through feed_dict, so a resumed run sees exactly
+           the batches an uninterrupted one would;
+  each epoch  full test-set evaluation in inference mode (moving BN statistics), a line in
+           logs.txt (the originals' fields plus learning rate and images/s), metrics.jsonl,
+           TensorBoard scalars, and an atomic checkpoint.
+
+Run folder (`--run_dir`):
+  config.json     model, preset, dataset and every hyper-parameter of the run
+  logs.txt        the originals' log format, one line per epoch
+  metrics.jsonl   the same numbers, machine-readable (the compare command reads them)
+  checkpoints/    step-NNNNNNNN/ folders and `latest`; see `Checkpoints` below
+  tb/             TensorBoard events
+  LOCK            held while a process trains in this folder
+"""
+from __future__ import division, print_function
+
+import argparse
+import errno
+import fcntl
+import hashlib
+import json
+import math
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+from six.moves import queue
+
+from compat import tf, TF2, VERSION
+import ops
+
+KIT_VERSION = "0.1.0"
+
+# Defaults every preset starts from; a preset overrides some, a command-line flag any.
+COMMON_DEFAULTS = dict(
+    dataset="cifar10", epochs=300, steps=0, batch_size=128,
+    optimizer="momentum", momentum=0.9, nesterov=True, adam_epsilon=1e-8,
+    lr=0.1, lr_decay_epochs="", lr_decay_steps="", lr_decay_factor=0.1, warmup_steps=0, warmup_lr=0.01,
+    weight_decay=5e-4, decay_on="all", init="glorot", bn_decay=0.9,
+    normalization="channel", augment=True, seed=0,
+    test_own_stats=False, second_train_pass=False, shuffle_once=False,
+)
+
+EXIT_USAGE, EXIT_DISK, EXIT_NAN, EXIT_INTERRUPTED = 2, 3, 4, 130
+
+
+class KitError(Exception):
+    """An error the user can fix: printed as one line, exit code `code`."""
+
+    def __init__(self, message, code=EXIT_USAGE):
+        super(KitError, self).__init__(message)
+        self.code = code
+
+
+def str2bool(v):
+    if isinstance(v, bool):
+        return v
+    if v.lower() in ("1", "true", "yes", "y", "on"):
+        return True
+    if v.lower() in ("0", "false", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError("expected true or false, got %r" % v)
+
+
+def bool_flag(parser, name, help):
+    """`--name`, `--name=true` and `--name=false` all work (the originals' README style)."""
+    parser.add_argument("--" + name, type=str2bool, nargs="?", const=True, default=None, help=help)
+
+
+def int_list(s):
+    return [int(float(t)) for t in str(s).replace(" ", "").split(",") if t] if s not in (None, "") else []
+
+
+# ----------------------------------------------------------------------------- configuration
+
+def build_parser(model_name, add_model_flags, presets, description):
+    p = argparse.ArgumentParser(prog=model_name + ".py", description=description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("run")
+    g.add_argument("--preset", choices=sorted(presets), default="original",
+                   help="original: the original repository's code and recipe; paper: the paper's")
+    g.add_argument("--run_dir", default=None, help="folder for logs and checkpoints (default runs/<model>-<preset>-<dataset>)")
+    g.add_argument("--summary", action="store_true", help="print each stage's output shape and the parameter total, then exit")
+    g.add_argument("--eval", action="store_true", help="evaluate the latest checkpoint (or --ckpt_path) on the test set and exit")
+    g.add_argument("--ckpt_path", default=None, help="checkpoint folder (runs/.../checkpoints/step-N) for --eval")
+    g.add_argument("--fresh", action="store_true", help="refuse to resume: fail if the run folder already has checkpoints")
+    g.add_argument("--keep_checkpoints", type=int, default=3, help="how many checkpoints to keep")
+    g.add_argument("--ckpt_every_steps", type=int, default=0, help="also checkpoint every N steps inside an epoch (0: per epoch only)")
+    g.add_argument("--threads", type=int, default=0, help="TF intra/inter-op threads (0: TF decides)")
+    g.add_argument("--progress", choices=["auto", "on", "off"], default="auto", help="progress bar")
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", choices=["cifar10", "cifar100", "mnist"], default=None)
+    g.add_argument("--data_dir", default=os.environ.get("KIT_DATA_DIR", "data"),
+                   help="where archives are downloaded and extracted (env KIT_DATA_DIR)")
+    g.add_argument("--data_source", default=None,
+                   help="a local archive, an extracted folder or a mirror URL (env KIT_DATA_SOURCE)")
+    g.add_argument("--trust_data", action="store_true",
+                   help="vouch for a data folder or archive whose checksum does not match the official one")
+    g.add_argument("--dataset_label", default=None,
+                   help="what the data really is, for the logs and compare (e.g. 'CIFAR-10 (JPEG)')")
+    g.add_argument("--train_subset", type=int, default=0, help="use only the first N training images (0: all)")
+    g.add_argument("--test_subset", type=int, default=0, help="use only the first N test images (0: all)")
+    bool_flag(g, "augment", "random crop and flip during training")
+    g.add_argument("--normalization", choices=["channel", "pixel_mean"], default=None,
+                   help="channel: per-channel (x-mean)/std; pixel_mean: subtract the per-pixel training mean")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, default=None)
+    g.add_argument("--steps", type=int, default=None, help="stop after this many steps (overrides --epochs)")
+    g.add_argument("--batch_size", type=int, default=None)
+    g.add_argument("--optimizer", choices=["momentum", "adam"], default=None)
+    g.add_argument("--momentum", type=float, default=None)
+    bool_flag(g, "nesterov", "Nesterov momentum")
+    g.add_argument("--adam_epsilon", type=float, default=None)
+    g.add_argument("--lr", "--init_lr", dest="lr", type=float, default=None, help="initial learning rate")
+    g.add_argument("--lr_decay_epochs", default=None, help="comma-separated epochs at which lr *= lr_decay_factor")
+    g.add_argument("--lr_decay_steps", default=None, help="the same in steps (overrides --lr_decay_epochs)")
+    g.add_argument("--lr_decay_factor", type=float, default=None)
+    g.add_argument("--warmup_steps", type=int, default=None, help="train at --warmup_lr for this many steps first")
+    g.add_argument("--warmup_lr", type=float, default=None)
+    g.add_argument("--weight_decay", type=float, default=None, help="loss += weight_decay * sum(l2_loss(v))")
+    g.add_argument("--decay_on", choices=["all", "kernels"], default=None,
+                   help="all trainable variables (taki0112) or conv/dense kernels only (chao-ji)")
+    g.add_argument("--init", choices=["glorot", "he"], default=None, help="kernel initialisation")
+    g.add_argument("--bn_decay", type=float, default=None, help="batch-norm moving-average decay")
+    g.add_argument("--seed", type=int, default=None)
+    g = p.add_argument_group("reproduce the originals' harness bugs (all fixed by default)")
+    bool_flag(g, "test_own_stats", "normalise the test set with its own mean/std instead of the training set's")
+    bool_flag(g, "second_train_pass", "run a second training-mode forward pass per step to log train accuracy "
+                                      "(updates the batch-norm statistics twice per step)")
+    bool_flag(g, "shuffle_once", "shuffle the training set once at load time instead of every epoch")
+    g = p.add_argument_group(model_name)
+    add_model_flags(g)
+    return p
+
+
+def resolve(args, presets):
+    """Preset values over COMMON_DEFAULTS, explicit flags over both. Returns a flat dict."""
+    hp = dict(COMMON_DEFAULTS)
+    hp.update(presets[args.preset])
+    for k, v in vars(args).items():
+        if v is not None and (k in hp or k not in ("summary", "eval", "fresh")):
+            hp[k] = v
+    for k in ("summary", "eval", "fresh"):
+        hp[k] = getattr(args, k)
+    return hp
+
+
+def check_common(hp):
+    def need(ok, msg):
+        if not ok:
+            raise KitError(msg)
+    need(1 <= hp["batch_size"] <= 65536, "--batch_size must be between 1 and 65536, got %s" % hp["batch_size"])
+    need(hp["epochs"] >= 1 or hp["steps"] >= 1, "--epochs must be at least 1, got %s" % hp["epochs"])
+    need(hp["epochs"] <= 100000, "--epochs must be at most 100000, got %s" % hp["epochs"])
+    need(hp["steps"] >= 0, "--steps must be 0 (use --epochs) or positive, got %s" % hp["steps"])
+    for k in ("lr", "warmup_lr"):
+        need(np.isfinite(hp[k]) and 0 < hp[k] <= 10, "--%s must be in (0, 10], got %s" % (k, hp[k]))
+    need(0 <= hp["weight_decay"] < 1, "--weight_decay must be in [0, 1), got %s" % hp["weight_decay"])
+    need(0 < hp["lr_decay_factor"] <= 1, "--lr_decay_factor must be in (0, 1], got %s" % hp["lr_decay_factor"])
+    need(0 <= hp["momentum"] < 1, "--momentum must be in [0, 1), got %s" % hp["momentum"])
+    need(0 < hp["bn_decay"] < 1, "--bn_decay must be in (0, 1), got %s" % hp["bn_decay"])
+    need(hp["warmup_steps"] >= 0, "--warmup_steps must be >= 0, got %s" % hp["warmup_steps"])
+    need(hp["keep_checkpoints"] >= 1, "--keep_checkpoints must be at least 1")
+    try:
+        int_list(hp["lr_decay_epochs"]), int_list(hp["lr_decay_steps"])
+    except ValueError:
+        raise KitError("--lr_decay_epochs/--lr_decay_steps take comma-separated numbers, e.g. 150,225")
+
+
+# ----------------------------------------------------------------------------- data
+
+def input_shape(dataset):
+    return ((28, 28, 1), 10) if dataset == "mnist" else ((32, 32, 3), 100 if dataset == "cifar100" else 10)
+
+
+def load_data(hp):
+    """Load, subset and normalise the dataset named in `hp`; returns a dict of float32 arrays."""
+    if hp["dataset"] == "mnist":
+        import mnist
+        d = mnist.load(hp["data_dir"], hp.get("data_source"))
+        label = "MNIST" if d["verified"] else "MNIST (unverified copy)"
+    else:
+        import cifar10
+        d = cifar10.load(hp["dataset"], hp["data_dir"], hp.get("data_source"), hp.get("trust_data"),
+                         binary=hp.get("binary", False))
+        name = "CIFAR-100" if hp["dataset"] == "cifar100" else "CIFAR-10"
+        label = name if d["verified"] else name + " (unverified copy)"
+    if hp.get("train_subset"):
+        d["train_x"], d["train_y"] = d["train_x"][:hp["train_subset"]], d["train_y"][:hp["train_subset"]]
+    if hp.get("test_subset"):
+        d["test_x"], d["test_y"] = d["test_x"][:hp["test_subset"]], d["test_y"][:hp["test_subset"]]
+    d["label"] = hp.get("dataset_label") or label
+    import cifar10
+    if hp["normalization"] == "pixel_mean":
+        mean = d["train_x"].astype(np.float64).mean(axis=0)
+        d["train_x"] = cifar10.normalize(d["train_x"], mean)
+        test_mean = d["test_x"].astype(np.float64).mean(axis=0) if hp["test_own_stats"] else mean
+        d["test_x"] = cifar10.normalize(d["test_x"], test_mean)
+    else:
+        mean, std = cifar10.channel_stats(d["train_x"])
+        if hp["test_own_stats"]:  # the originals' bug: the test set normalised with its own statistics
+            tmean, tstd = cifar10.channel_stats(d["test_x"])
+        else:
+            tmean, tstd = mean, std
+        d["train_x"] = cifar10.normalize(d["train_x"], mean, std)
+        d["test_x"] = cifar10.normalize(d["test_x"], tmean, tstd)
+    return d
+
+
+class Batches(object):
+    """Training batches as a pure function of (seed, epoch, index), made ahead by a thread.
+
+    `shard(order)` lets a distributed run take its slice of each epoch's order.
+    """
+
+    def __init__(self, x, y, batch_size, seed, augment, shuffle_once=False, pad=4, shard=None, prefetch=2):
+        self.x, self.y, self.bs, self.seed, self.aug = x, y, batch_size, seed, augment
+        self.shuffle_once, self.pad, self.shard = shuffle_once, pad, shard
+        self.n = len(x) if shard is None else len(shard(np.arange(len(x))))
+        self.steps_per_epoch = int(math.ceil(self.n / float(batch_size)))
+        self.prefetch = prefetch
+
+    def order(self, epoch):
+        rng = np.random.RandomState([self.seed, 0 if self.shuffle_once else epoch, 7])
+        o = rng.permutation(len(self.x))
+        return o if self.shard is None else self.shard(o)
+
+    def batch(self, epoch, index, order=None):
+        import cifar10
+        o = self.order(epoch) if order is None else order
+        idx = o[index * self.bs:(index + 1) * self.bs]
+        bx = self.x[idx]
+        if self.aug:
+            bx = cifar10.augment(bx, np.random.RandomState([self.seed, epoch, index, 11]), pad=self.pad)
+        return bx, self.y[idx]
+
+    def iterate(self, epoch, start):
+        """Yield (index, images, labels) for indices start..steps_per_epoch-1, one step ahead."""
+        q = queue.Queue(maxsize=self.prefetch)
+        stop = threading.Event()
+        order = self.order(epoch)
+
+        def work():
+            for i in range(start, self.steps_per_epoch):
+                item = (i,) + self.batch(epoch, i, order)
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        pass
+                if stop.is_set():
+                    return
+            q.put(None)
+
+        t = threading.Thread(target=work)
+        t.daemon = True
+        t.start()
+        try:
+            while True:
+                item = q.get()
+                if item is None:
+                    return
+                yield item
+        finally:
+            stop.set()
+
+
+# ----------------------------------------------------------------------------- graph
+
+class Graph(object):
+    """Placeholders, model, loss, metrics, learning rate and train op of one run."""
+
+    def __init__(self, build_fn, hp, steps_per_epoch, dist=None):
+        shape, self.num_classes = input_shape(hp["dataset"])
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            tf.set_random_seed(hp["seed"])
+            self.x = tf.placeholder(tf.float32, [None] + list(shape), name="images")
+            self.y = tf.placeholder(tf.int64, [None], name="labels")
+            self.training = tf.placeholder(tf.bool, [], name="training")
+            self.global_step = tf.train.get_or_create_global_step()
+            self.logits = build_fn(self.x, self.training, hp, self.num_classes)
+            self.xent = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=self.y, logits=self.logits))
+            self.correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(self.logits, 1), self.y), tf.int32))
+            self.predictions = tf.argmax(self.logits, 1)
+            decayed = [v for v in tf.trainable_variables()
+                       if hp["decay_on"] == "all" or v.op.name.endswith("kernel")]
+            l2 = tf.add_n([tf.nn.l2_loss(v) for v in decayed]) if decayed and hp["weight_decay"] else 0.0
+            self.loss = self.xent + hp["weight_decay"] * l2
+            self.lr = learning_rate(self.global_step, hp, steps_per_epoch, dist)
+            if hp["optimizer"] == "adam":
+                opt = tf.train.AdamOptimizer(self.lr, epsilon=hp["adam_epsilon"])
+            else:
+                opt = tf.train.MomentumOptimizer(self.lr, hp["momentum"], use_nesterov=hp["nesterov"])
+            if dist is not None:
+                opt = dist.wrap_optimizer(opt)
+            with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
+                self.train_op = opt.minimize(self.loss, global_step=self.global_step)
+            self.num_params = ops.count_params()
+            self.stages = [(name, t.get_shape().as_list()) for name, t in tf.get_collection(ops.STAGES)]
+            self.saver = tf.train.Saver(tf.global_variables(), max_to_keep=None, save_relative_paths=True)
+            self.init = tf.global_variables_initializer()
+            self.broadcast = dist.broadcast_op() if dist is not None else None
+            self.graph.finalize()
+
+
+def lr_plan(hp, steps_per_epoch):
+    """(boundaries, values) of the piecewise-constant schedule, in steps."""
+    decay = int_list(hp["lr_decay_steps"]) or [e * steps_per_epoch for e in int_list(hp["lr_decay_epochs"])]
+    bounds, values = [], [hp["lr"]]
+    for i, b in enumerate(sorted(decay)):
+        bounds.append(int(b))
+        values.append(hp["lr"] * hp["lr_decay_factor"] ** (i + 1))
+    if hp["warmup_steps"]:
+        bounds = [int(hp["warmup_steps"])] + bounds
+        values = [hp["warmup_lr"]] + values
+    return bounds, values
+
+
+def lr_at(step, hp, steps_per_epoch):
+    """The schedule in Python, for the logs and the tests."""
+    bounds, values = lr_plan(hp, steps_per_epoch)
+    i = 0
+    while i < len(bounds) and step >= bounds[i]:
+        i += 1
+    return values[i]
+
+
+def learning_rate(global_step, hp, steps_per_epoch, dist=None):
+    bounds, values = lr_plan(hp, steps_per_epoch)
+    scale = dist.lr_scale(global_step) if dist is not None else None
+    lr = tf.train.piecewise_constant(global_step, bounds, values) if bounds else tf.constant(values[0])
+    return lr if scale is None else lr * scale
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_dir(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def write_atomic(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(os.path.dirname(path) or ".")
+
+
+class Checkpoints(object):
+    """Atomic checkpoints in `run_dir/checkpoints`.
+
+    A checkpoint is written into `.tmp-step-N/` (the TF files, then `meta.json` holding
+    their SHA-256 and the run's state), fsynced, renamed to `step-N/`, and only then
+    named in `latest` (itself replaced atomically). A crash at any moment leaves
+    either the old `latest` or the new one, each pointing at a complete folder; on
+    resume every candidate is checked against its hashes, newest first, and a damaged
+    one is skipped with a message.
+    """
+
+    def __init__(self, run_dir, keep=3, log=print):
+        self.dir = os.path.join(run_dir, "checkpoints")
+        self.keep, self.log = keep, log
+
+    def clean_partial(self):
+        if os.path.isdir(self.dir):
+            for name in os.listdir(self.dir):
+                if name.startswith(".tmp-"):
+                    shutil.rmtree(os.path.join(self.dir, name), ignore_errors=True)
+
+    def steps(self):
+        if not os.path.isdir(self.dir):
+            return []
+        return sorted((int(n[5:]) for n in os.listdir(self.dir) if n.startswith("step-") and n[5:].isdigit()),
+                      reverse=True)
+
+    def path(self, step):
+        return os.path.join(self.dir, "step-%08d" % step)
+
+    def save(self, sess, saver, step, meta):
+        os.makedirs(self.dir, exist_ok=True)
+        final = self.path(step)
+        tmp = os.path.join(self.dir, ".tmp-step-%08d" % step)
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            os.makedirs(tmp)
+            saver.save(sess, os.path.join(tmp, "model"), write_meta_graph=False, write_state=False)
+            files = sorted(f for f in os.listdir(tmp))
+            meta = dict(meta, step=step, files={f: _sha256(os.path.join(tmp, f)) for f in files})
+            with open(os.path.join(tmp, "meta.json"), "w") as f:
+                json.dump(meta, f)
+                f.flush()
+                os.fsync(f.fileno())
+            for f in files:
+                with open(os.path.join(tmp, f), "rb") as fh:
+                    os.fsync(fh.fileno())
+            _fsync_dir(tmp)
+            if os.path.isdir(final):
+                shutil.rmtree(final)
+            os.rename(tmp, final)
+            _fsync_dir(self.dir)
+            write_atomic(os.path.join(self.dir, "latest"), os.path.basename(final) + "\n")
+        except (OSError, IOError, tf.errors.OpError) as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            good = self.latest_name()
+            reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
+            raise KitError("could not write the checkpoint of step %d in %s (%s): free space or fix the folder, then "
+                           "run the same command to resume%s" % (step, self.dir, reason.splitlines()[0] if reason else e,
+                                                                  "; %s is intact" % good if good else ""), EXIT_DISK)
+        for old in self.steps()[self.keep:]:
+            shutil.rmtree(self.path(old), ignore_errors=True)
+        return final
+
+    def latest_name(self):
+        try:
+            with open(os.path.join(self.dir, "latest")) as f:
+                return f.read().strip() or None
+        except (OSError, IOError):
+            return None
+
+    def verify(self, folder):
+        """meta dict if every file of the checkpoint in `folder` is present and intact, else None."""
+        try:
+            with open(os.path.join(folder, "meta.json")) as f:
+                meta = json.load(f)
+            for name, digest in meta["files"].items():
+                if _sha256(os.path.join(folder, name)) != digest:
+                    return None
+            return meta
+        except (OSError, IOError, ValueError, KeyError):
+            return None
+
+    def find(self):
+        """(folder, meta) of the newest intact checkpoint, or (None, None)."""
+        named = self.latest_name()
+        candidates = ([os.path.join(self.dir, named)] if named else []) + [self.path(s) for s in self.steps()]
+        seen, bad = set(), []
+        for folder in candidates:
+            if folder in seen:
+                continue
+            seen.add(folder)
+            meta = self.verify(folder)
+            if meta is not None:
+                if bad:
+                    self.log("checkpoint %s is incomplete or damaged; resuming from %s instead"
+                             % (", ".join(os.path.basename(b) for b in bad), os.path.basename(folder)))
+                return folder, meta
+            bad.append(folder)
+        if bad:
+            self.log("no intact checkpoint in %s (damaged: %s); starting from scratch"
+                     % (self.dir, ", ".join(os.path.basename(b) for b in bad)))
+        return None, None
+
+
+class RunLock(object):
+    """An exclusive lock on a run folder, released by the OS even if the process is killed."""
+
+    def __init__(self, run_dir):
+        self.path = os.path.join(run_dir, "LOCK")
+        self.fd = None
+
+    def __enter__(self):
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except (OSError, IOError) as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            other = os.read(self.fd, 64).decode(errors="replace").strip() or "?"
+            os.close(self.fd)
+            raise KitError("run folder %s is in use by another training process (pid %s): wait for it to finish or "
+                           "pass another --run_dir" % (os.path.dirname(self.path), other))
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, str(os.getpid()).encode())
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+
+# ----------------------------------------------------------------------------- logging
+
+def log_line(rec, epochs):
+    """The originals' logs.txt line, with learning rate and images/s appended."""
+    return ("epoch: %d/%d, train_loss: %.4f, train_acc: %.4f, test_loss: %.4f, test_acc: %.4f, "
+            "learning_rate: %g, images/s: %.1f" % (rec["epoch"], epochs, rec["train_loss"], rec["train_acc"],
+                                                   rec["test_loss"], rec["test_acc"], rec["lr"], rec["images_per_sec"]))
+
+
+def rewrite_logs(run_dir, history, epochs):
+    """logs.txt and metrics.jsonl hold exactly the epochs of `history` (the checkpoint's)."""
+    write_atomic(os.path.join(run_dir, "metrics.jsonl"), "".join(json.dumps(r) + "\n" for r in history))
+    write_atomic(os.path.join(run_dir, "logs.txt"), "".join(log_line(r, epochs) + "\n" for r in history))
+
+
+def append_logs(run_dir, rec, epochs):
+    for name, text in (("metrics.jsonl", json.dumps(rec)), ("logs.txt", log_line(rec, epochs))):
+        with open(os.path.join(run_dir, name), "a") as f:
+            f.write(text + "\n")
+
+
+class Scalars(object):
+    """TensorBoard scalars under the originals' tags, once per epoch."""
+
+    def __init__(self, logdir):
+        self.writer = tf.summary.FileWriter(logdir)
+
+    def write(self, rec):
+        tags = [("train_loss", "train_loss"), ("train_accuracy", "train_acc"), ("test_loss", "test_loss"),
+                ("test_accuracy", "test_acc"), ("learning_rate", "lr"), ("images_per_sec", "images_per_sec")]
+        summary = tf.Summary(value=[tf.Summary.Value(tag=t, simple_value=float(rec[k])) for t, k in tags])
+        self.writer.add_summary(summary, rec["step"])
+        self.writer.flush()
+
+    def close(self):
+        self.writer.close()
+
+
+# ----------------------------------------------------------------------------- the loop
+
+def session_config(hp, dist=None):
+    config = tf.ConfigProto(allow_soft_placement=True)
+    if hp.get("threads"):
+        config.intra_op_parallelism_threads = hp["threads"]
+        config.inter_op_parallelism_threads = hp["threads"]
+    if dist is not None:
+        dist.configure(config)
+    return config
+
+
+def evaluate(sess, g, x, y, chunk=1000):
+    """Mean cross-entropy and accuracy over all of (x, y) in inference mode, plus predictions."""
+    total_loss, correct, preds = 0.0, 0, []
+    for i in range(0, len(x), chunk):
+        bx, by = x[i:i + chunk], y[i:i + chunk]
+        loss, c, p = sess.run([g.xent, g.correct, g.predictions], {g.x: bx, g.y: by, g.training: False})
+        total_loss += float(loss) * len(bx)
+        correct += int(c)
+        preds.append(p)
+    n = max(len(x), 1)
+    return total_loss / n, correct / float(n), np.concatenate(preds) if preds else np.zeros(0, np.int64)
+
+
+def print_summary(model_name, hp, g, out=sys.stdout):
+    out.write("%s (preset %s, %s): stage output shapes\n" % (model_name, hp["preset"], hp["dataset"]))
+    for name, shape in g.stages:
+        out.write("  %-28s %s\n" % (name, shape))
+    out.write("trainable parameters: %d\n" % g.num_params)
+
+
+class _StopFlag(object):
+    """Ctrl-C / SIGTERM ask the loop to stop at the next step boundary and checkpoint."""
+
+    def __init__(self):
+        self.requested = None
+        self.previous = {}
+
+    def __enter__(self):
+        for s in (signal.SIGINT, signal.SIGTERM):
+            self.previous[s] = signal.signal(s, self.handle)
+        return self
+
+    def handle(self, signum, frame):
+        if self.requested is not None:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.requested = signum
+
+    def __exit__(self, *exc):
+        for s, h in self.previous.items():
+            signal.signal(s, h)
+
+
+def default_run_dir(model_name, hp):
+    return os.path.join("runs", "%s-%s-%s" % (model_name, hp["preset"], hp["dataset"]))
+
+
+ARCH_KEYS_COMMON = ("dataset",)
+
+
+def train(model_name, build_fn, hp, log=print, dist=None):
+    """Train (or resume) one run as described by `hp`; returns the last epoch's record."""
+    chief = dist is None or dist.is_chief
+    run_dir = hp["run_dir"] or default_run_dir(model_name, hp)
+    os.makedirs(run_dir, exist_ok=True)
+    data = load_data(hp)
+    shard = dist.shard if dist is not None else None
+    batches = Batches(data["train_x"], data["train_y"], hp["batch_size"], hp["seed"], hp["augment"],
+                      hp["shuffle_once"], shard=shard)
+    spe = batches.steps_per_epoch
+    total_steps = hp["steps"] or hp["epochs"] * spe
+    epochs = int(math.ceil(total_steps / float(spe)))
+
+    t0 = time.time()
+    g = Graph(build_fn, hp, spe, dist)
+    build_seconds = time.time() - t0
+    config = dict(model=model_name, preset=hp["preset"], dataset=hp["dataset"], dataset_label=data["label"],
+                  data_verified=bool(data["verified"]), hparams={k: v for k, v in sorted(hp.items())},
+                  num_params=g.num_params, kit_version=KIT_VERSION, tensorflow=VERSION,
+                  steps_per_epoch=spe, total_steps=total_steps, epochs_planned=epochs)
+    ckpts = Checkpoints(run_dir, hp["keep_checkpoints"], log=log)
+
+    with (RunLock(run_dir) if chief else _Null()), _StopFlag() as stop, \
+            tf.Session(graph=g.graph, config=session_config(hp, dist)) as sess:
+        if chief:
+            ckpts.clean_partial()
+        folder, meta = ckpts.find() if chief else (None, None)
+        if folder is not None and hp.get("fresh"):
+            raise KitError("%s already holds checkpoints and --fresh was given: pass another --run_dir or drop --fresh"
+                           % run_dir)
+        if dist is not None:
+            folder, meta = dist.agree_on_checkpoint(folder, meta)
+        if folder is not None:
+            restore(sess, g, folder, meta, model_name, hp)
+            history, partial = meta["history"], meta.get("partial")
+            if history and history[-1].get("partial"):  # a run that stopped mid-epoch: that epoch goes on
+                history.pop()
+            step = int(sess.run(g.global_step))
+            log("resumed from %s: step %d, epoch %d, learning rate %g" % (folder, step, step // spe,
+                                                                            lr_at(step, hp, spe)))
+            _warn_changes(meta.get("config", {}), config, log)
+        else:
+            sess.run(g.init)
+            history, partial, step = [], None, 0
+        if g.broadcast is not None:
+            sess.run(g.broadcast)
+        if chief:
+            write_atomic(os.path.join(run_dir, "config.json"), json.dumps(config, indent=1, sort_keys=True) + "\n")
+            rewrite_logs(run_dir, history, epochs)
+            log("%s: %d trainable parameters, graph built in %.1fs; %s, %d train / %d test images; %d steps of %d "
+                "(%d per epoch)" % (model_name, g.num_params, build_seconds, data["label"], len(data["train_x"]),
+                                    len(data["test_x"]), step, total_steps, spe))
+        scalars = Scalars(os.path.join(run_dir, "tb")) if chief else None
+
+        def checkpoint(state_partial):
+            if chief:
+                ckpts.save(sess, g.saver, step, dict(history=history, partial=state_partial, config=config))
+
+        rec = history[-1] if history else None
+        try:
+            while step < total_steps:
+                epoch = step // spe
+                start = step % spe
+                acc = partial if (partial and partial.get("epoch") == epoch) else dict(epoch=epoch, loss=0.0, correct=0, seen=0)
+                partial = None
+                bar = _bar(hp, chief, spe, start, epoch, epochs)
+                t_epoch, images = time.time(), 0
+                for index, bx, by in batches.iterate(epoch, start):
+                    if step >= total_steps:
+                        break
+                    fetch = [g.train_op, g.xent, g.correct]
+                    _, loss, correct = sess.run(fetch, {g.x: bx, g.y: by, g.training: True})
+                    if not np.isfinite(loss):
+                        good = ckpts.latest_name()
+                        raise KitError("loss is %s at step %d (epoch %d): stopped; the last good checkpoint (%s) is "
+                                       "kept. Lower --lr or check the data, then resume or start a new --run_dir"
+                                       % (loss, step + 1, epoch + 1, good or "none yet"), EXIT_NAN)
+                    if hp["second_train_pass"]:  # the originals' extra pass, only to log train accuracy
+                        correct = sess.run(g.correct, {g.x: bx, g.y: by, g.training: True})
+                    step += 1
+                    images += len(bx)
+                    acc["loss"] += float(loss) * len(bx)
+                    acc["correct"] += int(correct)
+                    acc["seen"] += len(bx)
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix_str("loss %.3f, %.0f img/s" % (loss, images / max(time.time() - t_epoch, 1e-9)))
+                    if stop.requested is not None:
+                        break
+                    if hp["ckpt_every_steps"] and step % hp["ckpt_every_steps"] == 0 and step % spe:
+                        checkpoint(acc)
+                if bar is not None:
+                    bar.close()
+                seconds = time.time() - t_epoch
+                if stop.requested is not None and step % spe and step < total_steps:
+                    checkpoint(acc)
+                    log("interrupted at step %d: checkpoint written; run the same command to resume" % step)
+                    raise KitError("interrupted", EXIT_INTERRUPTED)
+                if chief and (step % spe == 0 or step >= total_steps):
+                    test_loss, test_acc, _ = evaluate(sess, g, data["test_x"], data["test_y"])
+                    rec = dict(epoch=epoch + 1, step=step, train_loss=acc["loss"] / max(acc["seen"], 1),
+                               train_acc=acc["correct"] / float(max(acc["seen"], 1)), test_loss=test_loss,
+                               test_acc=test_acc, lr=lr_at(step - 1, hp, spe),
+                               images_per_sec=images / max(seconds, 1e-9), wall_time=time.time() - t0)
+                    if step % spe:  # --steps ended the run inside an epoch
+                        rec["partial"] = True
+                    history.append(rec)
+                    checkpoint(acc if step % spe else None)
+                    append_logs(run_dir, rec, epochs)
+                    scalars.write(rec)
+                    log(log_line(rec, epochs))
+                if stop.requested is not None:
+                    log("interrupted at step %d: checkpoint written; run the same command to resume" % step)
+                    raise KitError("interrupted", EXIT_INTERRUPTED)
+        finally:
+            if scalars is not None:
+                scalars.close()
+    return rec
+
+
+class _Null(object):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _bar(hp, chief, total, start, epoch, epochs):
+    show = hp.get("progress", "auto")
+    if not chief or show == "off" or (show == "auto" and not sys.stderr.isatty()):
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, initial=start, desc="epoch %d/%d" % (epoch + 1, epochs), unit="step", leave=False)
+
+
+def _warn_changes(old, new, log):
+    a, b = old.get("hparams", {}), new.get("hparams", {})
+    skip = {"progress", "threads", "eval", "summary", "fresh", "ckpt_path", "run_dir", "data_dir", "data_source"}
+    changed = sorted(k for k in set(a) | set(b) if k not in skip and a.get(k) != b.get(k))
+    if changed:
+        log("note: resuming with settings that differ from the checkpoint's: %s"
+            % ", ".join("%s %r -> %r" % (k, a.get(k), b.get(k)) for k in changed))
+
+
+def restore(sess, g, folder, meta, model_name, hp):
+    """Restore `folder` into the session, or raise a one-line KitError if it does not fit."""
+    prefix = os.path.join(folder, "model")
+    saved = meta.get("config", {}) if meta else {}
+    where = "%s --preset %s" % (saved.get("model", "?"), saved.get("preset", "?"))
+    try:
+        shapes = dict(tf.train.list_variables(prefix))
+    except tf.errors.OpError as e:
+        raise KitError("cannot read checkpoint %s (%s): pass another --run_dir or --ckpt_path" % (folder, e.message))
+    with g.graph.as_default():
+        for v in tf.global_variables():
+            name = v.op.name
+            if name not in shapes:
+                raise KitError("checkpoint %s does not fit this model: it has no variable %s (it was written by %s); "
+                               "use the same model and settings or another --run_dir" % (folder, name, where))
+            if list(shapes[name]) != v.get_shape().as_list():
+                raise KitError("checkpoint %s does not fit this model: %s is %s there and %s here (it was written by "
+                               "%s); use the same model and settings or another --run_dir"
+                               % (folder, name, list(shapes[name]), v.get_shape().as_list(), where))
+    g.saver.restore(sess, prefix)
+
+
+def run_eval(model_name, build_fn, hp, log=print):
+    """--eval: restore a checkpoint, report overall and per-class test accuracy, write a confusion matrix."""
+    run_dir = hp["run_dir"] or default_run_dir(model_name, hp)
+    data = load_data(hp)
+    g = Graph(build_fn, hp, 1)
+    if hp.get("ckpt_path"):
+        folder = hp["ckpt_path"].rstrip("/")
+        if os.path.basename(folder) == "model":
+            folder = os.path.dirname(folder)
+        meta = Checkpoints(run_dir).verify(folder)
+        if meta is None:
+            raise KitError("%s is not an intact kit checkpoint folder (no meta.json, or a file does not match its "
+                           "hash): pass a runs/.../checkpoints/step-N folder" % folder)
+    else:
+        folder, meta = Checkpoints(run_dir, log=log).find()
+        if folder is None:
+            raise KitError("no checkpoint in %s: train first, or pass --run_dir/--ckpt_path" % run_dir)
+    with tf.Session(graph=g.graph, config=session_config(hp)) as sess:
+        restore(sess, g, folder, meta, model_name, hp)
+        loss, acc, preds = evaluate(sess, g, data["test_x"], data["test_y"])
+    import report
+    matrix = report.confusion_matrix(data["test_y"], preds, g.num_classes)
+    names = report.class_names(hp["dataset"], g.num_classes)
+    log("checkpoint %s on %s (%d test images): loss %.4f, accuracy %.4f" % (folder, data["label"], len(preds), loss, acc))
+    log(report.per_class_table(matrix, names))
+    png = os.path.join(run_dir, "confusion_matrix.png")
+    os.makedirs(run_dir, exist_ok=True)
+    report.confusion_png(matrix, names, png, title="%s %s: test accuracy %.2f%%" % (model_name, hp["preset"], 100 * acc))
+    log("wrote %s" % png)
+    return dict(loss=loss, accuracy=acc, confusion=matrix)
+
+
+def main(model_name, build_fn, presets, add_model_flags, validate=None, argv=None, description=None):
+    """Entry point of a model script: parse flags, then --summary, --eval or train."""
+    parser = build_parser(model_name, add_model_flags, presets, description or model_name)
+    args = parser.parse_args(argv)
+    try:
+        hp = resolve(args, presets)
+        check_common(hp)
+        if validate is not None:
+            validate(hp)
+        if hp["summary"]:
+            g = Graph(build_fn, hp, 1)
+            print_summary(model_name, hp, g)
+            return 0
+        if hp["eval"]:
+            run_eval(model_name, build_fn, hp)
+            return 0
+        dist = None
+        if os.environ.get("HOROVOD_RANK") is not None or hp.get("horovod"):
+            import distributed
+            dist = distributed.Horovod(hp)
+        train(model_name, build_fn, hp, dist=dist)
+        return 0
+    except KitError as e:
+        if e.code != EXIT_INTERRUPTED:
+            sys.stderr.write("error: %s\n" % e)
+        return e.code
+    except Exception as e:  # data errors from the loaders are one line too
+        import cifar10
+        if isinstance(e, cifar10.DataError):
+            sys.stderr.write("error: %s\n" % e)
+            return EXIT_USAGE
+        raise
