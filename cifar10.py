@@ -222,6 +222,10 @@ def _extract_checked(archive, md5, folder, data_dir, trust):
 
 # ----------------------------------------------------------------------------- loading
 
+class _Refused(pickle.UnpicklingError):
+    pass
+
+
 class _BatchUnpickler(pickle.Unpickler):
     """Builds only what a CIFAR batch holds: dicts, lists, bytes/str, ints and NumPy arrays."""
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype"),
@@ -231,7 +235,7 @@ class _BatchUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED:
             return super(_BatchUnpickler, self).find_class(module, name)
-        raise pickle.UnpicklingError("refusing to load %s.%s from a data batch" % (module, name))
+        raise _Refused("it asks to build %s.%s, which a data batch never holds" % (module, name))
 
 
 def read_pickle(path):
@@ -241,8 +245,8 @@ def read_pickle(path):
     try:
         with open(path, "rb") as f:
             return _BatchUnpickler(f, encoding="bytes").load()
-    except pickle.UnpicklingError as e:
-        raise DataError("%s is not a CIFAR batch (%s): delete the folder and download the archive again" % (path, e))
+    except _Refused as e:
+        raise DataError("refusing to load %s: %s; delete the folder and download the archive again" % (path, e))
     except Exception as e:
         raise DataError("%s is truncated or corrupt (%s: %s): delete the folder and download the archive again"
                         % (path, type(e).__name__, e))

@@ -28,7 +28,7 @@ def conv_layer(input, filter, kernel, stride=1, padding="SAME", layer_name="conv
                             kernel_initializer=kernel_initializer, name=layer_name)
 
 
-def Batch_Normalization(x, training, scope, decay=0.9, epsilon=1e-3):
+def Batch_Normalization(x, training, scope, decay=0.9, epsilon=1e-3, scale=True, zero_debias_moving_mean=True):
     """Batch normalisation switched by a boolean tensor, exactly the originals' idiom.
 
     `tf.cond(training, ...)` builds `tf.contrib.layers.batch_norm` twice under one scope:
@@ -37,18 +37,28 @@ def Batch_Normalization(x, training, scope, decay=0.9, epsilon=1e-3):
     (`updates_collections=None`); the inference branch reuses them (`reuse=True`) and
     normalises with the moving averages. One set of variables, no UPDATE_OPS to run.
     decay=0.9, center, scale, zero_debias_moving_mean=True and contrib's epsilon=1e-3
-    are the originals' values (chao-ji/tf-resnet-cifar10 uses decay 0.99).
+    are the originals' values. chao-ji/tf-resnet-cifar10 calls slim's batch_norm with
+    zero_debias_moving_mean=False and decay 0.99 inside its convs, and with slim's
+    defaults (decay 0.999, scale=False: no gamma) for its pre-activations; hence the
+    `scale` and `zero_debias_moving_mean` arguments.
 
     One difference in how, not what: each branch passes `is_training` as a Python
     bool (the branch already knows its mode) where the originals pass the tensor
     again. That computes the same function but does not nest a second `cond` inside
     each branch, which makes the graph smaller and quicker to build.
+
+    And one for memory: the inference branch is wrapped in `tf.stop_gradient`. Training
+    differentiates the training branch only, but without the stop TF's cond gradient
+    gives every BN a zero tensor the size of its input (the untaken branch's share), made
+    as soon as the forward pass reaches the BN and held until backprop comes back to it:
+    a third of ResNeXt's training memory. Outputs and training gradients are unchanged;
+    gradients taken in inference mode are zero (nothing in the kit takes them).
     """
     with arg_scope([batch_norm], scope=scope, updates_collections=None, decay=decay,
-                   epsilon=epsilon, center=True, scale=True, zero_debias_moving_mean=True):
+                   epsilon=epsilon, center=True, scale=scale, zero_debias_moving_mean=zero_debias_moving_mean):
         return tf.cond(training,
                        lambda: batch_norm(inputs=x, is_training=True, reuse=None),
-                       lambda: batch_norm(inputs=x, is_training=False, reuse=True))
+                       lambda: tf.stop_gradient(batch_norm(inputs=x, is_training=False, reuse=True)))
 
 
 _tflearn = []  # lazily imported tflearn module (or None where it cannot be imported)
@@ -57,7 +67,12 @@ _tflearn = []  # lazily imported tflearn module (or None where it cannot be impo
 def _tflearn_module():
     if not _tflearn:
         try:
-            import tflearn
+            import contextlib
+            import io
+            # tflearn prints "Scipy not supported!" on import, and creates a variable (is_training)
+            # in the current default graph: import it under a graph of its own.
+            with contextlib.redirect_stdout(io.StringIO()), tf.Graph().as_default():
+                import tflearn
             _tflearn.append(tflearn)
         except Exception:  # not installed, or (TF 2.x) installed but unable to import
             _tflearn.append(None)

@@ -91,8 +91,8 @@ def build_parser(model_name, add_model_flags, presets, description):
     p = argparse.ArgumentParser(prog=model_name + ".py", description=description,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("run")
-    g.add_argument("--preset", choices=sorted(presets), default="original",
-                   help="original: the original repository's code and recipe; paper: the paper's")
+    g.add_argument("--preset", choices=sorted(presets), default=None,
+                   help="original (the default): the original repository's code and recipe; paper: the paper's")
     g.add_argument("--run_dir", default=None, help="folder for logs and checkpoints (default runs/<model>-<preset>-<dataset>)")
     g.add_argument("--summary", action="store_true", help="print each stage's output shape and the parameter total, then exit")
     g.add_argument("--eval", action="store_true", help="evaluate the latest checkpoint (or --ckpt_path) on the test set and exit")
@@ -115,8 +115,9 @@ def build_parser(model_name, add_model_flags, presets, description):
     g.add_argument("--train_subset", type=int, default=0, help="use only the first N training images (0: all)")
     g.add_argument("--test_subset", type=int, default=0, help="use only the first N test images (0: all)")
     bool_flag(g, "augment", "random crop and flip during training")
-    g.add_argument("--normalization", choices=["channel", "pixel_mean"], default=None,
-                   help="channel: per-channel (x-mean)/std; pixel_mean: subtract the per-pixel training mean")
+    g.add_argument("--normalization", choices=["channel", "pixel_mean", "unit"], default=None,
+                   help="channel: per-channel (x-mean)/std; pixel_mean: subtract the per-pixel training mean; "
+                        "unit: x/255, pixels in [0, 1]")
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, default=None)
     g.add_argument("--steps", type=int, default=None, help="stop after this many steps (overrides --epochs)")
@@ -126,8 +127,11 @@ def build_parser(model_name, add_model_flags, presets, description):
     bool_flag(g, "nesterov", "Nesterov momentum")
     g.add_argument("--adam_epsilon", type=float, default=None)
     g.add_argument("--lr", "--init_lr", dest="lr", type=float, default=None, help="initial learning rate")
-    g.add_argument("--lr_decay_epochs", default=None, help="comma-separated epochs at which lr *= lr_decay_factor")
-    g.add_argument("--lr_decay_steps", default=None, help="the same in steps (overrides --lr_decay_epochs)")
+    g.add_argument("--lr_decay_epochs", default=None,
+                   help="comma-separated numbers of completed epochs after which lr *= lr_decay_factor")
+    g.add_argument("--lr_decay_steps", default=None,
+                   help="the same in steps: step s trains at the lower rate once s >= the boundary "
+                        "(overrides --lr_decay_epochs)")
     g.add_argument("--lr_decay_factor", type=float, default=None)
     g.add_argument("--warmup_steps", type=int, default=None, help="train at --warmup_lr for this many steps first")
     g.add_argument("--warmup_lr", type=float, default=None)
@@ -144,13 +148,18 @@ def build_parser(model_name, add_model_flags, presets, description):
     bool_flag(g, "shuffle_once", "shuffle the training set once at load time instead of every epoch")
     g = p.add_argument_group(model_name)
     add_model_flags(g)
+    import distributed
+    distributed.add_flags(p)
     return p
 
 
 def resolve(args, presets):
     """Preset values over COMMON_DEFAULTS, explicit flags over both. Returns a flat dict."""
     hp = dict(COMMON_DEFAULTS)
-    hp.update(presets[args.preset])
+    preset = dict(presets[args.preset or "original"])
+    by_dataset = preset.pop("by_dataset", {})  # a preset's values for one dataset, e.g. the original MNIST script's
+    hp.update(preset, preset=args.preset or "original")
+    hp.update(by_dataset.get(args.dataset or hp["dataset"], {}))
     for k, v in vars(args).items():
         if v is not None and (k in hp or k not in ("summary", "eval", "fresh")):
             hp[k] = v
@@ -191,7 +200,7 @@ def load_data(hp):
     """Load, subset and normalise the dataset named in `hp`; returns a dict of float32 arrays."""
     if hp["dataset"] == "mnist":
         import mnist
-        d = mnist.load(hp["data_dir"], hp.get("data_source"))
+        d = mnist.load(hp["data_dir"], hp.get("data_source"), hp.get("trust_data"))
         label = "MNIST" if d["verified"] else "MNIST (unverified copy)"
     else:
         import cifar10
@@ -205,7 +214,10 @@ def load_data(hp):
         d["test_x"], d["test_y"] = d["test_x"][:hp["test_subset"]], d["test_y"][:hp["test_subset"]]
     d["label"] = hp.get("dataset_label") or label
     import cifar10
-    if hp["normalization"] == "pixel_mean":
+    if hp["normalization"] == "unit":  # what tensorflow.examples.tutorials.mnist feeds: pixels / 255
+        d["train_x"] = cifar10.normalize(d["train_x"], 0.0, 255.0)
+        d["test_x"] = cifar10.normalize(d["test_x"], 0.0, 255.0)
+    elif hp["normalization"] == "pixel_mean":
         mean = d["train_x"].astype(np.float64).mean(axis=0)
         d["train_x"] = cifar10.normalize(d["train_x"], mean)
         test_mean = d["test_x"].astype(np.float64).mean(axis=0) if hp["test_own_stats"] else mean
@@ -227,8 +239,9 @@ class Batches(object):
     `shard(order)` lets a distributed run take its slice of each epoch's order.
     """
 
-    def __init__(self, x, y, batch_size, seed, augment, shuffle_once=False, pad=4, shard=None, prefetch=2):
+    def __init__(self, x, y, batch_size, seed, augment, shuffle_once=False, pad=4, shard=None, prefetch=2, rank=0):
         self.x, self.y, self.bs, self.seed, self.aug = x, y, batch_size, seed, augment
+        self.rank = rank  # a distributed run's other ranks draw their own crops and flips
         self.shuffle_once, self.pad, self.shard = shuffle_once, pad, shard
         self.n = len(x) if shard is None else len(shard(np.arange(len(x))))
         self.steps_per_epoch = int(math.ceil(self.n / float(batch_size)))
@@ -245,7 +258,8 @@ class Batches(object):
         idx = o[index * self.bs:(index + 1) * self.bs]
         bx = self.x[idx]
         if self.aug:
-            bx = cifar10.augment(bx, np.random.RandomState([self.seed, epoch, index, 11]), pad=self.pad)
+            key = [self.seed, epoch, index, 11] + ([self.rank] if self.rank else [])
+            bx = cifar10.augment(bx, np.random.RandomState(key), pad=self.pad)
         return bx, self.y[idx]
 
     def iterate(self, epoch, start):
@@ -332,23 +346,45 @@ def lr_plan(hp, steps_per_epoch):
     return bounds, values
 
 
-def lr_at(step, hp, steps_per_epoch):
+def lr_at(step, hp, steps_per_epoch, dist=None):
     """The schedule in Python, for the logs and the tests."""
     bounds, values = lr_plan(hp, steps_per_epoch)
     i = 0
     while i < len(bounds) and step >= bounds[i]:
         i += 1
-    return values[i]
+    return values[i] if dist is None else values[i] * dist.lr_scale_at(step, steps_per_epoch)
 
 
 def learning_rate(global_step, hp, steps_per_epoch, dist=None):
     bounds, values = lr_plan(hp, steps_per_epoch)
-    scale = dist.lr_scale(global_step) if dist is not None else None
-    lr = tf.train.piecewise_constant(global_step, bounds, values) if bounds else tf.constant(values[0])
+    scale = dist.lr_scale(global_step, steps_per_epoch) if dist is not None else None
+    # The update made at step s (global_step == s before it) uses the rate of the first
+    # interval with s >= boundary, as lr_at says and as chao-ji's `tf.less(global_step, 500)`
+    # does; piecewise_constant switches only once x > boundary, hence the - 1.
+    lr = tf.train.piecewise_constant(global_step, [tf.cast(b - 1, tf.int64) for b in bounds], values) \
+        if bounds else tf.constant(values[0])
     return lr if scale is None else lr * scale
 
 
 # ----------------------------------------------------------------------------- checkpoints
+
+_reached = {}
+
+
+def _test_point(name):
+    """TEST HOOK, inert unless the environment sets KIT_TEST_KILL_AT=<name>:<n>.
+
+    Then the process SIGKILLs itself the n-th time it reaches the point `name`
+    ("checkpoint-files": TF files written, nothing renamed; "checkpoint-renamed": the
+    step folder is in place, `latest` not yet updated; "evaluate": mid-evaluation), so
+    tests/test_crash.py can crash inside windows too short to hit by timing.
+    """
+    spec = os.environ.get("KIT_TEST_KILL_AT")
+    if spec and spec.rpartition(":")[0] == name:
+        _reached[name] = _reached.get(name, 0) + 1
+        if _reached[name] >= int(spec.rpartition(":")[2]):
+            os.kill(os.getpid(), signal.SIGKILL)
+
 
 def _sha256(path):
     h = hashlib.sha256()
@@ -417,6 +453,7 @@ class Checkpoints(object):
         try:
             os.makedirs(tmp)
             saver.save(sess, os.path.join(tmp, "model"), write_meta_graph=False, write_state=False)
+            _test_point("checkpoint-files")
             files = sorted(f for f in os.listdir(tmp))
             meta = dict(meta, step=step, files={f: _sha256(os.path.join(tmp, f)) for f in files})
             with open(os.path.join(tmp, "meta.json"), "w") as f:
@@ -431,6 +468,7 @@ class Checkpoints(object):
                 shutil.rmtree(final)
             os.rename(tmp, final)
             _fsync_dir(self.dir)
+            _test_point("checkpoint-renamed")
             write_atomic(os.path.join(self.dir, "latest"), os.path.basename(final) + "\n")
         except (OSError, IOError, tf.errors.OpError) as e:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -566,6 +604,7 @@ def evaluate(sess, g, x, y, chunk=1000):
     for i in range(0, len(x), chunk):
         bx, by = x[i:i + chunk], y[i:i + chunk]
         loss, c, p = sess.run([g.xent, g.correct, g.predictions], {g.x: bx, g.y: by, g.training: False})
+        _test_point("evaluate")
         total_loss += float(loss) * len(bx)
         correct += int(c)
         preds.append(p)
@@ -573,7 +612,8 @@ def evaluate(sess, g, x, y, chunk=1000):
     return total_loss / n, correct / float(n), np.concatenate(preds) if preds else np.zeros(0, np.int64)
 
 
-def print_summary(model_name, hp, g, out=sys.stdout):
+def print_summary(model_name, hp, g, out=None):
+    out = out or sys.stdout
     out.write("%s (preset %s, %s): stage output shapes\n" % (model_name, hp["preset"], hp["dataset"]))
     for name, shape in g.stages:
         out.write("  %-28s %s\n" % (name, shape))
@@ -612,121 +652,144 @@ ARCH_KEYS_COMMON = ("dataset",)
 def train(model_name, build_fn, hp, log=print, dist=None):
     """Train (or resume) one run as described by `hp`; returns the last epoch's record."""
     chief = dist is None or dist.is_chief
+    if not chief:  # one voice per run: the other ranks of a distributed run print nothing
+        log = _quiet
     run_dir = hp["run_dir"] or default_run_dir(model_name, hp)
-    os.makedirs(run_dir, exist_ok=True)
-    data = load_data(hp)
-    shard = dist.shard if dist is not None else None
-    batches = Batches(data["train_x"], data["train_y"], hp["batch_size"], hp["seed"], hp["augment"],
-                      hp["shuffle_once"], shard=shard)
-    spe = batches.steps_per_epoch
-    total_steps = hp["steps"] or hp["epochs"] * spe
-    epochs = int(math.ceil(total_steps / float(spe)))
-
-    t0 = time.time()
-    g = Graph(build_fn, hp, spe, dist)
-    build_seconds = time.time() - t0
-    config = dict(model=model_name, preset=hp["preset"], dataset=hp["dataset"], dataset_label=data["label"],
-                  data_verified=bool(data["verified"]), hparams={k: v for k, v in sorted(hp.items())},
-                  num_params=g.num_params, kit_version=KIT_VERSION, tensorflow=VERSION,
-                  steps_per_epoch=spe, total_steps=total_steps, epochs_planned=epochs)
-    ckpts = Checkpoints(run_dir, hp["keep_checkpoints"], log=log)
-
-    with (RunLock(run_dir) if chief else _Null()), _StopFlag() as stop, \
-            tf.Session(graph=g.graph, config=session_config(hp, dist)) as sess:
+    if chief:
+        os.makedirs(run_dir, exist_ok=True)
+    # The lock and the checks of an existing checkpoint come first, so that a refused run
+    # fails before it spends time on the data and the graph.
+    with RunLock(run_dir) if chief else _Null():
+        ckpts = Checkpoints(run_dir, hp["keep_checkpoints"], log=log)
+        folder, meta = None, None
         if chief:
             ckpts.clean_partial()
-        folder, meta = ckpts.find() if chief else (None, None)
-        if folder is not None and hp.get("fresh"):
-            raise KitError("%s already holds checkpoints and --fresh was given: pass another --run_dir or drop --fresh"
-                           % run_dir)
+            folder, meta = ckpts.find()
+            if folder is not None and hp.get("fresh"):
+                raise KitError("%s already holds checkpoints and --fresh was given: pass another --run_dir or "
+                               "drop --fresh" % run_dir)
+            if folder is not None:
+                check_resume(meta, hp, folder)
+                import distributed
+                distributed.check_workers(folder, meta, dist)
+        data = load_data(hp)
+        shard = dist.shard if dist is not None else None
+        batches = Batches(data["train_x"], data["train_y"], hp["batch_size"], hp["seed"], hp["augment"],
+                          hp["shuffle_once"], shard=shard, rank=dist.rank if dist is not None else 0)
+        spe = batches.steps_per_epoch
+        total_steps = hp["steps"] or hp["epochs"] * spe
+        epochs = int(math.ceil(total_steps / float(spe)))
+
+        t0 = time.time()
+        g = Graph(build_fn, hp, spe, dist)
+        build_seconds = time.time() - t0
+        config = dict(model=model_name, preset=hp["preset"], dataset=hp["dataset"], dataset_label=data["label"],
+                      data_verified=bool(data["verified"]), hparams={k: v for k, v in sorted(hp.items())},
+                      num_params=g.num_params, kit_version=KIT_VERSION, tensorflow=VERSION,
+                      steps_per_epoch=spe, total_steps=total_steps, epochs_planned=epochs)
         if dist is not None:
-            folder, meta = dist.agree_on_checkpoint(folder, meta)
-        if folder is not None:
-            restore(sess, g, folder, meta, model_name, hp)
-            history, partial = meta["history"], meta.get("partial")
-            if history and history[-1].get("partial"):  # a run that stopped mid-epoch: that epoch goes on
-                history.pop()
-            step = int(sess.run(g.global_step))
-            log("resumed from %s: step %d, epoch %d, learning rate %g" % (folder, step, step // spe,
-                                                                            lr_at(step, hp, spe)))
-            _warn_changes(meta.get("config", {}), config, log)
-        else:
-            sess.run(g.init)
-            history, partial, step = [], None, 0
-        if g.broadcast is not None:
-            sess.run(g.broadcast)
-        if chief:
-            write_atomic(os.path.join(run_dir, "config.json"), json.dumps(config, indent=1, sort_keys=True) + "\n")
-            rewrite_logs(run_dir, history, epochs)
-            log("%s: %d trainable parameters, graph built in %.1fs; %s, %d train / %d test images; %d steps of %d "
-                "(%d per epoch)" % (model_name, g.num_params, build_seconds, data["label"], len(data["train_x"]),
-                                    len(data["test_x"]), step, total_steps, spe))
-        scalars = Scalars(os.path.join(run_dir, "tb")) if chief else None
-
-        def checkpoint(state_partial):
+            config["workers"] = dist.size
+        with _StopFlag() as stop, tf.Session(graph=g.graph, config=session_config(hp, dist)) as sess:
+            if dist is not None:
+                folder, meta = dist.agree_on_checkpoint(folder, meta)
+            if folder is not None:
+                if not chief:
+                    check_resume(meta, hp, folder)
+                restore(sess, g, folder, meta, model_name, hp)
+                history, partial = meta["history"], meta.get("partial")
+                step = int(sess.run(g.global_step))
+                # A run that stopped mid-epoch: that epoch goes on, and will log its record again. A run
+                # already at its last step (--steps ended it mid-epoch) keeps that record.
+                if history and history[-1].get("partial") and step < total_steps:
+                    history.pop()
+                log("resumed from %s: step %d (%d full epochs and %d steps done), learning rate %g"
+                    % (folder, step, step // spe, step % spe, lr_at(step, hp, spe, dist)))
+            else:
+                sess.run(g.init)
+                history, partial, step = [], None, 0
+            if g.broadcast is not None:
+                sess.run(g.broadcast)
+                step = int(sess.run(g.global_step))  # rank 0's, restored or 0
             if chief:
-                ckpts.save(sess, g.saver, step, dict(history=history, partial=state_partial, config=config))
+                write_atomic(os.path.join(run_dir, "config.json"), json.dumps(config, indent=1, sort_keys=True) + "\n")
+                rewrite_logs(run_dir, history, epochs)
+                log("%s: %d trainable parameters, graph built in %.1fs; %s, %d train / %d test images; %d steps of %d "
+                    "(%d per epoch)" % (model_name, g.num_params, build_seconds, data["label"], len(data["train_x"]),
+                                        len(data["test_x"]), step, total_steps, spe))
+            scalars = Scalars(os.path.join(run_dir, "tb")) if chief else None
 
-        rec = history[-1] if history else None
-        try:
-            while step < total_steps:
-                epoch = step // spe
-                start = step % spe
-                acc = partial if (partial and partial.get("epoch") == epoch) else dict(epoch=epoch, loss=0.0, correct=0, seen=0)
-                partial = None
-                bar = _bar(hp, chief, spe, start, epoch, epochs)
-                t_epoch, images = time.time(), 0
-                for index, bx, by in batches.iterate(epoch, start):
-                    if step >= total_steps:
-                        break
-                    fetch = [g.train_op, g.xent, g.correct]
-                    _, loss, correct = sess.run(fetch, {g.x: bx, g.y: by, g.training: True})
-                    if not np.isfinite(loss):
-                        good = ckpts.latest_name()
-                        raise KitError("loss is %s at step %d (epoch %d): stopped; the last good checkpoint (%s) is "
-                                       "kept. Lower --lr or check the data, then resume or start a new --run_dir"
-                                       % (loss, step + 1, epoch + 1, good or "none yet"), EXIT_NAN)
-                    if hp["second_train_pass"]:  # the originals' extra pass, only to log train accuracy
-                        correct = sess.run(g.correct, {g.x: bx, g.y: by, g.training: True})
-                    step += 1
-                    images += len(bx)
-                    acc["loss"] += float(loss) * len(bx)
-                    acc["correct"] += int(correct)
-                    acc["seen"] += len(bx)
+            def checkpoint(state_partial):
+                if chief:
+                    ckpts.save(sess, g.saver, step, dict(history=history, partial=state_partial, config=config))
+
+            rec = history[-1] if history else None
+            try:
+                while step < total_steps:
+                    epoch = step // spe
+                    start = step % spe
+                    acc = partial if (partial and partial.get("epoch") == epoch) else dict(epoch=epoch, loss=0.0, correct=0, seen=0)
+                    partial = None
+                    bar = _bar(hp, chief, spe, start, epoch, epochs)
+                    t_epoch, images = time.time(), 0
+                    for index, bx, by in batches.iterate(epoch, start):
+                        if step >= total_steps:
+                            break
+                        fetch = [g.train_op, g.xent, g.correct]
+                        _, loss, correct = sess.run(fetch, {g.x: bx, g.y: by, g.training: True})
+                        if not np.isfinite(loss):
+                            good = ckpts.latest_name()
+                            # Training is deterministic: the same settings would diverge at the same step again.
+                            raise KitError("loss is %s at step %d (epoch %d): stopped; the last good checkpoint (%s) is "
+                                           "kept. The same settings diverge again: start a new --run_dir with a lower --lr "
+                                           "or --warmup_steps, or fix the data and run the same command to resume"
+                                           % (loss, step + 1, epoch + 1, good or "none yet"), EXIT_NAN)
+                        if hp["second_train_pass"]:  # the originals' extra pass, only to log train accuracy
+                            correct = sess.run(g.correct, {g.x: bx, g.y: by, g.training: True})
+                        step += 1
+                        images += len(bx)
+                        acc["loss"] += float(loss) * len(bx)
+                        acc["correct"] += int(correct)
+                        acc["seen"] += len(bx)
+                        if bar is not None:
+                            bar.update(1)
+                            bar.set_postfix_str("loss %.3f, %.0f img/s" % (loss, images / max(time.time() - t_epoch, 1e-9)))
+                        if stop.requested is not None:
+                            break
+                        if hp["ckpt_every_steps"] and step % hp["ckpt_every_steps"] == 0 and step % spe:
+                            checkpoint(acc)
                     if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix_str("loss %.3f, %.0f img/s" % (loss, images / max(time.time() - t_epoch, 1e-9)))
-                    if stop.requested is not None:
-                        break
-                    if hp["ckpt_every_steps"] and step % hp["ckpt_every_steps"] == 0 and step % spe:
+                        bar.close()
+                    seconds = time.time() - t_epoch
+                    if stop.requested is not None and step % spe and step < total_steps:
                         checkpoint(acc)
-                if bar is not None:
-                    bar.close()
-                seconds = time.time() - t_epoch
-                if stop.requested is not None and step % spe and step < total_steps:
-                    checkpoint(acc)
-                    log("interrupted at step %d: checkpoint written; run the same command to resume" % step)
-                    raise KitError("interrupted", EXIT_INTERRUPTED)
-                if chief and (step % spe == 0 or step >= total_steps):
-                    test_loss, test_acc, _ = evaluate(sess, g, data["test_x"], data["test_y"])
-                    rec = dict(epoch=epoch + 1, step=step, train_loss=acc["loss"] / max(acc["seen"], 1),
-                               train_acc=acc["correct"] / float(max(acc["seen"], 1)), test_loss=test_loss,
-                               test_acc=test_acc, lr=lr_at(step - 1, hp, spe),
-                               images_per_sec=images / max(seconds, 1e-9), wall_time=time.time() - t0)
-                    if step % spe:  # --steps ended the run inside an epoch
-                        rec["partial"] = True
-                    history.append(rec)
-                    checkpoint(acc if step % spe else None)
-                    append_logs(run_dir, rec, epochs)
-                    scalars.write(rec)
-                    log(log_line(rec, epochs))
-                if stop.requested is not None:
-                    log("interrupted at step %d: checkpoint written; run the same command to resume" % step)
-                    raise KitError("interrupted", EXIT_INTERRUPTED)
-        finally:
-            if scalars is not None:
-                scalars.close()
-    return rec
+                        log("interrupted at step %d: checkpoint written; run the same command to resume" % step)
+                        raise KitError("interrupted", EXIT_INTERRUPTED)
+                    if chief and (step % spe == 0 or step >= total_steps):
+                        test_loss, test_acc, _ = evaluate(sess, g, data["test_x"], data["test_y"])
+                        rec = dict(epoch=epoch + 1, step=step, train_loss=acc["loss"] / max(acc["seen"], 1),
+                                   train_acc=acc["correct"] / float(max(acc["seen"], 1)), test_loss=test_loss,
+                                   test_acc=test_acc, lr=lr_at(step - 1, hp, spe, dist),
+                                   images_per_sec=images * (dist.size if dist else 1) / max(seconds, 1e-9),
+                                   wall_time=time.time() - t0)
+                        if step % spe:  # --steps ended the run inside an epoch
+                            rec["partial"] = True
+                        history.append(rec)
+                        checkpoint(acc if step % spe else None)
+                        append_logs(run_dir, rec, epochs)
+                        scalars.write(rec)
+                        log(log_line(rec, epochs))
+                    if stop.requested is not None:
+                        log("interrupted at step %d: checkpoint written; run the same command to resume" % step)
+                        raise KitError("interrupted", EXIT_INTERRUPTED)
+                if dist is not None:
+                    dist.finish(sess, g)
+            finally:
+                if scalars is not None:
+                    scalars.close()
+        return rec
+
+def _quiet(*args, **kwargs):
+    pass
 
 
 class _Null(object):
@@ -745,13 +808,57 @@ def _bar(hp, chief, total, start, epoch, epochs):
     return tqdm(total=total, initial=start, desc="epoch %d/%d" % (epoch + 1, epochs), unit="step", leave=False)
 
 
-def _warn_changes(old, new, log):
-    a, b = old.get("hparams", {}), new.get("hparams", {})
-    skip = {"progress", "threads", "eval", "summary", "fresh", "ckpt_path", "run_dir", "data_dir", "data_source"}
-    changed = sorted(k for k in set(a) | set(b) if k not in skip and a.get(k) != b.get(k))
-    if changed:
-        log("note: resuming with settings that differ from the checkpoint's: %s"
-            % ", ".join("%s %r -> %r" % (k, a.get(k), b.get(k)) for k in changed))
+# Settings that may differ when a run is resumed: where things are, and how long to go on.
+RESUMABLE = {"epochs", "steps", "progress", "threads", "keep_checkpoints", "ckpt_every_steps", "data_dir",
+             "data_source", "path", "trust_data", "dataset_label", "run_dir", "eval", "summary", "fresh", "ckpt_path"}
+# Settings that shape training only, not the function a checkpoint computes (ignored by --eval).
+TRAINING_ONLY = {"optimizer", "momentum", "nesterov", "adam_epsilon", "lr", "lr_decay_epochs", "lr_decay_steps",
+                 "lr_decay_factor", "warmup_steps", "warmup_lr", "warmup_min_layers", "weight_decay", "decay_on",
+                 "init", "bn_decay", "seed", "augment", "second_train_pass", "shuffle_once", "batch_size",
+                 "train_subset", "test_subset", "dropout_rate", "horovod", "hvd_scale_lr", "hvd_warmup_epochs",
+                 "formulation"}
+
+
+def setting_conflicts(saved, hp, ignore):
+    """Names of the settings recorded with a checkpoint (`saved`) that `hp` sets differently."""
+    return sorted(k for k in saved if k not in ignore and k in hp and saved[k] != hp[k])
+
+
+def _flags(keys, values):
+    return " ".join("--%s %s" % (k, values[k]) for k in keys)
+
+
+def check_resume(meta, hp, folder):
+    """Refuse to resume a checkpoint under other settings: they would silently change the run.
+
+    Shapes alone cannot catch this (--stride_on or --shortcut_connections change the
+    function, not the variables), so the settings recorded with the checkpoint are compared.
+    """
+    saved = (meta.get("config") or {}).get("hparams") or {}
+    conflicts = setting_conflicts(saved, hp, RESUMABLE)
+    if conflicts:
+        raise KitError("checkpoint %s does not fit this command: it was trained with %s, this command has %s; run "
+                       "the command that started it to resume, or pass another --run_dir"
+                       % (folder, _flags(conflicts, saved), _flags(conflicts, hp)))
+
+
+def adopt_checkpoint_settings(meta, hp, explicit, log):
+    """--eval: build the network the checkpoint was trained as.
+
+    Settings the command did not give are taken from the checkpoint's record; one the
+    command gives differently is refused rather than silently evaluated as another network.
+    """
+    saved = (meta.get("config") or {}).get("hparams") or {}
+    conflicts = setting_conflicts(saved, hp, RESUMABLE | TRAINING_ONLY)
+    given = [k for k in conflicts if k in explicit]
+    if given:
+        raise KitError("the checkpoint was trained with %s, this command says %s: drop those flags or pass the "
+                       "checkpoint's values" % (_flags(given, saved), _flags(given, hp)))
+    if conflicts:
+        log("evaluating with the checkpoint's settings: %s" % _flags(conflicts, saved))
+    hp = dict(hp)
+    hp.update((k, saved[k]) for k in conflicts)
+    return hp
 
 
 def restore(sess, g, folder, meta, model_name, hp):
@@ -776,11 +883,12 @@ def restore(sess, g, folder, meta, model_name, hp):
     g.saver.restore(sess, prefix)
 
 
-def run_eval(model_name, build_fn, hp, log=print):
-    """--eval: restore a checkpoint, report overall and per-class test accuracy, write a confusion matrix."""
+def run_eval(model_name, build_fn, hp, explicit=(), log=print):
+    """--eval: restore a checkpoint, report overall and per-class test accuracy, write a confusion matrix.
+
+    `explicit` names the settings given on the command line (the rest may follow the checkpoint).
+    """
     run_dir = hp["run_dir"] or default_run_dir(model_name, hp)
-    data = load_data(hp)
-    g = Graph(build_fn, hp, 1)
     if hp.get("ckpt_path"):
         folder = hp["ckpt_path"].rstrip("/")
         if os.path.basename(folder) == "model":
@@ -793,6 +901,9 @@ def run_eval(model_name, build_fn, hp, log=print):
         folder, meta = Checkpoints(run_dir, log=log).find()
         if folder is None:
             raise KitError("no checkpoint in %s: train first, or pass --run_dir/--ckpt_path" % run_dir)
+    hp = adopt_checkpoint_settings(meta, hp, explicit, log)
+    data = load_data(hp)
+    g = Graph(build_fn, hp, 1)
     with tf.Session(graph=g.graph, config=session_config(hp)) as sess:
         restore(sess, g, folder, meta, model_name, hp)
         loss, acc, preds = evaluate(sess, g, data["test_x"], data["test_y"])
@@ -822,11 +933,11 @@ def main(model_name, build_fn, presets, add_model_flags, validate=None, argv=Non
             print_summary(model_name, hp, g)
             return 0
         if hp["eval"]:
-            run_eval(model_name, build_fn, hp)
+            run_eval(model_name, build_fn, hp, explicit={k for k, v in vars(args).items() if v is not None})
             return 0
         dist = None
-        if os.environ.get("HOROVOD_RANK") is not None or hp.get("horovod"):
-            import distributed
+        import distributed
+        if distributed.requested(hp):
             dist = distributed.Horovod(hp)
         train(model_name, build_fn, hp, dist=dist)
         return 0
@@ -834,6 +945,16 @@ def main(model_name, build_fn, presets, add_model_flags, validate=None, argv=Non
         if e.code != EXIT_INTERRUPTED:
             sys.stderr.write("error: %s\n" % e)
         return e.code
+    except (OSError, IOError) as e:  # a full disk outside a checkpoint write (logs, config.json)
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        sys.stderr.write("error: %s writing %s: free space, then run the same command to resume from the last "
+                         "checkpoint\n" % (e.strerror, e.filename or "the run folder"))
+        return EXIT_DISK
+    except KeyboardInterrupt:  # a second Ctrl-C (or Ctrl-C before training began): stop at once
+        sys.stderr.write("error: stopped at once, without a new checkpoint; run the same command to resume from the "
+                         "last one\n")
+        return EXIT_INTERRUPTED
     except Exception as e:  # data errors from the loaders are one line too
         import cifar10
         if isinstance(e, cifar10.DataError):

@@ -1,0 +1,231 @@
+"""DenseNet on CIFAR and MNIST (Huang et al., "Densely Connected Convolutional Networks",
+arXiv 1608.06993), as taki0112/Densenet-Tensorflow builds it.
+
+    python Densenet.py                          # Cifar10/Densenet_Cifar10.py's network and recipe
+    python Densenet.py --dataset mnist          # MNIST/Densenet_MNIST.py's network and recipe
+    python Densenet.py --preset paper           # DenseNet (L=40, k=12) of the paper's Table 2
+    python Densenet.py --preset paper --bc      # DenseNet-BC (L=100, k=12)
+    python Densenet.py --summary                # stage shapes and parameter total, no data needed
+
+Every layer of a `dense_block` reads the concatenation of the block's input and of all
+earlier layers' outputs and adds `growth_k` (k) channels; the block returns the whole
+concatenation, so a block of n layers turns c channels into c + n*k. Between blocks a
+`transition_layer` (BN, ReLU, 1x1 conv to floor(compression * c) channels, dropout,
+2x2 average pool) halves the resolution. A layer is `bottleneck_layer` (BN, ReLU, 1x1
+conv to 4k, dropout, BN, ReLU, 3x3 conv to k, dropout: DenseNet-B) or, without --bc,
+`plain_layer` (BN, ReLU, 3x3 conv to k, dropout: the paper's basic H_l).
+
+The network is data: `architecture(hp, dataset)` turns the flags into the stem, the
+list of layers per block and the layer type; `Dense_net` only walks that table.
+
+Presets:
+  original  Cifar10/Densenet_Cifar10.py at its last commit: k = 24; a 7x7 stride-2 conv
+            to 2k with nothing after it (its max pool is commented out); dense blocks
+            of 6, 12, 48 and 32 bottleneck layers (ImageNet DenseNet-201's layout) with
+            a transition after each of the first three, compressing to half its input
+            channels (issue #10's fix of 2019-03-04; before, every transition had k
+            filters); head BN, ReLU, global average pool, fully connected with bias.
+            Dropout 0.2, Adam lr 1e-4 epsilon 1e-4, no weight decay, batch 64,
+            300 epochs, lr divided by 10 at the start of epochs 150 and 225 (its loop
+            counts from 1, so lr_decay_epochs, which counts completed epochs, is 149,224).
+            With --dataset mnist the same preset takes MNIST/Densenet_MNIST.py's values
+            instead: k = 12; the 7x7 stride-2 conv (with bias: that script's convs all
+            have one) followed by a 3x3 stride-2 max pool; dense blocks of 4, 4 and 32
+            layers, transitions after the first two; Adam lr 1e-4 epsilon 1e-8, batch
+            100, 50 epochs, lr divided by 10 once, after epoch 25 (its test for 37.5
+            never matches); pixels scaled to [0, 1] (what input_data feeds), no
+            augmentation, and dropout 0: the script sets 0.2, but its README's 99.2 %
+            "does not use dropout".
+  paper     Huang et al. 2017, section 4 and Table 2: three dense blocks of equal size,
+            L = 40 -> (L - 4) / 3 = 12 plain layers each, k = 12, a 3x3 conv to 16
+            channels first, transitions without compression, He initialisation, SGD
+            with Nesterov momentum 0.9, lr 0.1 divided by 10 at 50 % and 75 % of 300
+            epochs, weight decay 1e-4, batch 64, standard augmentation and no dropout.
+            With --bc: DenseNet-BC, L = 100 by default -> (L - 4) / 6 = 16 bottleneck
+            layers per block, a first conv to 2k, compression 0.5.
+            The paper's sizes are 1.0M (L=40, k=12) and 0.8M (BC, L=100, k=12);
+            `--summary` counts 1,019,722 and 769,162 (CIFAR-10 head).
+"""
+import math
+import sys
+
+from ops import (conv_layer, Batch_Normalization, Relu, Drop_out, Concatenation, Average_pooling, Max_Pooling,
+                 Global_Average_Pooling, Flatten, Linear, he_normal, report)
+import trainer
+
+STEMS = {
+    # name: (kernel, stride, max pool after it)
+    "7x7s2": (7, 2, False),        # Densenet_Cifar10.py
+    "7x7s2_maxpool": (7, 2, True),  # Densenet_MNIST.py
+    "3x3": (3, 1, False),           # the paper's CIFAR networks
+}
+
+PRESETS = {
+    # taki0112/Densenet-Tensorflow, Cifar10/Densenet_Cifar10.py; MNIST/Densenet_MNIST.py for --dataset mnist.
+    "original": dict(growth_k=24, layers="6,12,48,32", depth=0, bc=True, compression=0.5, stem="7x7s2",
+                     stem_channels=0, dropout_rate=0.2, conv_bias=False, init="glorot",
+                     optimizer="adam", lr=1e-4, adam_epsilon=1e-4, weight_decay=0.0, batch_size=64,
+                     epochs=300, lr_decay_epochs="149,224", normalization="channel", augment=True,
+                     by_dataset={"mnist": dict(growth_k=12, layers="4,4,32", stem="7x7s2_maxpool", conv_bias=True,
+                                               dropout_rate=0.0, adam_epsilon=1e-8, batch_size=100, epochs=50,
+                                               lr_decay_epochs="25", normalization="unit", augment=False)}),
+    # Huang et al. 2017: DenseNet (L=40, k=12); DenseNet-BC (L=100, k=12) with --bc.
+    "paper": dict(growth_k=12, layers="", depth=0, bc=False, compression=0.0, stem="3x3", stem_channels=0,
+                  dropout_rate=0.0, conv_bias=False, init="he",
+                  optimizer="momentum", momentum=0.9, nesterov=True, lr=0.1, weight_decay=1e-4, decay_on="all",
+                  batch_size=64, epochs=300, lr_decay_epochs="150,225", normalization="channel", augment=True),
+}
+
+
+def add_flags(g):
+    g.add_argument("--growth_k", type=int, default=None, help="growth rate k: channels each layer adds")
+    g.add_argument("--depth", type=int, default=None,
+                   help="L of the paper's three equal blocks: (L-4)/3 layers each, (L-4)/6 with --bc "
+                        "(0: 40, or 100 with --bc)")
+    g.add_argument("--layers", default=None, help="layers of each dense block, comma-separated, e.g. 6,12,48,32 "
+                                                  "(instead of --depth)")
+    trainer.bool_flag(g, "bc", "bottleneck layers (DenseNet-B), and with the paper's defaults compression 0.5 "
+                               "and a first conv to 2k (DenseNet-BC)")
+    g.add_argument("--compression", type=float, default=None,
+                   help="theta: a transition keeps floor(theta * channels) (0: 0.5 with --bc, else 1)")
+    g.add_argument("--dropout_rate", type=float, default=None, help="dropout after every conv but the first")
+    g.add_argument("--stem", choices=sorted(STEMS), default=None, help="the first conv (and pool)")
+    g.add_argument("--stem_channels", type=int, default=None, help="channels of the first conv (0: 2k with "
+                                                                   "bottleneck layers, else 16)")
+    trainer.bool_flag(g, "conv_bias", "convolutions with a bias (Densenet_MNIST.py's)")
+
+
+def architecture(hp):
+    """The network as data: dict(stem, stem_channels, blocks, bottleneck, compression, growth_k).
+
+    Resolves the presets' automatic values (0 = auto) and raises a one-line KitError for
+    an inconsistent combination.
+    """
+    k, bc = hp["growth_k"], bool(hp["bc"])
+    if not 1 <= k <= 1024:
+        raise trainer.KitError("--growth_k must be between 1 and 1024, got %d" % k)
+    if hp["layers"] and hp["depth"]:
+        raise trainer.KitError("--depth sets the paper's three equal blocks and --layers lists the blocks: pass one "
+                               "(--layers '' to use --depth)")
+    if hp["layers"]:
+        try:
+            blocks = trainer.int_list(hp["layers"])
+        except ValueError:
+            blocks = []
+        if not blocks or min(blocks) < 1 or len(blocks) > 10:
+            raise trainer.KitError("--layers takes 1 to 10 positive layer counts, e.g. 6,12,48,32; got %r"
+                                   % hp["layers"])
+    else:
+        depth = hp["depth"] or (100 if bc else 40)
+        per = 6 if bc else 3  # a bottleneck layer holds two convs, a plain layer one
+        if depth < 4 + per or (depth - 4) % per:
+            raise trainer.KitError("--depth %d does not fit: L - 4 must be a positive multiple of %d (three dense "
+                                   "blocks of (L-4)/%d %s layers), e.g. %s" % (depth, per, per,
+                                   "bottleneck" if bc else "plain", "100 or 250" if bc else "40 or 100"))
+        blocks = [(depth - 4) // per] * 3
+    compression = hp["compression"] or (0.5 if bc else 1.0)
+    if not 0 < compression <= 1:
+        raise trainer.KitError("--compression must be in (0, 1], got %s" % hp["compression"])
+    if not 0 <= hp["dropout_rate"] < 1:
+        raise trainer.KitError("--dropout_rate must be in [0, 1), got %s" % hp["dropout_rate"])
+    stem_channels = hp["stem_channels"] or (2 * k if bc else 16)
+    if stem_channels < 1:
+        raise trainer.KitError("--stem_channels must be positive, got %d" % stem_channels)
+    kernel, stride, pool = STEMS[hp["stem"]]
+    size = trainer.input_shape(hp["dataset"])[0][0]
+    size = -(-size // stride)
+    if pool:
+        size = (size - 3) // 2 + 1
+    for _ in blocks[1:]:
+        size //= 2
+    if size < 1:
+        raise trainer.KitError("%d dense blocks are too many for this input and --stem %s: the transitions would "
+                               "pool the feature map away; pass fewer --layers" % (len(blocks), hp["stem"]))
+    return dict(stem=hp["stem"], stem_channels=stem_channels, blocks=blocks, bottleneck=bc,
+                compression=compression, growth_k=k)
+
+
+def validate(hp):
+    architecture(hp)
+
+
+def bottleneck_layer(x, training, hp, scope):
+    """BN, ReLU, 1x1 conv to 4k, dropout, BN, ReLU, 3x3 conv to k, dropout (DenseNet-B's H_l)."""
+    k = hp["growth_k"]
+    x = Batch_Normalization(x, training=training, scope=scope + "_batch1")
+    x = Relu(x)
+    x = _conv(x, 4 * k, 1, 1, hp, scope + "_conv1")
+    x = Drop_out(x, rate=hp["dropout_rate"], training=training)
+    x = Batch_Normalization(x, training=training, scope=scope + "_batch2")
+    x = Relu(x)
+    x = _conv(x, k, 3, 1, hp, scope + "_conv2")
+    return Drop_out(x, rate=hp["dropout_rate"], training=training)
+
+
+def plain_layer(x, training, hp, scope):
+    """BN, ReLU, 3x3 conv to k, dropout: the paper's composite function H_l without bottleneck."""
+    x = Batch_Normalization(x, training=training, scope=scope + "_batch1")
+    x = Relu(x)
+    x = _conv(x, hp["growth_k"], 3, 1, hp, scope + "_conv1")
+    return Drop_out(x, rate=hp["dropout_rate"], training=training)
+
+
+def dense_block(input_x, nb_layers, training, hp, layer_name, bottleneck=True):
+    """`nb_layers` layers, each fed the concatenation of the input and every earlier output.
+
+    Returns that whole concatenation: input channels + nb_layers * growth_k.
+    """
+    layer = bottleneck_layer if bottleneck else plain_layer
+    layers_concat = [input_x]
+    x = layer(input_x, training, hp, scope=layer_name + "_bottleN_0")
+    layers_concat.append(x)
+    for i in range(nb_layers - 1):
+        x = Concatenation(layers_concat)
+        x = layer(x, training, hp, scope=layer_name + "_bottleN_" + str(i + 1))
+        layers_concat.append(x)
+    return Concatenation(layers_concat)
+
+
+def transition_layer(x, compression, training, hp, scope):
+    """BN, ReLU, 1x1 conv to floor(compression * in_channels), dropout, 2x2 average pool (VALID)."""
+    in_channel = x.get_shape().as_list()[-1]
+    x = Batch_Normalization(x, training=training, scope=scope + "_batch1")
+    x = Relu(x)
+    x = _conv(x, int(math.floor(in_channel * compression)), 1, 1, hp, scope + "_conv1")
+    x = Drop_out(x, rate=hp["dropout_rate"], training=training)
+    return Average_pooling(x, pool_size=[2, 2], stride=2, padding="VALID")
+
+
+def Dense_net(input_x, training, hp, num_classes=10):
+    """First conv, dense blocks with transitions between them, BN-ReLU-pool-fc head; returns logits."""
+    arch = architecture(hp)
+    kernel, stride, pool = STEMS[arch["stem"]]
+    x = _conv(input_x, arch["stem_channels"], kernel, stride, hp, "conv0")
+    if pool:
+        x = Max_Pooling(x, pool_size=[3, 3], stride=2)
+    report("conv0", x)
+    blocks = arch["blocks"]
+    for i, nb_layers in enumerate(blocks):
+        last = i == len(blocks) - 1
+        name = "dense_final" if last else "dense_%d" % (i + 1)
+        x = report(name, dense_block(x, nb_layers, training, hp, layer_name=name, bottleneck=arch["bottleneck"]))
+        if not last:
+            name = "trans_%d" % (i + 1)
+            x = report(name, transition_layer(x, arch["compression"], training, hp, scope=name))
+    x = Batch_Normalization(x, training=training, scope="linear_batch")
+    x = Relu(x)
+    x = report("global_average_pool", Flatten(Global_Average_Pooling(x)))
+    return report("logits", Linear(x, units=num_classes, use_bias=True, layer_name="linear"))
+
+
+def _conv(x, filters, kernel, stride, hp, name):
+    return conv_layer(x, filter=filters, kernel=[kernel, kernel], stride=stride, layer_name=name,
+                      use_bias=hp["conv_bias"], kernel_initializer=he_normal() if hp["init"] == "he" else None)
+
+
+def main(argv=None):
+    return trainer.main("Densenet", Dense_net, PRESETS, add_flags, validate, argv, description=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

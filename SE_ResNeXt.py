@@ -1,0 +1,94 @@
+"""SE-ResNeXt on CIFAR (Hu et al., "Squeeze-and-Excitation Networks", arXiv 1709.01507),
+as taki0112/SENet-Tensorflow's SE_ResNeXt.py builds it.
+
+    python SE_ResNeXt.py                    # the original repository's network and recipe
+    python SE_ResNeXt.py --preset paper     # ResNeXt-29 8x64d (ResNeXt paper) with SE blocks, r = 16
+    python SE_ResNeXt.py --summary          # stage shapes and parameter total, no data needed
+
+The network is ResNeXt.py's (first_layer, split_layer of transform_layers in either
+--formulation, transition_layer, shortcut: imported, not copied) with one addition,
+the SE block of the paper's Figure 3 (SE-ResNet module), applied in every residual
+block to the transition's output (after its BN) before the shortcut is added:
+
+    squeeze_excitation_layer: global average pool -> fully connected to C/r (no bias)
+        -> ReLU -> fully connected to C (no bias) -> sigmoid -> reshape [-1, 1, 1, C]
+        -> multiply the block's channels by these weights.
+
+Presets:
+  original  SE_ResNeXt.py's module constants: ResNeXt.py's original network with
+            reduction_ratio 4 and the downsampling stride on each path's 3x3 conv
+            instead of its 1x1; 100 epochs, Nesterov momentum 0.9, lr 0.1 divided by 10
+            at epochs 30, 60 and 90, weight decay 5e-4 on every trainable variable.
+            Its training loop counts epochs from 1 and divides at the *start* of epochs
+            30, 60, 90 (`epoch % 30 == 0`), so lr_decay_epochs is 29,59,89 here: the kit
+            counts completed epochs, and its log then shows the same rate per epoch.
+            The original's residual_layer returns the last block's pre-merge tensor
+            (SE output before the add and ReLU) as the stage output; this preset keeps
+            that (`--pre_merge_output`; pass `--pre_merge_output=false` for the merged
+            output, as ResNeXt.py fixed it).
+  paper     ResNeXt.py's paper preset (ResNeXt-29 8x64d, Xie et al. 2017, Table 7 recipe)
+            with an SE block of reduction ratio 16 (the SE paper's default) in each of
+            its 9 blocks. The SE paper reports no SE-ResNeXt number on CIFAR (its CIFAR
+            tables are ResNet-110/164 and WRN-16-8, Tables 4 and 5), so this preset has
+            no published result to compare with.
+"""
+import sys
+
+from compat import tf
+from ops import Global_Average_Pooling, Linear, Relu, Sigmoid
+import ResNeXt
+import trainer
+
+PRESETS = {
+    # taki0112/SENet-Tensorflow, SE_ResNeXt.py module constants and training loop.
+    "original": dict(ResNeXt.PRESETS["original"], reduction_ratio=4, stride_on="3x3", pre_merge_output=True,
+                     epochs=100, lr_decay_epochs="29,59,89"),
+    # ResNeXt-29 8x64d as in ResNeXt.py's paper preset, plus SE with the SE paper's r = 16.
+    "paper": dict(ResNeXt.PRESETS["paper"], reduction_ratio=16, pre_merge_output=False),
+}
+
+
+def add_flags(g):
+    ResNeXt.add_flags(g)
+    g.add_argument("--reduction_ratio", type=int, default=None,
+                   help="r: the SE block's first fully connected layer has out_dim / r units")
+    trainer.bool_flag(g, "pre_merge_output", "a stage outputs its last block's pre-merge tensor (the original's code)")
+
+
+def validate(hp):
+    ResNeXt.validate(hp)
+    r = hp["reduction_ratio"]
+    smallest = min(trainer.int_list(hp["out_dims"]))
+    if not 1 <= r <= smallest:
+        raise trainer.KitError("--reduction_ratio must be between 1 and the narrowest stage (%d channels), got %d"
+                               % (smallest, r))
+
+
+def squeeze_excitation_layer(input_x, out_dim, ratio, layer_name):
+    """Rescale the channels of `input_x` by weights computed from their global averages.
+
+    As the original: tflearn's global average pool, two bias-free dense layers
+    (out_dim -> out_dim // ratio -> out_dim) with ReLU between and sigmoid after.
+    """
+    squeeze = Global_Average_Pooling(input_x)
+    excitation = Linear(squeeze, units=out_dim // ratio, layer_name=layer_name + "_fully_connected1")
+    excitation = Relu(excitation)
+    excitation = Linear(excitation, units=out_dim, layer_name=layer_name + "_fully_connected2")
+    excitation = Sigmoid(excitation)
+    excitation = tf.reshape(excitation, [-1, 1, 1, out_dim])
+    return input_x * excitation
+
+
+def Build_SEnet(input_x, training, hp, num_classes=10):
+    """ResNeXt.Build_ResNext with squeeze_excitation_layer in every block; returns logits."""
+    def excite(x, out_dim, layer_name):
+        return squeeze_excitation_layer(x, out_dim, hp["reduction_ratio"], layer_name)
+    return ResNeXt.Build_ResNext(input_x, training, hp, num_classes, excite=excite)
+
+
+def main(argv=None):
+    return trainer.main("SE_ResNeXt", Build_SEnet, PRESETS, add_flags, validate, argv, description=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

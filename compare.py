@@ -1,0 +1,753 @@
+"""Compare training runs with the published numbers in references.csv.
+
+    python compare.py RUN_DIR [RUN_DIR ...] [--plot out.png] [--reference ID]
+    kit-compare RUN_DIR [RUN_DIR ...] [--plot out.png] [--reference ID]
+
+A run folder is what the training loop writes: config.json (model, preset,
+dataset, dataset_label, hparams, num_params, kit_version) and metrics.jsonl
+(one JSON object per evaluated epoch with test_acc / test_loss in 0..1 and
+nats).  For every run this prints the reference row it matches (same model,
+same architecture keys, same dataset, same preset), the reference accuracy
+(100 - published test error), the difference in points and a verdict.
+
+Runs only get a within/below/above verdict when they are comparable: same
+preset as the reference row (a run of the original repositories' code is never
+judged against a paper number), same dataset, same architecture, and all
+planned epochs done.  Otherwise the verdict says "not comparable" and why.
+
+--plot writes a PNG (Pillow only) of test accuracy and test loss per epoch,
+with each run's reference accuracy as a dashed horizontal line.
+"""
+from __future__ import division, print_function
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+
+PROG = "kit-compare"
+
+# Where the source prints no spread (no std over runs), a run within this many
+# points of the reference accuracy is called "within the paper's spread".  The
+# spreads that are printed (ResNet-110: 0.16, ResNet-1001: 0.14 and 0.22) are
+# one standard deviation over 5 runs; 0.5 points is about three of those.
+DEFAULT_TOLERANCE_POINTS = 0.5
+
+REFERENCES_FILE = "references.csv"
+
+# Canonical kit model names, keyed by a normalised spelling.
+MODEL_NAMES = {"resnet": "ResNet", "resnext": "ResNeXt", "se_resnext": "SE_ResNeXt", "densenet": "Densenet"}
+
+# The name a dataset_label must have for the data to count as the official archive.
+OFFICIAL_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "mnist": "MNIST"}
+
+# Architecture keys compared per model (reference column -> meaning in the run's hparams).
+# ResNet's unit: original (He et al. 2015) or preact (He et al. 2016), the run's --unit.
+ARCH_KEYS = {
+    "ResNet": ("num_layers", "block", "unit", "shortcut", "se"),
+    "ResNeXt": ("num_layers", "cardinality", "depth"),
+    "SE_ResNeXt": ("num_layers", "cardinality", "depth"),
+    "Densenet": ("depth", "growth_k", "bc"),
+}
+# Keys a run must record for its model (others are skipped when the run does not record them).
+REQUIRED_KEYS = {
+    "ResNet": ("num_layers",),
+    "ResNeXt": ("cardinality", "depth"),
+    "SE_ResNeXt": ("cardinality", "depth"),
+    "Densenet": ("depth", "growth_k"),
+}
+INT_KEYS = ("num_layers", "cardinality", "depth", "growth_k")
+# Switches that reproduce the original repositories' harness bugs (see trainer.py).
+HARNESS_BUG_FLAGS = ("test_own_stats", "second_train_pass", "shuffle_once")
+BOOL_KEYS = ("shortcut", "se", "bc")
+
+# Plot geometry (pixels): the tests read these.
+PLOT_SIZE = (1000, 700)
+ACC_PANEL = (70, 40, 760, 360)     # left, top, right, bottom
+LOSS_PANEL = (70, 420, 760, 640)
+LEGEND_X = 780
+BACKGROUND = (255, 255, 255)
+COLORS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14),
+          (148, 103, 189), (140, 86, 75), (227, 119, 194), (23, 190, 207)]
+
+
+class CompareError(Exception):
+    """A problem with the input: reported as one line on stderr, exit code 2."""
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _truthy(value):
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    if isinstance(value, (int, float)):
+        return value != 0
+    return str(value).strip().lower() in ("1", "true", "yes", "y", "on", "t")
+
+
+def _as_int(value):
+    if value is None or value == "":
+        return None
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _as_float(value):
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def canonical_model(name):
+    key = str(name or "").strip().lower().replace("-", "_")
+    return MODEL_NAMES.get(key, str(name or "").strip())
+
+
+def _fmt_pct(value):
+    return "n/a" if value is None else "%.2f" % value
+
+
+def _fmt_diff(value):
+    return "n/a" if value is None else "%+.2f" % value
+
+
+def _emit(text, stream=None):
+    stream = stream or sys.stdout
+    try:
+        stream.write(text + "\n")
+    except UnicodeEncodeError:
+        enc = getattr(stream, "encoding", None) or "ascii"
+        stream.write(text.encode(enc, "replace").decode(enc) + "\n")
+
+
+# ----------------------------------------------------------------------------- references
+
+def default_references_path():
+    """references.csv next to this module (source tree, editable install), else the installed copy."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    candidates = [os.path.join(here, REFERENCES_FILE),
+                  os.path.join(sys.prefix, "share", "tf1-residual-kit", REFERENCES_FILE)]
+    for path in candidates:
+        if os.path.isfile(path):
+            return path
+    return candidates[0]
+
+
+def load_references(path=None):
+    """Read references.csv into a list of dicts with parsed numbers and keys."""
+    path = path or default_references_path()
+    if not os.path.isfile(path):
+        raise CompareError("%s not found: reinstall the kit or pass --references PATH" % path)
+    with io.open(path, "r", encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for n, row in enumerate(rows, start=2):
+        row = dict((k, (v or "").strip()) for k, v in row.items() if k is not None)
+        if not row.get("id"):
+            raise CompareError("%s line %d: row without an id" % (path, n))
+        row["model"] = canonical_model(row.get("model"))
+        row["_line"] = n
+        row["_value"] = _as_float(row.get("value"))
+        row["_mean"] = _as_float(row.get("mean"))
+        row["_spread"] = _as_float(row.get("spread"))
+        if row["_value"] is None:
+            raise CompareError("%s line %d (%s): value is not a number" % (path, n, row["id"]))
+        out.append(row)
+    return out
+
+
+def reference_accuracy(row):
+    """Reference test accuracy in %: the mean where one is printed, else the headline value."""
+    value = row["_mean"] if row["_mean"] is not None else row["_value"]
+    if row.get("metric") == "test_error_pct":
+        return round(100.0 - value, 4)
+    return value
+
+
+def row_arch(row):
+    keys = ARCH_KEYS.get(row["model"], ())
+    arch = {}
+    for key in keys:
+        raw = row.get(key, "")
+        if key in BOOL_KEYS:
+            if key == "se":
+                arch[key] = raw.lower() == "yes"          # a ResNet row without se is a plain ResNet
+            elif raw:
+                arch[key] = raw.lower() == "yes"
+        elif key in INT_KEYS:
+            if raw:
+                arch[key] = _as_int(raw)
+        elif raw:
+            arch[key] = raw
+    return arch
+
+
+# ----------------------------------------------------------------------------- runs
+
+def load_run(run_dir):
+    """Read one run folder; raise CompareError with a one-line message if it is not one."""
+    name = os.path.basename(os.path.normpath(run_dir)) or run_dir
+    if not os.path.isdir(run_dir):
+        raise CompareError("%s: no such folder: pass a run folder written by the training loop "
+                           "(the --run_dir of a training run)" % run_dir)
+    cfg_path = os.path.join(run_dir, "config.json")
+    met_path = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.isfile(cfg_path):
+        raise CompareError("%s: config.json not found: this is not a run folder; pass the folder a training "
+                           "run wrote (its --run_dir), which holds config.json and metrics.jsonl" % run_dir)
+    if not os.path.isfile(met_path):
+        raise CompareError("%s: metrics.jsonl not found: the run has not written any metrics; pass the folder "
+                           "a training run wrote (its --run_dir), or wait until its first epoch is evaluated"
+                           % run_dir)
+    try:
+        with io.open(cfg_path, "r", encoding="utf-8") as f:
+            config = json.load(f)
+    except ValueError as e:
+        raise CompareError("%s: config.json is not valid JSON (%s): rewrite it or rerun training" % (run_dir, e))
+    if not isinstance(config, dict) or not config.get("model"):
+        raise CompareError("%s: config.json has no \"model\" field: it was not written by the training loop"
+                           % run_dir)
+    with io.open(met_path, "r", encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    records = []
+    nonblank = [(i, line) for i, line in enumerate(lines, start=1) if line.strip()]
+    for k, (lineno, line) in enumerate(nonblank):
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            if k == len(nonblank) - 1:
+                break          # a line still being written by a running training: ignore it
+            raise CompareError("%s: metrics.jsonl line %d is not valid JSON: the file is damaged"
+                               % (run_dir, lineno))
+        if isinstance(rec, dict) and rec.get("epoch") is not None:
+            records.append(rec)
+    records.sort(key=lambda r: _as_float(r.get("epoch")) or 0)
+
+    hparams = config.get("hparams") or {}
+    if not isinstance(hparams, dict):
+        hparams = {}
+    run = {
+        "dir": run_dir,
+        "name": name,
+        "config": config,
+        "hparams": hparams,
+        "model": canonical_model(config.get("model")),
+        "preset": str(config.get("preset") or "?"),
+        "dataset": str(config.get("dataset") or "?").lower().replace("-", ""),
+        "dataset_label": config.get("dataset_label"),
+        "records": records,
+    }
+    planned = config.get("epochs_planned")
+    if planned is None:
+        planned = hparams.get("epochs", hparams.get("total_epochs"))
+    run["planned"] = _as_int(planned)
+    run["data_verified"] = config.get("data_verified")
+    run["done"] = _as_int(records[-1].get("epoch")) if records else 0
+
+    accs = [_pct(r.get("test_acc")) for r in records]
+    accs = [a for a in accs if a is not None]
+    run["final_acc"] = round(accs[-1], 2) if accs else None
+    run["best_acc"] = round(max(accs), 2) if accs else None
+    return run
+
+
+def _pct(value):
+    v = _as_float(value)
+    if v is None:
+        return None
+    return v * 100.0 if v <= 1.0 else v      # the contract says 0..1; tolerate a percentage
+
+
+def run_arch(run):
+    """Architecture keys of a run, in the vocabulary of references.csv."""
+    h = run["hparams"]
+    model = run["model"]
+    arch = {}
+    if model == "ResNet":
+        arch["num_layers"] = _as_int(h.get("num_layers"))
+        arch["shortcut"] = _truthy(h.get("shortcut_connections", h.get("shortcut_connection", True)))
+        arch["block"] = "bottleneck" if _truthy(h.get("bottleneck", False)) else "basic"
+        arch["unit"] = h.get("unit") or None    # runs recorded before --unit existed: not compared
+        arch["se"] = _truthy(h.get("se", False))
+    elif model in ("ResNeXt", "SE_ResNeXt"):
+        arch["cardinality"] = _as_int(h.get("cardinality"))
+        arch["depth"] = _as_int(h.get("depth"))
+        blocks = _as_int(h.get("blocks"))
+        arch["num_layers"] = 9 * blocks + 2 if blocks else None   # ResNeXt-29 = 3 stages x 3 blocks x 3 + 2
+    elif model == "Densenet":
+        arch["depth"] = _as_int(h.get("depth"))
+        arch["growth_k"] = _as_int(h.get("growth_k"))
+        arch["bc"] = _truthy(h.get("bc", False))
+    return arch
+
+
+def describe_arch(model, arch):
+    """A short human name: ResNet-20, ResNeXt 8x64d, DenseNet-BC L=100 k=12 ..."""
+    g = arch.get
+    if model == "ResNet":
+        name = "ResNet-%s" % (g("num_layers") if g("num_layers") is not None else "?")
+        if g("se"):
+            name = "SE-" + name
+        if g("unit") == "preact":
+            name += " pre-act"
+        if g("block") == "bottleneck":
+            name += " bottleneck"
+        if g("shortcut") is False:
+            name += " plain"
+        return name
+    if model in ("ResNeXt", "SE_ResNeXt"):
+        prefix = "SE-ResNeXt" if model == "SE_ResNeXt" else "ResNeXt"
+        layers = "-%d" % g("num_layers") if g("num_layers") else ""
+        return "%s%s %sx%sd" % (prefix, layers, g("cardinality") or "?", g("depth") or "?")
+    if model == "Densenet":
+        return "DenseNet%s L=%s k=%s" % ("-BC" if g("bc") else "", g("depth") or "?", g("growth_k") or "?")
+    return model
+
+
+def _fmt_key(key, value):
+    if isinstance(value, bool):
+        return "%s=%s" % (key, "yes" if value else "no")
+    return "%s=%s" % (key, value)
+
+
+def arch_differences(run, row):
+    """Architecture keys on which run and reference row disagree (empty list: same architecture)."""
+    model = run["model"]
+    mine = run_arch(run)
+    theirs = row_arch(row)
+    diffs = []
+    for key in ARCH_KEYS.get(model, ()):
+        if key not in theirs or theirs[key] is None:
+            continue
+        have = mine.get(key)
+        if have is None:
+            if key in REQUIRED_KEYS.get(model, ()):
+                diffs.append("run records no %s, reference %s" % (key, _fmt_key(key, theirs[key])))
+            continue
+        if have != theirs[key]:
+            diffs.append("run %s, reference %s" % (_fmt_key(key, have), _fmt_key(key, theirs[key])))
+    return diffs
+
+
+# ----------------------------------------------------------------------------- matching
+
+def _problems(run, row, check_model=False):
+    """Reasons why row is not the reference for run (empty: it is)."""
+    reasons = []
+    if check_model and row["model"] != run["model"]:
+        reasons.append("model differs: run %s, reference %s" % (run["model"], row["model"]))
+        return reasons
+    diffs = arch_differences(run, row)
+    if diffs:
+        reasons.append("architecture differs: " + ", ".join(diffs))
+    if row.get("dataset") != run["dataset"]:
+        reasons.append("dataset differs: run %s, reference %s" % (run["dataset"], row.get("dataset")))
+    if row.get("preset") != run["preset"]:
+        if run["preset"] == "original" and row.get("preset") == "paper":
+            reasons.append("preset differs: the run uses the original repository's recipe (preset original), "
+                           "%s is a paper result (preset paper); train with --preset paper to compare with it"
+                           % row["id"])
+        else:
+            reasons.append("preset differs: run preset %s, reference preset %s" % (run["preset"], row.get("preset")))
+    return reasons
+
+
+def _wants_augmented(run):
+    if run["dataset"] == "mnist":
+        return False
+    h = run["hparams"]
+    for key in ("augment", "augmentation", "data_augmentation"):
+        if key in h:
+            return _truthy(h[key])
+    return True      # the kit augments CIFAR (pad 4, random crop, flip)
+
+
+def _preference(run, row):
+    """Sort key among equally good rows: augmentation as the run, then the row marked default, then file order."""
+    aug = (row.get("augmented") == "yes") == _wants_augmented(run)
+    return (0 if aug else 1, 0 if row.get("default", "yes") != "no" else 1, row["_line"])
+
+
+def match_reference(run, refs, forced_id=None):
+    """Return (row or None, reasons it is not comparable, ids of other fully matching rows)."""
+    if forced_id:
+        byid = dict((r["id"], r) for r in refs)
+        row = byid[forced_id]
+        return row, _problems(run, row, check_model=True), []
+    same_model = [r for r in refs if r["model"] == run["model"]]
+    scored = [(r, _problems(run, r)) for r in same_model]
+    full = sorted([r for r, p in scored if not p], key=lambda r: _preference(run, r))
+    if full:
+        best = full[0]
+        others = [r["id"] for r in full[1:] if _preference(run, r)[0] == _preference(run, best)[0]]
+        return best, [], others
+    # No exact match: show the nearest row and say what differs.
+    for wanted in (("preset",), ("dataset",), ("dataset", "preset")):
+        near = [(r, p) for r, p in scored
+                if p and all(any(x.startswith(w + " differs") for w in wanted) for x in p)]
+        if near:
+            near.sort(key=lambda rp: _preference(run, rp[0]))
+            return near[0][0], near[0][1], []
+    what = "%s on %s" % (describe_arch(run["model"], run_arch(run)), run["dataset"])
+    reason = "no reference row for %s (preset %s)" % (what, run["preset"])
+    if run["model"] == "ResNet" and run_arch(run).get("shortcut") is False:
+        reason += ": the papers show plain nets only as training curves (He et al. 2015, Figure 6)"
+    elif run["model"] == "SE_ResNeXt":
+        reason += ": Hu et al. print no SE-ResNeXt CIFAR number (see the se-resnet rows for SE-ResNet)"
+    return None, [reason], []
+
+
+def assess(run, row, reasons):
+    """Verdict for one run against its row."""
+    result = {"row": row, "ref_acc": None, "diff": None, "caveats": [], "compared": "final"}
+    if row is not None:
+        result["ref_acc"] = reference_accuracy(row)
+    planned, done = run["planned"], run["done"]
+    reasons = list(reasons)
+    if planned is not None and done < planned:
+        reasons.append("unfinished: %d of %d epochs" % (done, planned))
+    elif run["final_acc"] is None:
+        reasons.append("no evaluated epoch in metrics.jsonl yet")
+    h = run["hparams"]
+    if _as_int(h.get("train_subset")):
+        reasons.append("trained on only %d training images (--train_subset)" % _as_int(h.get("train_subset")))
+    if _as_int(h.get("test_subset")):
+        reasons.append("evaluated on only %d test images (--test_subset)" % _as_int(h.get("test_subset")))
+    bugs = [k for k in HARNESS_BUG_FLAGS if _truthy(h.get(k))]
+    if bugs and run["preset"] != "original":
+        result["caveats"].append("the run enables the original harness's bugs: " + ", ".join(bugs))
+
+    official = OFFICIAL_LABELS.get(run["dataset"])
+    label = run["dataset_label"]
+    if not label:
+        result["caveats"].append("the run does not record what data it used (no dataset_label)")
+    elif "jpeg" in str(label).lower() or "jpg" in str(label).lower():
+        result["caveats"].append("data is %s: expect a few points lower" % label)
+    elif official and (str(label).strip() != official or run.get("data_verified") is False):
+        result["caveats"].append("data is %s, not the checksum-verified official %s archive" % (label, official))
+
+    if row is not None:
+        if row.get("value_kind") == "read off a figure":
+            result["caveats"].append("reference read off a figure (approximate)")
+        if row.get("augmented") == "yes" and not _wants_augmented(run):
+            result["caveats"].append("reference is with augmentation, the run is not")
+        if row.get("augmented") == "no" and _wants_augmented(run) and row.get("dataset") != "mnist":
+            result["caveats"].append("reference is without augmentation (with dropout), the run augments")
+
+    if reasons:
+        result["verdict"] = "not comparable: " + "; ".join(reasons)
+        return result
+
+    # Compare the final epoch, except where the source reports its highest accuracy.
+    acc = run["final_acc"]
+    if row.get("value_kind") == "best" and row["_mean"] is None:
+        acc = run["best_acc"]
+        result["compared"] = "best"
+        result["caveats"].append("the source reports its highest test accuracy: compared with the run's best epoch")
+    diff = round(acc - result["ref_acc"], 2)
+    result["diff"] = diff
+    spread = row["_spread"]
+    word = "paper's" if row.get("preset") == "paper" else "source's"
+    if spread is not None:
+        tol, how = spread, "+/-%.2f points" % spread
+    else:
+        tol, how = DEFAULT_TOLERANCE_POINTS, "default tolerance +/-%.2f points: no spread printed" % DEFAULT_TOLERANCE_POINTS
+    if abs(diff) <= tol + 1e-9:
+        result["verdict"] = "within the %s spread (%s)" % (word, how)
+    elif diff < 0:
+        result["verdict"] = "below the reference by %.2f points (%s)" % (-diff, how)
+    else:
+        result["verdict"] = "above the reference by %.2f points (%s)" % (diff, how)
+    return result
+
+
+# ----------------------------------------------------------------------------- output
+
+def format_table(headers, rows, right=()):
+    widths = [len(h) for h in headers]
+    for r in rows:
+        for i, cell in enumerate(r):
+            widths[i] = max(widths[i], len(cell))
+    lines = []
+    for r in [headers] + rows:
+        cells = []
+        for i, cell in enumerate(r):
+            last = i == len(r) - 1
+            if i in right:
+                cells.append(cell.rjust(widths[i]))
+            else:
+                cells.append(cell if last else cell.ljust(widths[i]))
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def describe_row(row):
+    """One line about a reference row: what it is, the number, where it is printed."""
+    metric = {"test_error_pct": "test error %", "test_acc_pct": "test accuracy %"}.get(row.get("metric"),
+                                                                                      row.get("metric"))
+    number = row.get("value", "")
+    if row.get("mean"):
+        number += ", mean %s" % row["mean"]
+    if row.get("spread"):
+        number += " +/- %s" % row["spread"]
+    kind = row.get("value_kind")
+    runs = _as_int(row.get("runs"))
+    if kind == "single" or (kind and runs == 1):
+        number += " (single run)"
+    elif kind and kind != "unstated":
+        number += " (%s of %d runs)" % (kind, runs) if runs else " (%s)" % kind
+    return "%s = %s, %s %s; printed as \"%s\"; %s, %s" % (
+        row["id"], row.get("variant", ""), metric, number, row.get("as_printed", ""),
+        row.get("source", ""), row.get("where", ""))
+
+
+def report(runs, results):
+    headers = ["run", "model", "preset", "data", "epochs", "final %", "best %", "reference", "ref %", "diff",
+               "verdict"]
+    body = []
+    for run, res in zip(runs, results):
+        row = res["row"]
+        verdict = res["verdict"]
+        if res["caveats"]:
+            verdict += "; caveat: " + "; ".join(res["caveats"])
+        epochs = "%d/%s" % (run["done"], run["planned"] if run["planned"] is not None else "?")
+        body.append([run["name"], describe_arch(run["model"], run_arch(run)), run["preset"],
+                     str(run["dataset_label"] or run["dataset"]), epochs,
+                     _fmt_pct(run["final_acc"]), _fmt_pct(run["best_acc"]),
+                     row["id"] if row else "none", _fmt_pct(res["ref_acc"]), _fmt_diff(res["diff"]), verdict])
+    lines = format_table(headers, body, right=(4, 5, 6, 8, 9))
+    lines.append("")
+    lines.append("ref % = 100 - published test error (the mean where mean+/-std is printed); "
+                 "diff = final % - ref %, in points.")
+    lines.append("Default tolerance where the source prints no spread: +/-%.2f points (DEFAULT_TOLERANCE_POINTS)."
+                 % DEFAULT_TOLERANCE_POINTS)
+    seen = []
+    for res in results:
+        if res["row"] is not None and res["row"]["id"] not in [r["id"] for r in seen]:
+            seen.append(res["row"])
+    if seen:
+        lines.append("Reference rows:")
+        lines.extend("  " + describe_row(row) for row in seen)
+    others = ["  %s: %s" % (run["name"], ", ".join(res["others"])) for run, res in zip(runs, results)
+              if res.get("others")]
+    if others:
+        lines.append("Other rows that match as well (compare with one of them with --reference ID):")
+        lines.extend(others)
+    return lines
+
+
+# ----------------------------------------------------------------------------- plot
+
+def _nice_ticks(lo, hi, max_ticks=7):
+    if hi <= lo:
+        hi = lo + 1.0
+    span = hi - lo
+    raw = span / max_ticks
+    mag = 10 ** math.floor(math.log10(raw))
+    step = mag
+    for m in (1, 2, 2.5, 5, 10):
+        step = m * mag
+        if span / step <= max_ticks:
+            break
+    lo_t = math.floor(lo / step) * step
+    hi_t = math.ceil(hi / step) * step
+    ticks = []
+    t = lo_t
+    while t <= hi_t + step * 1e-6:
+        ticks.append(round(t, 6))
+        t += step
+    return lo_t, hi_t, ticks
+
+
+def _tick_label(v):
+    if abs(v - round(v)) < 1e-6:
+        return "%d" % int(round(v))
+    return ("%.2f" % v).rstrip("0").rstrip(".")
+
+
+def _text_size(draw, text, font):
+    """Width and height of text: textbbox where Pillow has it for this font (>= 9.2), else textsize."""
+    try:
+        box = draw.textbbox((0, 0), text, font=font)
+        return box[2] - box[0], box[3] - box[1]
+    except (AttributeError, ValueError):     # Pillow < 9.2 with the bitmap font, or Pillow < 8
+        return draw.textsize(text, font=font)
+
+
+def _latin1(text):
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
+def _dashed_hline(draw, x0, x1, y, color, dash=8, gap=5, width=2):
+    x = x0
+    while x < x1:
+        draw.line([(x, y), (min(x + dash, x1), y)], fill=color, width=width)
+        x += dash + gap
+
+
+def _panel(draw, font, box, series, refs, ylabel, xmax, ylim=None):
+    """Draw axes, ticks, grid and lines of one panel. series: [(color, [(x, y)])]; refs: [(color, y)]."""
+    left, top, right, bottom = box
+    ys = [y for _, pts in series for _, y in pts] + [y for _, y in refs]
+    lo, hi = (min(ys), max(ys)) if ys else (0.0, 1.0)
+    pad = (hi - lo) * 0.05 or 0.5
+    lo, hi = lo - pad, hi + pad
+    if ylim:
+        lo, hi = max(lo, ylim[0]), min(hi, ylim[1])
+    ylo, yhi, yticks = _nice_ticks(lo, hi)
+    if ylim:
+        ylo, yhi = max(ylo, ylim[0]), min(yhi, ylim[1])
+        yticks = [t for t in yticks if ylo - 1e-9 <= t <= yhi + 1e-9]
+    xlo, xhi, xticks = _nice_ticks(0, max(1, xmax))
+
+    def px(x):
+        return left + (x - xlo) / (xhi - xlo) * (right - left)
+
+    def py(y):
+        return bottom - (y - ylo) / (yhi - ylo) * (bottom - top)
+
+    grid, axis, ink = (225, 225, 225), (90, 90, 90), (0, 0, 0)
+    for t in yticks:
+        y = py(t)
+        draw.line([(left, y), (right, y)], fill=grid)
+        draw.line([(left - 4, y), (left, y)], fill=axis)
+        label = _tick_label(t)
+        w, h = _text_size(draw, label, font)
+        draw.text((left - 7 - w, y - h / 2 - 1), label, fill=ink, font=font)
+    for t in xticks:
+        x = px(t)
+        draw.line([(x, top), (x, bottom)], fill=grid)
+        draw.line([(x, bottom), (x, bottom + 4)], fill=axis)
+        label = _tick_label(t)
+        w, h = _text_size(draw, label, font)
+        draw.text((x - w / 2, bottom + 7), label, fill=ink, font=font)
+    draw.rectangle([left, top, right, bottom], outline=axis)
+    draw.text((left, top - 16), ylabel, fill=ink, font=font)
+
+    for color, y in refs:
+        if ylo <= y <= yhi:
+            _dashed_hline(draw, left + 1, right - 1, py(y), color)
+    for color, pts in series:
+        xy = [(px(x), py(min(max(y, ylo), yhi))) for x, y in pts]
+        if len(xy) == 1:
+            x, y = xy[0]
+            draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=color)
+        elif xy:
+            draw.line(xy, fill=color, width=2)
+
+
+def plot(runs, results, path):
+    """Write a PLOT_SIZE PNG: test accuracy (top, with dashed reference lines) and test loss (bottom)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    img = Image.new("RGB", PLOT_SIZE, BACKGROUND)
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default()
+    acc_series, loss_series, refs = [], [], []
+    xmax = 1
+    for i, (run, res) in enumerate(zip(runs, results)):
+        color = COLORS[i % len(COLORS)]
+        acc, loss = [], []
+        for rec in run["records"]:
+            ep = _as_float(rec.get("epoch"))
+            if ep is None:
+                continue
+            xmax = max(xmax, ep)
+            a = _pct(rec.get("test_acc"))
+            if a is not None:
+                acc.append((ep, a))
+            l = _as_float(rec.get("test_loss"))
+            if l is not None and math.isfinite(l):
+                loss.append((ep, l))
+        acc_series.append((color, acc))
+        loss_series.append((color, loss))
+        if res["ref_acc"] is not None:
+            refs.append((color, res["ref_acc"]))
+
+    draw.text((ACC_PANEL[0], 8), "Test accuracy and test loss per epoch (dashed: reference accuracy)",
+              fill=(0, 0, 0), font=font)
+    _panel(draw, font, ACC_PANEL, acc_series, refs, "test accuracy (%)", xmax, ylim=(0.0, 100.0))
+    _panel(draw, font, LOSS_PANEL, loss_series, [], "test loss", xmax, ylim=(0.0, float("inf")))
+    w, h = _text_size(draw, "epoch", font)
+    draw.text(((LOSS_PANEL[0] + LOSS_PANEL[2]) / 2 - w / 2, LOSS_PANEL[3] + 24), "epoch", fill=(0, 0, 0), font=font)
+
+    # Legend
+    y = ACC_PANEL[1]
+    draw.text((LEGEND_X, y), "runs", fill=(0, 0, 0), font=font)
+    y += 18
+    for i, (run, res) in enumerate(zip(runs, results)):
+        color = COLORS[i % len(COLORS)]
+        draw.line([(LEGEND_X, y + 6), (LEGEND_X + 22, y + 6)], fill=color, width=3)
+        draw.text((LEGEND_X + 28, y), _latin1(run["name"])[:30], fill=(0, 0, 0), font=font)
+        y += 15
+        if res["row"] is not None:
+            _dashed_hline(draw, LEGEND_X, LEGEND_X + 22, y + 6, color, dash=5, gap=3)
+            text = "%.2f %s" % (res["ref_acc"], res["row"]["id"])
+            draw.text((LEGEND_X + 28, y), _latin1(text)[:30], fill=(60, 60, 60), font=font)
+            y += 15
+        y += 6
+        if y > PLOT_SIZE[1] - 20:
+            break
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        os.makedirs(directory)
+    img.save(path, format="PNG")
+    return path
+
+
+# ----------------------------------------------------------------------------- main
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Compare training runs with the published numbers in references.csv.")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                   help="run folder(s) written by the training loop (config.json + metrics.jsonl)")
+    p.add_argument("--plot", metavar="PATH.png", help="write test accuracy/loss curves to this PNG")
+    p.add_argument("--reference", metavar="ID",
+                   help="compare every run with this references.csv row instead of the automatic match")
+    p.add_argument("--references", metavar="CSV", help="reference table to use (default: the kit's references.csv)")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        refs = load_references(args.references)
+        if args.reference and args.reference not in set(r["id"] for r in refs):
+            raise CompareError("unknown reference id %r: use an id from the first column of references.csv"
+                               % args.reference)
+        runs = [load_run(d) for d in args.run_dirs]
+    except CompareError as e:
+        _emit("%s: error: %s" % (PROG, e), sys.stderr)
+        return 2
+    results = []
+    for run in runs:
+        row, reasons, others = match_reference(run, refs, args.reference)
+        res = assess(run, row, reasons)
+        res["others"] = others
+        results.append(res)
+    for line in report(runs, results):
+        _emit(line)
+    if args.plot:
+        try:
+            plot(runs, results, args.plot)
+        except (IOError, OSError) as e:
+            _emit("%s: error: could not write %s: %s" % (PROG, args.plot, e), sys.stderr)
+            return 2
+        _emit("Plot written to %s" % args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

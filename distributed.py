@@ -1,0 +1,168 @@
+"""Data-parallel training with Horovod (Sergeev & Del Balso 2018, arXiv 1802.05799).
+
+    horovodrun -np 2 -H localhost:2 python ResNeXt.py [flags]          # 2 GPUs (or CPU processes)
+    horovodrun -np 8 -H host1:4,host2:4 python ResNeXt.py [flags]      # 2 machines x 4 GPUs
+
+Every process runs the same graph on its own slice of each batch; `hvd.DistributedOptimizer`
+averages the gradients over the processes with an allreduce before they are applied, so the
+weights stay identical everywhere. `trainer.train` calls the hooks below; a script started by
+horovodrun or mpirun as one of several processes, or given `--horovod`, uses them; any other
+run is the plain single-process loop, unchanged. Only this module imports Horovod.
+
+The choices, following Goyal et al. 2017, "Accurate, Large Minibatch SGD: Training ImageNet
+in 1 Hour" (arXiv 1706.02677):
+  batch       --batch_size is per process; a step consumes workers x batch_size images.
+  lr          linear scaling rule (their section 2.1): lr x workers, reached by a linear ramp
+              from 1x over the first --hvd_warmup_epochs epochs (their "gradual warmup",
+              section 2.2, 5 epochs). It multiplies the whole schedule, --warmup_lr included.
+              TF's MomentumOptimizer applies lr outside the momentum buffer, so no momentum
+              correction (their section 2.1) is needed when lr changes.
+  batch norm  statistics over each process's own batch_size images, as in their section 3
+              (per-worker BN); moving averages are not averaged, and rank 0's are the ones
+              evaluated and saved.
+  data        `shard`: global batch k of the epoch's permutation is split round-robin over the
+              ranks, so a step sees exactly the images a single process with batch_size x
+              workers would see at that step (tests/test_horovod.py checks the weights match).
+  rank 0      alone holds the run LOCK, evaluates, logs and checkpoints; the others wait for it
+              at their next allreduce. On resume rank 0 restores its newest intact checkpoint
+              and broadcasts every variable (global_step, optimizer slots included), so the
+              other ranks need no access to the run folder (no shared file system needed).
+"""
+from __future__ import division, print_function
+
+import multiprocessing
+import os
+
+import numpy as np
+
+from compat import tf
+
+# What the launchers set in each process: horovodrun --gloo sets HOROVOD_RANK; horovodrun on an
+# MPI build (NVIDIA's NGC image) and mpirun set only their MPI's variables.
+MPI_SIZE_ENV = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
+
+
+def add_flags(parser):
+    """The distributed flags (meaningful only under horovodrun / mpirun)."""
+    import trainer
+    g = parser.add_argument_group("data-parallel training with horovodrun (docs/horovod.md)")
+    trainer.bool_flag(g, "horovod", "use Horovod (implied when horovodrun or mpirun starts several processes)")
+    trainer.bool_flag(g, "hvd_scale_lr", "multiply the learning rate by the number of processes; "
+                                         "--hvd_scale_lr=false keeps it (on by default)")
+    g.add_argument("--hvd_warmup_epochs", type=float, default=None,
+                   help="ramp the scaled learning rate up linearly over this many epochs (default 5; 0: none)")
+
+
+def requested(hp):
+    """True when this process should train with Horovod: --horovod, or horovodrun or mpirun
+    started it as one of several processes (which, training alone, would fight over one folder)."""
+    if hp.get("horovod") or os.environ.get("HOROVOD_RANK") is not None:
+        return True
+    return any(os.environ.get(k, "1").isdigit() and int(os.environ.get(k, "1")) > 1 for k in MPI_SIZE_ENV)
+
+
+def check_workers(folder, meta, dist):
+    """Refuse to resume a checkpoint written by another number of processes.
+
+    The global batch, the steps per epoch and so the schedule depend on it: resumed
+    with another number, a run would go on as another run. config.json records
+    `workers` for a distributed run; a single-process run records none (1).
+    """
+    import trainer
+    saved = (meta.get("config") or {}).get("workers", 1)
+    here = dist.size if dist is not None else 1
+    if saved != here:
+        how = "horovodrun -np %d" % saved if saved > 1 else "a plain python command (no horovodrun)"
+        raise trainer.KitError("checkpoint %s was trained by %d process%s and this run has %d: resume it with %s, "
+                               "or pass another --run_dir" % (folder, saved, "es" if saved > 1 else "", here, how))
+
+
+class Horovod(object):
+    """The hooks `trainer.train` calls in a data-parallel run; one instance per process."""
+
+    def __init__(self, hp):
+        import trainer
+        try:
+            import horovod.tensorflow as hvd
+        except ImportError as e:
+            raise trainer.KitError("Horovod is not installed (%s): run `./kit bash requirements/horovod.sh` to build "
+                                   "it, or run the script as a single process (no horovodrun, no --horovod)" % e)
+        hvd.init()
+        self.hvd = hvd
+        self.rank, self.size = hvd.rank(), hvd.size()
+        self.local_rank, self.local_size = hvd.local_rank(), hvd.local_size()
+        self.is_chief = self.rank == 0
+        self.batch_size = hp["batch_size"]
+        self.scale_lr = hp.get("hvd_scale_lr") is not False
+        self.warmup_epochs = 5.0 if hp.get("hvd_warmup_epochs") is None else float(hp["hvd_warmup_epochs"])
+        self.threads = hp.get("threads") or 0
+        if self.warmup_epochs < 0:
+            raise trainer.KitError("--hvd_warmup_epochs must be >= 0, got %s" % self.warmup_epochs)
+
+    # -- data
+    def shard(self, order):
+        """This rank's slice of an epoch's permutation `order`, batch after batch.
+
+        The order is first padded (cyclically) to a multiple of the number of ranks, so that
+        every rank gets the same number of images and therefore runs the same number of steps
+        (a rank with one step fewer would leave the others waiting in an allreduce forever).
+        Then each global batch of size x batch_size images is dealt round-robin: rank r's k-th
+        batch is order[k*G:(k+1)*G][r::size], and the union of the ranks' k-th batches is the
+        k-th batch of a single process with batch_size G.
+        """
+        order = np.resize(order, len(order) + (-len(order)) % self.size)
+        g = self.size * self.batch_size
+        return np.concatenate([order[i:i + g][self.rank::self.size] for i in range(0, len(order), g)])
+
+    # -- graph
+    def wrap_optimizer(self, opt):
+        """Average the gradients over all ranks (allreduce) before applying them."""
+        return self.hvd.DistributedOptimizer(opt)
+
+    def broadcast_op(self):
+        """Copy every variable from rank 0, run once after initialisation or rank 0's restore."""
+        return self.hvd.broadcast_variables(tf.global_variables(), root_rank=0)
+
+    def _warmup_steps(self, steps_per_epoch):
+        return self.warmup_epochs * steps_per_epoch
+
+    def lr_scale(self, global_step, steps_per_epoch):
+        """The learning-rate multiplier as a tensor of global_step (None: no scaling)."""
+        if not self.scale_lr or self.size == 1:
+            return None
+        warmup = self._warmup_steps(steps_per_epoch)
+        if warmup <= 0:
+            return tf.constant(float(self.size))
+        ramp = tf.minimum(tf.cast(global_step, tf.float32) / float(warmup), 1.0)
+        return 1.0 + (self.size - 1.0) * ramp
+
+    def lr_scale_at(self, step, steps_per_epoch):
+        """The same multiplier in Python, for the logs."""
+        if not self.scale_lr or self.size == 1:
+            return 1.0
+        warmup = self._warmup_steps(steps_per_epoch)
+        return 1.0 + (self.size - 1.0) * (min(step / float(warmup), 1.0) if warmup > 0 else 1.0)
+
+    # -- session
+    def configure(self, config):
+        """One GPU per process (local rank); on CPU, the cores shared among this machine's ranks."""
+        config.gpu_options.visible_device_list = str(self.local_rank)
+        if not self.threads:
+            share = max(1, multiprocessing.cpu_count() // self.local_size)
+            config.intra_op_parallelism_threads = share
+            config.inter_op_parallelism_threads = min(share, 2)
+
+    def agree_on_checkpoint(self, folder, meta):
+        """Rank 0 restores the checkpoint it found; the others start from their initial values
+        and receive rank 0's (restored) variables from `broadcast_op`, global_step included."""
+        return (folder, meta) if self.is_chief else (None, None)
+
+    def finish(self, sess, graph):
+        """End of training. With KIT_DUMP_VARIABLES=PREFIX, every rank writes its variables to
+        PREFIX-rank<R>.npz (the tests compare the ranks' weights this way)."""
+        prefix = os.environ.get("KIT_DUMP_VARIABLES")
+        if prefix:
+            with graph.graph.as_default():
+                names = [v.op.name for v in tf.global_variables()]
+                values = sess.run(tf.global_variables())
+            np.savez("%s-rank%d.npz" % (prefix, self.rank), **dict(zip(names, values)))

@@ -1,0 +1,350 @@
+"""Hostile and broken input: every case ends in one line on stderr that names the problem
+and the fix, with the documented exit code, no traceback, and no damage.
+
+Most cases call a model script's main() in this process (conftest.run_main); two run
+the real scripts as subprocesses to show what a user's terminal gets.
+"""
+import io
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+import pytest
+
+import fakedata
+from conftest import ROOT, captured, run_main, tiny_args
+
+import cifar10
+import trainer
+import ResNeXt
+
+TINY = ["--cardinality", "1", "--depth", "4", "--blocks", "1", "--stem_dim", "8", "--out_dims", "8,16,32",
+        "--train_subset", "60", "--test_subset", "40", "--batch_size", "10"]
+
+
+def one_line_error(result, code=2):
+    """The message of a run that must have failed with `code` and exactly one stderr line."""
+    got, out, err = result
+    assert got == code, (got, out, err)
+    assert "Traceback" not in out + err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def train(fake, tmp_path, *flags):
+    """ResNeXt.main on the tiny model in this process, run folder tmp_path/run."""
+    return run_main(ResNeXt, tiny_args(fake, tmp_path / "run") + TINY + list(flags))
+
+
+def copy(src, dst):
+    shutil.copytree(src, str(dst))
+    return str(dst)
+
+
+# ----------------------------------------------------------------------------- flags
+
+@pytest.mark.parametrize("flags, words", [
+    (["--cardinality", "0"], "--cardinality must be between 1 and 64, got 0"),
+    (["--batch_size", "0"], "--batch_size must be between 1 and 65536, got 0"),
+    (["--lr", "-1"], "--lr must be in (0, 10], got -1.0"),
+    (["--lr", "nan"], "--lr must be in (0, 10], got nan"),
+    (["--lr", "1e30"], "--lr must be in (0, 10], got 1e+30"),
+    (["--epochs", "0"], "--epochs must be at least 1, got 0"),
+])
+def test_out_of_range_flags(flags, words, fake_cifar, tmp_path):
+    msg = one_line_error(train(fake_cifar, tmp_path, *flags))
+    assert msg == "error: " + words
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_num_layers_not_6n_plus_2(fake_cifar, tmp_path):
+    if not os.path.exists(os.path.join(ROOT, "ResNet.py")):
+        pytest.skip("ResNet.py is not in this checkout")
+    import ResNet
+    msg = one_line_error(run_main(ResNet, tiny_args(fake_cifar, tmp_path / "run") + ["--num_layers", "21"]))
+    assert "--num_layers=21 is not 6n+2" in msg and "use 20, 32, 44, 56, 110" in msg
+
+
+def test_scripts_print_one_line_and_exit_2(tmp_path):
+    """The real command line: exit code 2, one stderr line, nothing on stdout, no traceback."""
+    cases = {"--cardinality": "0", "--lr": "nan"}
+    procs = [(flag, subprocess.Popen([sys.executable, "ResNeXt.py", flag, value, "--data_dir", str(tmp_path)],
+                                     cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     universal_newlines=True)) for flag, value in cases.items()]
+    for flag, p in procs:
+        out, err = p.communicate()
+        assert (p.returncode, out) == (2, "")
+        assert err.startswith("error: %s must be" % flag) and err.count("\n") == 1, err
+
+
+# ----------------------------------------------------------------------------- data folders and batches
+
+def test_missing_data_folder(fake_cifar, tmp_path):
+    missing = str(tmp_path / "nowhere")
+    msg = one_line_error(train(fake_cifar, tmp_path, "--data_source", missing))
+    assert "data source %s does not exist" % missing in msg and "pass an archive" in msg
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    msg = one_line_error(train(fake_cifar, tmp_path, "--data_source", str(empty)))
+    assert "%s has no cifar-10-batches-py folder" % empty in msg and "point --data_source at" in msg
+
+
+def test_truncated_and_corrupt_python_batches(fake_cifar, tmp_path):
+    py = copy(fake_cifar["py"], tmp_path / "cifar-10-batches-py")
+    path = os.path.join(py, "data_batch_3")
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+    msg = one_line_error(train(fake_cifar, tmp_path, "--data_source", py))
+    assert "%s is truncated or corrupt" % path in msg and "download the archive again" in msg
+    with open(path, "wb") as f:
+        f.write(os.urandom(4096))  # not a pickle at all
+    msg = one_line_error(train(fake_cifar, tmp_path, "--data_source", py))
+    assert path in msg and "download the archive again" in msg
+
+
+def test_truncated_binary_batch(fake_cifar, tmp_path):
+    if not os.path.exists(os.path.join(ROOT, "ResNet.py")):
+        pytest.skip("ResNet.py (the script that reads the binary layout) is not in this checkout")
+    import ResNet
+    bn = copy(fake_cifar["bin"], tmp_path / "cifar-10-batches-bin")
+    path = os.path.join(bn, "data_batch_2.bin")
+    with open(path, "r+b") as f:
+        f.truncate(3073 * 10 + 500)  # ten records and part of an eleventh
+    argv = ["--path", bn, "--run_dir", str(tmp_path / "run"), "--threads", "1", "--progress", "off",
+            "--num_layers", "8"]
+    msg = one_line_error(run_main(ResNet, argv))
+    assert "%s is truncated or corrupt (31230 bytes, not a whole number of 3073-byte records)" % path in msg
+    assert "extract the archive again" in msg
+
+
+def write_batch(path, data, labels):
+    with open(path, "wb") as f:
+        pickle.dump({b"batch_label": b"x", b"labels": labels, b"data": data}, f, protocol=2)
+
+
+@pytest.mark.parametrize("data, labels, words", [
+    (np.zeros((50, 1024), np.uint8), [0] * 50, "holds images of shape (50, 1024) and type uint8, expected (N, 3072)"),
+    (np.zeros((50, 3072), np.float64), [0] * 50, "holds images of shape (50, 3072) and type float64"),
+    (np.zeros((50, 3072), np.uint8), [0] * 49, "holds 49 labels for 50 images"),
+    (np.zeros((50, 3072), np.uint8), [3] * 49 + [10], "has labels outside 0..9 (found 3..10)"),
+    (np.zeros((50, 3072), np.uint8), [-1] + [3] * 49, "has labels outside 0..9 (found -1..3)"),
+])
+def test_batches_with_wrong_shapes_or_labels(data, labels, words, fake_cifar, tmp_path):
+    py = copy(fake_cifar["py"], tmp_path / "cifar-10-batches-py")
+    path = os.path.join(py, "data_batch_4")
+    write_batch(path, data, labels)
+    msg = one_line_error(train(fake_cifar, tmp_path, "--data_source", py))
+    assert path + " " + words in msg
+
+
+class Payload(object):
+    """Unpickling this calls `func(*args)`: what a hostile data batch would do."""
+
+    def __init__(self, func, args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+@pytest.mark.parametrize("how", ["os.system", "builtins.open", "inside a numpy object array"])
+def test_pickle_with_a_payload_is_refused_and_never_runs(how, fake_cifar, tmp_path):
+    import builtins
+    marker = tmp_path / "payload-ran"
+    if how == "os.system":
+        payload = Payload(os.system, ("touch %s" % marker,))
+    elif how == "builtins.open":
+        payload = Payload(builtins.open, (str(marker), "w"))
+    else:
+        payload = np.array([Payload(os.system, ("touch %s" % marker,))], dtype=object)
+    py = copy(fake_cifar["py"], tmp_path / "cifar-10-batches-py")
+    path = os.path.join(py, "data_batch_1")
+    with open(path, "wb") as f:
+        pickle.dump({b"labels": [0] * 50, b"data": payload}, f, protocol=2)
+    # Even a folder the user vouches for (--trust_data) is read by a restricted unpickler.
+    msg = one_line_error(train(fake_cifar, tmp_path, "--data_source", py))
+    assert path in msg and "refusing" in msg and ("posix.system" in msg or "io.open" in msg), msg
+    assert not marker.exists()
+    # Without --trust_data the unverified pickles are not even opened.
+    argv = [a for a in tiny_args(fake_cifar, tmp_path / "run") if a != "--trust_data"] + TINY + ["--data_source", py]
+    msg = one_line_error(run_main(ResNeXt, argv))
+    assert "was not extracted from a verified archive" in msg and "--trust_data" in msg
+    assert not marker.exists()
+
+
+# ----------------------------------------------------------------------------- archives and checksums
+
+def test_wrong_checksum_without_trust_data(fake_cifar, tmp_path):
+    data_dir = tmp_path / "data"
+    argv = ["--data_source", fake_cifar["py_tar"], "--data_dir", str(data_dir), "--run_dir", str(tmp_path / "run")]
+    argv += TINY
+    msg = one_line_error(run_main(ResNeXt, argv))
+    assert "checksum mismatch for %s" % fake_cifar["py_tar"] in msg
+    assert "expected %s" % cifar10.ARCHIVES["cifar10"][1] in msg and "pass --trust_data" in msg
+    assert not (data_dir / "cifar-10-batches-py").exists()
+
+
+def hostile_tar(path, members):
+    """A gzip tar of (name, kind, payload): kind 'file' (payload = bytes), 'dir', 'symlink'
+    or 'hardlink' (payload = link target)."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, kind, payload in members:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+                continue
+            info.type = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE}[kind]
+            if kind != "dir":
+                info.linkname = payload
+            tar.addfile(info)
+    return path
+
+
+def snapshot(root):
+    """Every path under root with its size and content hash, to prove nothing changed."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            out[p] = (os.path.islink(p), None if os.path.isdir(p) else fakedata.md5(p) if os.path.isfile(p) else 0)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["absolute", "dotdot", "symlink", "hardlink"])
+def test_hostile_archive_members_write_nothing_anywhere(kind, fake_cifar, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "victim.txt"
+    victim.write_text(u"precious\n")
+    good = ("cifar-10-batches-py/readme.txt", "file", b"a harmless member first\n")
+    members = {
+        "absolute": [good, (str(outside / "planted.txt"), "file", b"owned\n")],
+        "dotdot": [good, ("cifar-10-batches-py/../../../outside/planted.txt", "file", b"owned\n")],
+        # a link out of the folder, then a file written through it
+        "symlink": [good, ("cifar-10-batches-py/out", "symlink", str(outside)),
+                    ("cifar-10-batches-py/out/planted.txt", "file", b"owned\n")],
+        # a hard link to a file outside, then a member that would overwrite it through the link
+        "hardlink": [good, ("cifar-10-batches-py/victim.txt", "hardlink", str(victim)),
+                     ("cifar-10-batches-py/victim.txt", "file", b"owned\n")],
+    }[kind]
+    arc = hostile_tar(str(tmp_path / "cifar-10-python.tar.gz"), members)
+    data_dir = tmp_path / "data"
+    before = snapshot(str(tmp_path))
+    argv = ["--data_source", arc, "--trust_data", "--data_dir", str(data_dir), "--run_dir", str(tmp_path / "run")]
+    argv += TINY
+    msg = one_line_error(run_main(ResNeXt, argv))
+    assert "unsafe archive" in msg and "refusing to extract it" in msg
+    assert {"absolute": "absolute path", "dotdot": "outside the target folder",
+            "symlink": "link or special file", "hardlink": "link or special file"}[kind] in msg
+    assert victim.read_text() == u"precious\n"
+    assert not (outside / "planted.txt").exists() and not (tmp_path / "planted.txt").exists()
+    assert os.listdir(str(data_dir)) == []  # not even the harmless member or the temporary folder
+    after = snapshot(str(tmp_path))
+    new = set(after) - set(before)
+    assert all(p.startswith((str(data_dir), str(tmp_path / "run"))) for p in new), sorted(new)
+    assert {p: after[p] for p in before} == before
+
+
+def test_unverified_python_folder_needs_trust_data(fake_cifar, tmp_path):
+    py = copy(fake_cifar["py"], tmp_path / "cifar-10-batches-py")
+    argv = ["--data_source", py, "--run_dir", str(tmp_path / "run"), "--progress", "off"] + TINY
+    msg = one_line_error(run_main(ResNeXt, argv))
+    assert "%s was not extracted from a verified archive" % py in msg and "pass --trust_data" in msg
+    hp = trainer.resolve(trainer.build_parser("ResNeXt", ResNeXt.add_flags, ResNeXt.PRESETS, "").parse_args(
+        argv + ["--trust_data"]), ResNeXt.PRESETS)
+    d = trainer.load_data(hp)  # what training does next, with the user's word for the folder
+    assert d["train_x"].shape == (60, 32, 32, 3) and d["label"] == "CIFAR-10 (unverified copy)"
+
+
+def test_archive_with_the_official_checksum_needs_no_trust_data(fake_cifar, tmp_path, monkeypatch):
+    monkeypatch.setitem(cifar10.ARCHIVES, "cifar10",
+                        ("cifar-10-python.tar.gz", fakedata.md5(fake_cifar["py_tar"]), "cifar-10-batches-py"))
+    argv = ["--data_source", fake_cifar["py_tar"], "--data_dir", str(tmp_path / "data"), "--run_dir",
+            str(tmp_path / "run"), "--progress", "off"] + TINY
+    hp = trainer.resolve(trainer.build_parser("ResNeXt", ResNeXt.add_flags, ResNeXt.PRESETS, "").parse_args(argv),
+                         ResNeXt.PRESETS)
+    assert not hp["trust_data"]
+    d = trainer.load_data(hp)
+    assert d["verified"] and d["label"] == "CIFAR-10"
+    np.testing.assert_array_equal(d["train_y"], fake_cifar["train"][1][:60])
+    # the extraction is remembered as verified: the next run needs neither the archive nor the flag
+    hp["data_source"] = None
+    assert trainer.load_data(hp)["verified"]
+
+
+# ----------------------------------------------------------------------------- checkpoints and training
+
+def first_checkpoint(run_dir):
+    ck = trainer.Checkpoints(str(run_dir))
+    return ck, ck.latest_name()
+
+
+def test_resuming_with_another_model_is_refused_and_keeps_the_checkpoint(fake_cifar, tmp_path):
+    """Resuming under other settings, another preset or another model: one line naming the
+    checkpoint and what differs; the checkpoint, config.json and logs stay as they were."""
+    run = tmp_path / "run"
+    base = tiny_args(fake_cifar, run) + TINY + ["--steps", "2"]
+    assert run_main(ResNeXt, base + ["--depth", "4"])[0] == 0
+    ck, name = first_checkpoint(run)
+    folder = os.path.join(ck.dir, name)
+    config = (run / "config.json").read_text()
+    logs = (run / "logs.txt").read_text()
+    others = [(ResNeXt, ["--depth", "8"], ["--depth 4", "--depth 8"]),
+              (ResNeXt, ["--depth", "4", "--preset", "paper"], ["--shortcut pad", "--shortcut projection"])]
+    if os.path.exists(os.path.join(ROOT, "SE_ResNeXt.py")):
+        import SE_ResNeXt
+        others.append((SE_ResNeXt, ["--depth", "4", "--reduction_ratio", "4"], ["--stride_on 1x1", "--stride_on 3x3"]))
+    for module, flags, words in others:
+        msg = one_line_error(run_main(module, base + flags))
+        assert "checkpoint %s does not fit this" % folder in msg and "another --run_dir" in msg
+        assert all(w in msg for w in words), msg
+    # A checkpoint without the recorded settings is still caught, by its variables.
+    meta_path = os.path.join(folder, "meta.json")
+    with open(meta_path) as f:
+        meta = json.load(f)
+    meta["config"].pop("hparams")
+    with open(meta_path, "w") as f:
+        json.dump(meta, f)
+    msg = one_line_error(run_main(ResNeXt, base + ["--depth", "8"]))
+    assert "checkpoint %s does not fit this model" % folder in msg
+    assert "is [1, 1, 8, 4] there and [1, 1, 8, 8] here" in msg and "another --run_dir" in msg
+    if len(others) == 3:
+        msg = one_line_error(run_main(SE_ResNeXt, base + ["--depth", "4", "--reduction_ratio", "4"]))
+        assert "checkpoint %s does not fit this model: it has no variable squeeze_layer" % folder in msg
+    assert ck.latest_name() == name and ck.verify(folder) is not None
+    assert (run / "config.json").read_text() == config and (run / "logs.txt").read_text() == logs
+
+
+def nan_from(step):
+    """ResNeXt whose logits turn NaN once global_step reaches `step` (a diverging run)."""
+    from compat import tf
+
+    def build(x, training, hp, num_classes=10):
+        logits = ResNeXt.Build_ResNext(x, training, hp, num_classes)
+        bad = tf.train.get_global_step() >= step
+        return logits * tf.cond(bad, lambda: tf.constant(float("nan")), lambda: tf.constant(1.0))
+    return build
+
+
+def test_nan_loss_stops_keeps_the_last_good_checkpoint_and_resumes(fake_cifar, tmp_path):
+    run = tmp_path / "run"
+    argv = tiny_args(fake_cifar, run) + TINY + ["--steps", "9", "--ckpt_every_steps", "2"]
+    with captured() as (out, err):
+        code = trainer.main("ResNeXt", nan_from(5), ResNeXt.PRESETS, ResNeXt.add_flags, ResNeXt.validate, argv)
+    msg = one_line_error((code, out.getvalue(), err.getvalue()), code=4)
+    assert "loss is nan at step 6 (epoch 1)" in msg
+    assert "the last good checkpoint (step-00000004) is kept" in msg and "new --run_dir with a lower --lr" in msg
+    ck = trainer.Checkpoints(str(run))
+    assert ck.latest_name() == "step-00000004" and ck.steps() == [4, 2]
+    assert ck.verify(ck.path(4)) is not None
+    code, out, err = run_main(ResNeXt, argv)
+    assert code == 0, err
+    assert "resumed from %s: step 4" % ck.path(4) in out
+    assert ck.latest_name() == "step-00000009"

@@ -1,0 +1,156 @@
+"""cifar10.py: both official layouts, verification, safe extraction, download, augmentation."""
+import hashlib
+import os
+import threading
+
+import numpy as np
+import pytest
+from six.moves import BaseHTTPServer, SimpleHTTPServer
+
+import cifar10
+import fakedata
+
+
+def test_python_and_binary_layouts_read_the_same_images(fake_cifar):
+    a = cifar10.load_python(fake_cifar["py"])
+    b = cifar10.load_binary(fake_cifar["bin"])
+    tx, ty = fake_cifar["train"]
+    vx, vy = fake_cifar["test"]
+    for got in (a, b):
+        assert got[0].shape == (250, 32, 32, 3) and got[0].dtype == np.uint8
+        np.testing.assert_array_equal(got[0], tx)  # channel-major rows -> NHWC, pixel for pixel
+        np.testing.assert_array_equal(got[1], ty)
+        np.testing.assert_array_equal(got[2], vx)
+        np.testing.assert_array_equal(got[3], vy)
+
+
+def test_cifar100_fine_labels(tmp_path):
+    d = fakedata.write_cifar100(str(tmp_path))
+    x, y, tx, ty = cifar10.load_python(d["folder"], "cifar100")
+    np.testing.assert_array_equal(y, d["train"][1])
+    assert y.max() > 9  # fine labels (0..99), not coarse
+
+
+def test_verified_archive_loads_without_trust(fake_cifar, tmp_path, monkeypatch):
+    monkeypatch.setitem(cifar10.ARCHIVES, "cifar10",
+                        ("cifar-10-python.tar.gz", fakedata.md5(fake_cifar["py_tar"]), "cifar-10-batches-py"))
+    d = cifar10.load("cifar10", str(tmp_path), source=fake_cifar["py_tar"])
+    assert d["verified"] and d["train_x"].shape == (250, 32, 32, 3)
+    assert os.path.exists(os.path.join(str(tmp_path), "cifar-10-batches-py", cifar10.VERIFIED))
+    # a later run finds the verified extraction without a source
+    again = cifar10.load("cifar10", str(tmp_path))
+    assert again["verified"]
+
+
+def test_wrong_checksum_is_refused(fake_cifar, tmp_path):
+    with pytest.raises(cifar10.DataError) as e:
+        cifar10.load("cifar10", str(tmp_path), source=fake_cifar["py_tar"])
+    msg = str(e.value)
+    assert "checksum mismatch" in msg and "--trust_data" in msg and "\n" not in msg
+    assert not os.path.exists(os.path.join(str(tmp_path), "cifar-10-batches-py"))
+
+
+def test_truncated_batches_are_refused(fake_cifar, tmp_path):
+    import shutil
+    py = str(tmp_path / "py")
+    shutil.copytree(fake_cifar["py"], py)
+    path = os.path.join(py, "data_batch_3")
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[:len(data) // 2])
+    with pytest.raises(cifar10.DataError, match="data_batch_3 is truncated or corrupt"):
+        cifar10.load_python(py)
+    bn = str(tmp_path / "bin")
+    shutil.copytree(fake_cifar["bin"], bn)
+    with open(os.path.join(bn, "test_batch.bin"), "ab") as f:
+        f.write(b"\0" * 100)
+    with pytest.raises(cifar10.DataError, match="test_batch.bin is truncated or corrupt"):
+        cifar10.load_binary(bn)
+
+
+def test_dotdot_member_is_refused_and_nothing_lands_outside(tmp_path):
+    arc = str(tmp_path / "evil.tar.gz")
+    fakedata.add_member(arc, "cifar-10-batches-py/../../escaped.txt")
+    target = tmp_path / "data"
+    with pytest.raises(cifar10.DataError, match="outside the target folder"):
+        cifar10.safe_extract(arc, str(target))
+    assert not (tmp_path / "escaped.txt").exists()
+    assert os.listdir(str(target)) == []  # the temporary folder is gone too
+
+
+def _serve(folder):
+    class Handler(SimpleHTTPServer.SimpleHTTPRequestHandler):  # `directory=` needs Python 3.7
+        def translate_path(self, path):
+            return os.path.join(folder, os.path.basename(path.split("?", 1)[0]))
+
+        def log_message(self, *args):
+            pass
+
+    server = BaseHTTPServer.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_download_from_a_mirror_verifies_then_renames(fake_cifar, tmp_path, monkeypatch):
+    server = _serve(os.path.dirname(fake_cifar["py_tar"]))
+    try:
+        url = "http://127.0.0.1:%d/" % server.server_address[1]
+        good = fakedata.md5(fake_cifar["py_tar"])
+        monkeypatch.setitem(cifar10.ARCHIVES, "cifar10", ("cifar-10-python.tar.gz", good, "cifar-10-batches-py"))
+        d = cifar10.load("cifar10", str(tmp_path / "ok"), source=url)  # a mirror folder URL
+        assert d["verified"] and len(d["train_y"]) == 250
+        assert os.path.exists(str(tmp_path / "ok" / "cifar-10-python.tar.gz"))
+        # a download whose checksum does not match leaves neither the archive nor the .part file
+        monkeypatch.setitem(cifar10.ARCHIVES, "cifar10", ("cifar-10-python.tar.gz", "0" * 32, "cifar-10-batches-py"))
+        with pytest.raises(cifar10.DataError, match="checksum mismatch"):
+            cifar10.load("cifar10", str(tmp_path / "bad"), source=url + "cifar-10-python.tar.gz")
+        assert os.listdir(str(tmp_path / "bad")) == []
+        with pytest.raises(cifar10.DataError, match="could not download"):
+            cifar10.download(url + "missing.tar.gz", str(tmp_path / "m.tar.gz"))
+    finally:
+        server.shutdown()
+
+
+def test_official_urls_and_checksums():
+    # https://www.cs.toronto.edu/~kriz/cifar.html lists these MD5s
+    assert cifar10.HOME == "https://www.cs.toronto.edu/~kriz/"
+    assert cifar10.ARCHIVES["cifar10"][:2] == ("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a")
+    assert cifar10.ARCHIVES["cifar10-bin"][:2] == ("cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530")
+    assert cifar10.ARCHIVES["cifar100"][:2] == ("cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85")
+
+
+def test_augmentation_keeps_shape_and_really_crops_and_flips():
+    rng = np.random.RandomState(0)
+    batch = rng.rand(64, 32, 32, 3).astype(np.float32)
+    out = cifar10.augment(batch, np.random.RandomState(1))
+    assert out.shape == batch.shape and out.dtype == batch.dtype
+    assert not np.shares_memory(out, batch)
+    flipped = shifted = 0
+    for i in range(64):
+        if np.array_equal(out[i], batch[i]):
+            continue
+        # find the (flip, dy, dx) that explains the output: it must exist and be a crop of the padded image
+        padded = np.pad(batch[i], ((4, 4), (4, 4), (0, 0)), mode="constant")
+        found = None
+        for f in (False, True):
+            for dy in range(9):
+                for dx in range(9):
+                    crop = padded[dy:dy + 32, dx:dx + 32]
+                    if np.array_equal(out[i], crop[:, ::-1] if f else crop):
+                        found = (f, dy, dx)
+        assert found is not None
+        flipped += found[0]
+        shifted += found[1:] != (4, 4)
+    assert 15 < flipped < 49 and shifted > 40
+    # the same generator state gives the same batch (resume determinism)
+    np.testing.assert_array_equal(out, cifar10.augment(batch, np.random.RandomState(1)))
+
+
+def test_training_statistics_normalise_the_test_set():
+    x = np.zeros((4, 2, 2, 3), np.uint8)
+    x[..., 0] = [[[10, 20], [30, 40]]] * 4
+    mean, std = cifar10.channel_stats(x)
+    assert mean[0] == 25 and mean[1] == 0
+    out = cifar10.normalize(x, mean, np.where(std > 0, std, 1))
+    np.testing.assert_allclose(out[..., 0].mean(), 0, atol=1e-6)

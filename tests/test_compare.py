@@ -1,0 +1,303 @@
+"""Tests of compare.py (kit-compare) and of the reference table references.csv.
+
+The fixture run folders under tests/fixtures/runs/ are in the format the training
+loop writes (config.json + metrics.jsonl); their numbers are made up for the tests.
+"""
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import compare  # noqa: E402
+
+RUNS = os.path.join(ROOT, "tests", "fixtures", "runs")
+REFERENCES = os.path.join(ROOT, "references.csv")
+GOOD = ["resnet20-paper-cifar10", "resnet110-paper-cifar10", "resnet56-paper-cifar10",
+        "resnet20-original-cifar10", "resnext-original-cifar10", "densenet-bc-paper-cifar10-jpeg"]
+
+
+def fixture(name):
+    return os.path.join(RUNS, name)
+
+
+def run_main(capsys, *argv):
+    code = compare.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def table_lines(out):
+    """Map run name -> its line of the printed table."""
+    lines = {}
+    for line in out.splitlines():
+        first = line.split(" ", 1)[0]
+        if first and first not in lines:
+            lines[first] = line
+    return lines
+
+
+def copy_run(tmp_path, name, new_name=None, **config_changes):
+    """Copy a fixture run into tmp_path and update config.json (keys of hparams via hparams={...})."""
+    dst = os.path.join(str(tmp_path), new_name or name)
+    shutil.copytree(fixture(name), dst)
+    path = os.path.join(dst, "config.json")
+    with io.open(path, encoding="utf-8") as f:
+        cfg = json.load(f)
+    hp = config_changes.pop("hparams", {})
+    cfg.update(config_changes)
+    cfg["hparams"].update(hp)
+    with io.open(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps(cfg, indent=1, sort_keys=True))
+    return dst
+
+
+# ----------------------------------------------------------------------------- reference table
+
+def read_table():
+    with io.open(REFERENCES, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_reference_table_parses_with_unique_ids_and_sources():
+    rows = read_table()
+    assert len(rows) >= 40
+    required = ["id", "model", "variant", "preset", "dataset", "augmented", "metric", "value", "spread", "runs",
+                "params", "source", "where", "as_printed"]
+    for col in required:
+        assert col in rows[0], col
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids)), "duplicate ids"
+    for r in rows:
+        assert r["source"].strip(), r["id"]
+        assert r["as_printed"].strip(), r["id"]
+        assert r["where"].strip(), r["id"]
+        assert r["model"] in ("ResNet", "ResNeXt", "SE_ResNeXt", "Densenet"), r["id"]
+        assert r["preset"] in ("paper", "original"), r["id"]
+        assert r["dataset"] in ("cifar10", "cifar100", "mnist"), r["id"]
+        assert r["augmented"] in ("yes", "no"), r["id"]
+        assert r["metric"] in ("test_error_pct", "test_acc_pct"), r["id"]
+        float(r["value"])
+        if r["spread"]:
+            assert float(r["spread"]) > 0 and r["mean"], r["id"]
+        if r["preset"] == "paper":
+            assert "arXiv" in r["source"], r["id"]
+    # compare.py reads the same file without complaint
+    assert len(compare.load_references(REFERENCES)) == len(rows)
+
+
+def test_reference_table_key_numbers_equal_the_published_ones():
+    t = dict((r["id"], r) for r in read_table())
+    assert (t["resnet20-c10-he2015"]["value"], t["resnet20-c10-he2015"]["params"]) == ("8.75", "0.27M")
+    r110 = t["resnet110-c10-he2015"]
+    assert (r110["value"], r110["mean"], r110["spread"], r110["runs"]) == ("6.43", "6.61", "0.16", "5")
+    assert r110["as_printed"] == u"6.43 (6.61\u00b10.16)"
+    assert t["resnet1202-c10-he2015"]["value"] == "7.93"
+    assert t["resnext29-8x64d-c10-xie2017"]["value"] == "3.65"
+    assert t["resnext29-8x64d-c100-xie2017"]["value"] == "17.77"
+    assert t["resnext29-16x64d-c10-xie2017"]["value"] == "3.58"
+    dn = t["densenet-bc100-k12-c10plus-huang2017"]
+    assert (dn["value"], dn["augmented"], dn["depth"], dn["growth_k"], dn["bc"]) == ("4.51", "yes", "100", "12", "yes")
+    assert t["densenet-bc100-k12-c10-huang2017"]["augmented"] == "no"
+    mnist = t["densenet-mnist-taki0112"]
+    assert (mnist["value"], mnist["metric"], mnist["preset"], mnist["dataset"]) == ("99.2", "test_acc_pct",
+                                                                                    "original", "mnist")
+    # Hu et al.: Table 4 is CIFAR-10, Table 5 is CIFAR-100
+    assert t["se-resnet110-c10-hu2017"]["value"] == "5.21" and "Table 4" in t["se-resnet110-c10-hu2017"]["where"]
+    assert t["se-resnet110-c100-hu2017"]["value"] == "23.85" and "Table 5" in t["se-resnet110-c100-hu2017"]["where"]
+    assert t["resnet1001-preact-c10-he2016"]["as_printed"] == u"4.92 (4.89\u00b10.14)"
+    for n in (20, 56, 110):
+        assert "read off a figure" in t["resnet%d-c10-chaoji" % n]["notes"]
+
+
+# ----------------------------------------------------------------------------- report
+
+def test_report_rows_differences_and_verdicts(capsys):
+    code, out, err = run_main(capsys, *[fixture(n) for n in GOOD])
+    assert code == 0, err
+    lines = table_lines(out)
+
+    r20 = lines["resnet20-paper-cifar10"]
+    assert "resnet20-c10-he2015" in r20 and " 91.00 " in r20 and " 91.25 " in r20 and " -0.25 " in r20
+    assert "164/164" in r20
+    assert "within the paper's spread (default tolerance +/-0.50 points: no spread printed)" in r20
+
+    r110 = lines["resnet110-paper-cifar10"]
+    assert "resnet110-c10-he2015" in r110 and " 93.39 " in r110 and " -0.08 " in r110
+    assert r110.endswith("within the paper's spread (+/-0.16 points)")
+
+    unfinished = lines["resnet56-paper-cifar10"]
+    assert "resnet56-c10-he2015" in unfinished and "40/164" in unfinished
+    assert "not comparable: unfinished: 40 of 164 epochs" in unfinished
+    assert " n/a " in unfinished
+
+    orig = lines["resnet20-original-cifar10"]
+    assert "resnet20-c10-chaoji" in orig and " 91.10 " in orig and " -0.05 " in orig
+    assert "within the source's spread" in orig and "reference read off a figure (approximate)" in orig
+
+    dn = lines["densenet-bc-paper-cifar10-jpeg"]
+    assert "densenet-bc100-k12-c10plus-huang2017" in dn and " 95.49 " in dn and " -1.47 " in dn
+    assert "below the reference by 1.47 points" in dn
+    assert "caveat: data is CIFAR-10 (JPEG): expect a few points lower" in dn
+
+    assert "Default tolerance where the source prints no spread: +/-0.50 points" in out
+    assert compare.DEFAULT_TOLERANCE_POINTS == 0.5
+    assert "resnet110-paper-cifar10: resnet110-preact-c10-he2016" in out     # the other ResNet-110 row
+
+
+def test_original_preset_is_not_judged_against_a_paper_row(capsys):
+    code, out, err = run_main(capsys, fixture("resnext-original-cifar10"))
+    assert code == 0
+    line = table_lines(out)["resnext-original-cifar10"]
+    assert "resnext29-8x64d-c10-xie2017" in line
+    assert "not comparable: preset differs" in line and "train with --preset paper" in line
+    for word in ("within", "below", "above"):
+        assert word not in line
+    assert " n/a " in line
+
+
+def test_table_columns_are_aligned(capsys):
+    code, out, err = run_main(capsys, *[fixture(n) for n in GOOD])
+    lines = out.splitlines()[:1 + len(GOOD)]
+    header = lines[0]
+    for col in ("reference", "verdict"):
+        start = header.index(col)
+        for line in lines[1:]:
+            assert line[start - 2:start] == "  " and line[start] != " ", (col, line)
+    # right-aligned numbers end in the same column as their header
+    end = header.index("diff") + len("diff")
+    for line in lines[1:]:
+        assert line[end - 1] != " " and line[end] == " ", line
+
+
+def test_forced_reference_with_another_architecture_is_refused(capsys):
+    code, out, err = run_main(capsys, fixture("resnet20-paper-cifar10"), "--reference", "resnet110-c10-he2015")
+    assert code == 0
+    line = table_lines(out)["resnet20-paper-cifar10"]
+    assert "not comparable: architecture differs: run num_layers=20, reference num_layers=110" in line
+    code, out, err = run_main(capsys, fixture("densenet-bc-paper-cifar10-jpeg"), "--reference", "resnet20-c10-he2015")
+    assert "not comparable: model differs: run Densenet, reference ResNet" in table_lines(out)["densenet-bc-paper-cifar10-jpeg"]
+
+
+def test_unknown_reference_id_is_an_error(capsys):
+    code, out, err = run_main(capsys, fixture("resnet20-paper-cifar10"), "--reference", "no-such-row")
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "unknown reference id" in err
+
+
+def test_other_dataset_subset_and_plain_nets(tmp_path, capsys):
+    c100 = copy_run(tmp_path, "resnet110-paper-cifar10", "r110-c100", dataset="cifar100", dataset_label="CIFAR-100")
+    mnist = copy_run(tmp_path, "resnet20-paper-cifar10", "r20-mnist", dataset="mnist", dataset_label="MNIST")
+    plain = copy_run(tmp_path, "resnet20-paper-cifar10", "r20-plain", hparams={"shortcut_connections": False})
+    subset = copy_run(tmp_path, "resnet20-paper-cifar10", "r20-subset", hparams={"test_subset": 1000})
+    unverified = copy_run(tmp_path, "resnet20-paper-cifar10", "r20-unverified",
+                          dataset_label="CIFAR-10 (unverified copy)", data_verified=False)
+    code, out, err = run_main(capsys, c100, mnist, plain, subset, unverified)
+    assert code == 0, err
+    lines = table_lines(out)
+    assert "resnet110-c100-hu2017" in lines["r110-c100"] and " 73.12 " in lines["r110-c100"]
+    assert "not comparable: dataset differs: run mnist, reference cifar10" in lines["r20-mnist"]
+    assert "not comparable: no reference row for ResNet-20 plain on cifar10" in lines["r20-plain"]
+    assert "plain nets only as training curves" in lines["r20-plain"]
+    assert "not comparable: evaluated on only 1000 test images (--test_subset)" in lines["r20-subset"]
+    assert "-0.25" in lines["r20-unverified"]
+    assert "caveat: data is CIFAR-10 (unverified copy), not the checksum-verified official CIFAR-10 archive" \
+        in lines["r20-unverified"]
+
+
+def test_half_written_last_metrics_line_is_ignored(tmp_path, capsys):
+    d = copy_run(tmp_path, "resnet56-paper-cifar10", "live")
+    with open(os.path.join(d, "metrics.jsonl"), "a") as f:
+        f.write('{"epoch": 41, "step": 16031, "train_lo')
+    code, out, err = run_main(capsys, d)
+    assert code == 0, err
+    assert "40/164" in table_lines(out)["live"]
+
+
+# ----------------------------------------------------------------------------- errors
+
+def test_folder_without_metrics_exits_2_with_one_line(capsys):
+    code, out, err = run_main(capsys, fixture("resnet20-paper-cifar10"), fixture("broken-no-metrics"))
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert "broken-no-metrics" in err and "metrics.jsonl not found" in err and "--run_dir" in err
+
+
+def test_folder_without_config_exits_2(tmp_path, capsys):
+    empty = os.path.join(str(tmp_path), "empty")
+    os.mkdir(empty)
+    code, out, err = run_main(capsys, empty)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "config.json not found" in err
+    code, out, err = run_main(capsys, os.path.join(str(tmp_path), "missing"))
+    assert code == 2 and "no such folder" in err
+
+
+def test_damaged_metrics_line_exits_2(tmp_path, capsys):
+    d = copy_run(tmp_path, "resnet56-paper-cifar10", "damaged")
+    path = os.path.join(d, "metrics.jsonl")
+    with open(path) as f:
+        lines = f.read().splitlines()
+    lines[3] = "{not json"
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    code, out, err = run_main(capsys, d)
+    assert code == 2 and "metrics.jsonl line 4 is not valid JSON" in err
+
+
+def test_command_line_entry_point():
+    script = os.path.join(ROOT, "compare.py")
+    p = subprocess.Popen([sys.executable, script, fixture("resnet20-paper-cifar10")], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, universal_newlines=True, cwd=ROOT)
+    out, err = p.communicate()
+    assert p.returncode == 0, err
+    assert "resnet20-c10-he2015" in out
+    p = subprocess.Popen([sys.executable, script, fixture("broken-no-metrics")], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, universal_newlines=True, cwd=ROOT)
+    out, err = p.communicate()
+    assert p.returncode == 2 and out == "" and len(err.strip().splitlines()) == 1
+
+
+# ----------------------------------------------------------------------------- plot
+
+def test_plot_is_a_png_of_the_expected_size_with_curves(tmp_path, capsys):
+    from PIL import Image
+
+    png = os.path.join(str(tmp_path), "sub", "curves.png")
+    code, out, err = run_main(capsys, fixture("resnet20-paper-cifar10"), fixture("resnet110-paper-cifar10"),
+                              "--plot", png)
+    assert code == 0, err
+    assert "Plot written to" in out
+    img = Image.open(png)
+    assert img.format == "PNG"
+    assert img.size == compare.PLOT_SIZE == (1000, 700)
+    img = img.convert("RGB")
+    px = img.load()
+
+    def count(box, color):
+        left, top, right, bottom = box
+        return sum(1 for x in range(left + 2, right - 1) for y in range(top + 2, bottom - 1) if px[x, y] == color)
+
+    for i in range(2):
+        assert count(compare.ACC_PANEL, compare.COLORS[i]) > 200, "no accuracy curve for run %d" % i
+        assert count(compare.LOSS_PANEL, compare.COLORS[i]) > 200, "no loss curve for run %d" % i
+    # the reference lines are dashed: along some row of the accuracy panel the first run's colour
+    # alternates with other pixels many times
+    left, top, right, bottom = compare.ACC_PANEL
+    best_runs = 0
+    for y in range(top + 2, bottom - 1):
+        row = [px[x, y] == compare.COLORS[0] for x in range(left + 2, right - 1)]
+        runs = sum(1 for a, b in zip(row, row[1:]) if a and not b)
+        best_runs = max(best_runs, runs)
+    assert best_runs >= 30
+    # outside the panels and the legend stays background
+    assert px[5, compare.PLOT_SIZE[1] - 5] == compare.BACKGROUND

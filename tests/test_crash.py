@@ -1,0 +1,365 @@
+"""Crash safety: a run killed at any moment and resumed ends exactly where an
+uninterrupted run ends.
+
+Every training run here is a forked child of a server that imported TensorFlow once
+(tests/crash_child.py), so a test can SIGKILL and resume a run twenty times in seconds;
+one resume runs as a fresh `python ResNeXt.py` to show it ends at the same bits. The
+kill moments come from a seeded RNG (how many checkpoints a child may write, then a
+random fraction of two steps) and from the trainer's test hook KIT_TEST_KILL_AT, which
+kills the child exactly inside the short windows of a checkpoint write or an evaluation.
+Everything is compared bitwise, with --threads 1. The disk-full cases patch the writers
+in this process instead.
+"""
+import errno
+import fcntl
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, tiny_args
+from crash_child import ForkServer
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the crash tests fork a TensorFlow process")
+
+SEED = 20240601  # of the kill schedule; the training seed is the kit's default
+TINY = ["--cardinality", "1", "--depth", "4", "--blocks", "1", "--stem_dim", "8", "--out_dims", "8,16,32"]
+EPOCHS, SPE = 16, 6  # 60 images / batch 10
+TOTAL = EPOCHS * SPE
+TIMING_KEYS = ("images_per_sec", "wall_time")
+
+
+def run_args(fake, run_dir, *extra):
+    return tiny_args(fake, run_dir) + TINY + [
+        "--train_subset", "60", "--test_subset", "40", "--batch_size", "10", "--epochs", str(EPOCHS),
+        "--ckpt_every_steps", "2", "--keep_checkpoints", "2", "--lr_decay_steps", "30,70"] + list(extra)
+
+
+@pytest.fixture(scope="module")
+def server(fake_cifar, tmp_path_factory):
+    s = ForkServer(prime_argv=run_args(fake_cifar, tmp_path_factory.mktemp("prime")))
+    yield s
+    s.close()
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def wait_for_line(server, pid, log, text, timeout=120):
+    """Wait until `text` is in the child's log: None, or the child's (code, signal) if it
+    ended first (the server has then reaped it)."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if os.path.exists(log) and text in read(log):
+            return None
+        done = server.poll(pid)
+        if done is not None:
+            return done
+        time.sleep(0.005)
+    raise AssertionError("%s never printed %r:\n%s" % (log, text, read(log)))
+
+
+def latest(run_dir):
+    try:
+        return read(os.path.join(run_dir, "checkpoints", "latest")).strip()
+    except IOError:
+        return None
+
+
+def step_of(name):
+    """step-00000042 or .tmp-step-00000042 -> 42; None -> -1."""
+    return int(name.rsplit("-", 1)[1]) if name else -1
+
+
+def final_state(run_dir):
+    """(variables, meta) of the checkpoint `latest` names, read without the trainer."""
+    from compat import tf
+    folder = os.path.join(run_dir, "checkpoints", latest(run_dir))
+    reader = tf.train.load_checkpoint(os.path.join(folder, "model"))
+    variables = {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+    with open(os.path.join(folder, "meta.json")) as f:
+        return variables, json.load(f)
+
+
+def assert_same_run(run_dir, ref_dir):
+    import trainer
+    a, meta_a = final_state(run_dir)
+    b, meta_b = final_state(ref_dir)
+    assert sorted(a) == sorted(b)
+    assert len(a) > 20  # weights, BN statistics, momentum slots, global_step
+    different = [n for n in a if not np.array_equal(a[n], b[n])]
+    assert not different, "variables differ from the uninterrupted run: %s" % different[:5]
+    assert int(a["global_step"]) == int(b["global_step"]) == TOTAL
+    strip = lambda h: [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in h]  # noqa: E731
+    assert strip(meta_a["history"]) == strip(meta_b["history"])  # losses, accuracies, lr of every epoch
+    assert [r["epoch"] for r in meta_a["history"]] == list(range(1, EPOCHS + 1))
+    lrs = [r["lr"] for r in meta_a["history"]]
+    assert lrs[-1] == trainer.lr_at(TOTAL - 1, meta_a["config"]["hparams"], SPE) == pytest.approx(0.001)
+    assert len(set(lrs)) == 3  # the schedule really changed twice along the way
+    no_speed = lambda path: [l.rsplit(", images/s", 1)[0] for l in read(path).splitlines()]  # noqa: E731
+    assert no_speed(os.path.join(run_dir, "logs.txt")) == no_speed(os.path.join(ref_dir, "logs.txt"))
+    assert len(no_speed(os.path.join(run_dir, "logs.txt"))) == EPOCHS
+
+
+def truncate(path, keep=0.5):
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        f.truncate(int(size * keep))
+
+
+def start_damaged_copy(fake, ref_dir, root):
+    """Copy the finished run, truncate its newest checkpoint's weights, leave a .tmp folder
+    that looks complete, and start `python ResNeXt.py` on it in a fresh process."""
+    run_dir = str(root / "run")
+    shutil.copytree(ref_dir, run_dir)
+    ckpt_dir = os.path.join(run_dir, "checkpoints")
+    newest, previous = ["step-%08d" % s for s in sorted(
+        int(d[5:]) for d in os.listdir(ckpt_dir) if d.startswith("step-"))[-2:][::-1]]
+    assert latest(run_dir) == newest
+    truncate(os.path.join(ckpt_dir, newest, "model.data-00000-of-00001"))
+    tmp = os.path.join(ckpt_dir, ".tmp-step-%08d" % (TOTAL + 2))  # a step past the end: taking it would show
+    shutil.copytree(os.path.join(ckpt_dir, previous), tmp)
+    proc = subprocess.Popen([sys.executable, "ResNeXt.py"] + run_args(fake, run_dir), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    return dict(proc=proc, run_dir=run_dir, newest=newest, previous=previous, tmp=tmp)
+
+
+@pytest.fixture(scope="module")
+def reference(server, fake_cifar, tmp_path_factory):
+    """An uninterrupted run and its pace (seconds per step, after the first epoch).
+
+    Also starts the fresh process of test_damaged_newest_checkpoint_falls_back_in_a_fresh_process
+    on a damaged copy of it, so that its TF start-up overlaps the kill test on the second core.
+    """
+    root = tmp_path_factory.mktemp("reference")
+    run_dir, log = str(root / "run"), str(root / "log.txt")
+    assert server.run(run_args(fake_cifar, run_dir), log) == (0, None), read(log)
+    history = [json.loads(l) for l in read(os.path.join(run_dir, "metrics.jsonl")).splitlines()]
+    assert len(history) == EPOCHS
+    epoch_seconds = [60.0 / r["images_per_sec"] for r in history[1:]]
+    damaged = start_damaged_copy(fake_cifar, run_dir, tmp_path_factory.mktemp("damaged"))
+    yield dict(run_dir=run_dir, step=float(np.median(epoch_seconds)) / SPE, damaged=damaged)
+    if damaged["proc"].poll() is None:
+        damaged["proc"].kill()
+        damaged["proc"].communicate()
+
+
+def test_sigkill_at_random_moments_loses_nothing(server, reference, fake_cifar, tmp_path):
+    """22 SIGKILLs across one run, each followed by a resume: the final weights, step,
+    learning rate, history and logs equal the uninterrupted run's, bit for bit."""
+    import trainer
+    rng = random.Random(SEED)
+    # Named moments inside a checkpoint write and an evaluation, plus kills at random times.
+    plan = [("checkpoint-files", 1), ("checkpoint-files", 3), ("checkpoint-renamed", 1), ("checkpoint-renamed", 2),
+            ("evaluate", 1), ("evaluate", 2)] + [("time", None)] * 16
+    rng.shuffle(plan)
+    run_dir = str(tmp_path / "run")
+    ckpts = trainer.Checkpoints(run_dir)
+    # A timed kill waits for the child to write 0, 1 or 2 checkpoints, then lands at a random
+    # moment of the next two steps: inside a step mostly, sometimes in an evaluation or a
+    # checkpoint write. Counting checkpoints rather than seconds keeps every child's progress
+    # small (the run outlasts all the kills) however fast or loaded the machine is.
+    def kill_later(pid):
+        """SIGKILL the child as planned; its (code, signal) if it ended before, else None."""
+        seen, writes = latest(run_dir), rng.randint(0, 2)
+        pause = rng.uniform(0, 2) * reference["step"]
+        while writes:
+            ended = server.poll(pid)
+            if ended is not None:
+                return ended
+            if latest(run_dir) != seen:
+                seen, writes = latest(run_dir), writes - 1
+            time.sleep(0.002)
+        time.sleep(pause)
+        os.kill(pid, signal.SIGKILL)
+
+    kills, logs, hit = 0, [], set()
+    for i, (point, n) in enumerate(plan):
+        log = str(tmp_path / ("log-%02d.txt" % i))
+        logs.append(log)
+        before = latest(run_dir)
+        env = {"KIT_TEST_KILL_AT": "%s:%d" % (point, n)} if point != "time" else {}
+        pid = server.start(run_args(fake_cifar, run_dir), log, env)
+        ended = wait_for_line(server, pid, log, "trainable parameters")
+        if point == "time" and ended is None:
+            ended = kill_later(pid)
+        code, sig = ended or server.wait(pid)
+        if before is not None:
+            assert "resumed from %s:" % os.path.join(run_dir, "checkpoints", before) in read(log), read(log)
+        assert code is None, "child %d (%s) finished before the kill: make the run longer\n%s" % (i, point, read(log))
+        assert sig == signal.SIGKILL
+        kills += 1
+        # The guarantee itself: whatever the moment, `latest` names an intact checkpoint.
+        now = latest(run_dir)
+        if now is not None:
+            assert ckpts.verify(os.path.join(ckpts.dir, now)) is not None, "after kill %d `latest` is damaged" % i
+        partial = [d for d in os.listdir(ckpts.dir) if d.startswith(".tmp-")] if os.path.isdir(ckpts.dir) else []
+        if point == "checkpoint-files":  # killed with a .tmp folder holding TF files: not the latest
+            assert len(partial) == 1 and step_of(partial[0]) > step_of(now), (partial, now)
+        if point == "checkpoint-renamed":  # killed with step-N in place, `latest` not yet naming it
+            assert ckpts.steps()[0] > step_of(now), (ckpts.steps(), now)
+        hit.add(point)
+    assert kills >= 20 and hit == {"checkpoint-files", "checkpoint-renamed", "evaluate", "time"}
+    log = str(tmp_path / "log-final.txt")
+    assert server.run(run_args(fake_cifar, run_dir), log) == (0, None), read(log)
+    logs.append(log)
+    for path in logs:  # `latest` was never damaged, so no resume had to fall back
+        assert "damaged" not in read(path) and "Traceback" not in read(path), read(path)
+    assert not [d for d in os.listdir(ckpts.dir) if d.startswith(".tmp-")]
+    assert_same_run(run_dir, reference["run_dir"])
+
+
+def test_damaged_newest_checkpoint_falls_back_in_a_fresh_process(reference):
+    """With the newest checkpoint's weights truncated and a complete-looking .tmp folder
+    left behind, a new `python ResNeXt.py` says which checkpoint it skipped, resumes from
+    the one before, removes the .tmp folder and ends bitwise where the uninterrupted run
+    ended (which also shows a fresh process builds the very graph the forked ones use)."""
+    d = reference["damaged"]
+    out, err = d["proc"].communicate()
+    assert d["proc"].returncode == 0, err
+    assert "checkpoint %s is incomplete or damaged; resuming from %s instead" % (d["newest"], d["previous"]) in out
+    assert "resumed from %s: step %d" % (os.path.join(d["run_dir"], "checkpoints", d["previous"]), TOTAL - 2) in out
+    assert not os.path.exists(d["tmp"])
+    assert "Traceback" not in err
+    assert_same_run(d["run_dir"], reference["run_dir"])
+
+
+def test_latest_naming_a_missing_folder_falls_back(server, reference, fake_cifar, tmp_path):
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(reference["run_dir"], run_dir)
+    ckpt_dir = os.path.join(run_dir, "checkpoints")
+    newest = latest(run_dir)
+    shutil.rmtree(os.path.join(ckpt_dir, newest))
+    with open(os.path.join(ckpt_dir, "latest"), "w") as f:
+        f.write(newest + "\n")
+    log = str(tmp_path / "log.txt")
+    assert server.run(run_args(fake_cifar, run_dir), log) == (0, None), read(log)
+    assert "checkpoint %s is incomplete or damaged; resuming from" % newest in read(log)
+    assert_same_run(run_dir, reference["run_dir"])
+
+
+def test_ctrl_c_checkpoints_at_the_next_step_and_a_second_one_stops_at_once(server, reference, fake_cifar, tmp_path):
+    """SIGTERM (or one Ctrl-C) stops at the next step with a checkpoint and exit code 130; a
+    second signal stops at once with one line; either way the run resumes to the same end."""
+    import trainer
+    run_dir = str(tmp_path / "run")
+    ckpts = trainer.Checkpoints(run_dir)
+    log = str(tmp_path / "term.txt")
+    pid = server.start(run_args(fake_cifar, run_dir), log)
+    assert wait_for_line(server, pid, log, "epoch: 1/") is None, read(log)
+    os.kill(pid, signal.SIGTERM)
+    assert server.wait(pid) == (130, None), read(log)
+    m = re.search(r"interrupted at step (\d+): checkpoint written; run the same command to resume\n$", read(log))
+    assert m, read(log)
+    stopped = int(m.group(1))
+    assert latest(run_dir) == "step-%08d" % stopped and ckpts.verify(ckpts.path(stopped)) is not None
+    log = str(tmp_path / "twice.txt")
+    pid = server.start(run_args(fake_cifar, run_dir), log)
+    assert wait_for_line(server, pid, log, "epoch: ") is None, read(log)
+    assert "resumed from %s:" % ckpts.path(stopped) in read(log)
+    os.kill(pid, signal.SIGINT)  # two different signals, so that Python runs the handler twice
+    os.kill(pid, signal.SIGTERM)
+    assert server.wait(pid) == (130, None), read(log)
+    assert read(log).endswith("\nerror: stopped at once, without a new checkpoint; run the same command to resume "
+                              "from the last one\n"), read(log)
+    assert "Traceback" not in read(log)
+    assert ckpts.verify(os.path.join(ckpts.dir, latest(run_dir))) is not None
+    log = str(tmp_path / "final.txt")
+    assert server.run(run_args(fake_cifar, run_dir), log) == (0, None), read(log)
+    assert_same_run(run_dir, reference["run_dir"])
+
+
+def test_second_run_on_a_run_folder_is_refused_until_the_first_dies(server, fake_cifar, tmp_path):
+    run_dir = str(tmp_path / "run")
+    first = server.start(run_args(fake_cifar, run_dir), str(tmp_path / "first.txt"))
+    assert wait_for_line(server, first, str(tmp_path / "first.txt"), "trainable parameters") is None
+    second_log = str(tmp_path / "second.txt")
+    assert server.run(run_args(fake_cifar, run_dir), second_log) == (2, None)
+    lines = read(second_log).splitlines()
+    assert lines == ["error: run folder %s is in use by another training process (pid %d): wait for it to finish "
+                     "or pass another --run_dir" % (run_dir, first)]
+    assert server.poll(first) is None  # the refused run left the first one alone
+    os.kill(first, signal.SIGKILL)
+    assert server.wait(first) == (None, signal.SIGKILL)
+    fd = os.open(os.path.join(run_dir, "LOCK"), os.O_RDWR)
+    try:  # the OS dropped the dead process's lock although the LOCK file is still there
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except (IOError, OSError) as e:
+        pytest.fail("LOCK still held after SIGKILL: %s" % errno.errorcode.get(e.errno))
+    finally:
+        os.close(fd)
+    third_log = str(tmp_path / "third.txt")
+    third = server.start(run_args(fake_cifar, run_dir), third_log)
+    assert wait_for_line(server, third, third_log, "trainable parameters") is None, read(third_log)
+    os.kill(third, signal.SIGKILL)
+    server.wait(third)
+
+
+# ----------------------------------------------------------------------------- disk full (in this process)
+
+def no_space(path=None):
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+
+@pytest.mark.parametrize("where", ["tf files", "latest", "logs"])
+def test_disk_full_at_checkpoint_time_keeps_the_last_checkpoint(where, fake_cifar, tmp_path, monkeypatch):
+    """Out of space while writing step 4's checkpoint (TF's files, or `latest`), or the
+    epoch's log lines right after it: exit 3 with one line, the last checkpoint intact, no
+    .tmp folder left, and the same command resumes once there is space again."""
+    import trainer
+    import ResNeXt
+    from compat import tf
+    from conftest import run_main
+    if where == "tf files":
+        real_save, calls = tf.train.Saver.save, []
+
+        def save(saver, sess, path, *args, **kwargs):  # step 2 is written; step 4 gets a partial file
+            calls.append(path)
+            if len(calls) == 1:
+                return real_save(saver, sess, path, *args, **kwargs)
+            with open(path + ".data-00000-of-00001", "wb") as f:
+                f.write(b"\0" * 100)
+            raise tf.errors.ResourceExhaustedError(None, None, "%s; No space left on device" % path)
+        monkeypatch.setattr(tf.train.Saver, "save", save)
+    elif where == "latest":
+        real_write = trainer.write_atomic
+
+        def write_atomic(path, text):  # the first checkpoint names itself; the second cannot
+            if os.path.basename(path) == "latest" and os.path.exists(path):
+                raise no_space(path + ".tmp")
+            return real_write(path, text)
+        monkeypatch.setattr(trainer, "write_atomic", write_atomic)
+    else:
+        def append_logs(run_dir, rec, epochs):
+            raise no_space(os.path.join(run_dir, "metrics.jsonl"))
+        monkeypatch.setattr(trainer, "append_logs", append_logs)
+    run = tmp_path / "run"
+    argv = tiny_args(fake_cifar, run) + TINY + ["--train_subset", "60", "--test_subset", "40", "--batch_size", "10",
+                                                 "--steps", "4", "--ckpt_every_steps", "2"]
+    code, out, err = run_main(ResNeXt, argv)
+    assert code == 3 and "Traceback" not in err and len(err.splitlines()) == 1, (code, err)
+    assert err.startswith("error: ") and "No space left on device" in err
+    assert "free space" in err and "run the same command to resume" in err
+    ck = trainer.Checkpoints(str(run))
+    kept = "step-00000004" if where == "logs" else "step-00000002"
+    assert ck.latest_name() == kept and ck.verify(os.path.join(ck.dir, kept)) is not None
+    if where != "logs":
+        assert "could not write the checkpoint of step 4" in err and "%s is intact" % kept in err
+    assert not [d for d in os.listdir(ck.dir) if d.startswith(".tmp-")]
+    monkeypatch.undo()
+    code, out, err = run_main(ResNeXt, argv)
+    assert code == 0, err
+    assert "resumed from %s" % os.path.join(ck.dir, kept) in out
+    assert ck.latest_name() == "step-00000004" and ck.verify(ck.path(4)) is not None
+    assert len(read(str(run / "logs.txt")).splitlines()) == 1  # the epoch's line, whichever run wrote it

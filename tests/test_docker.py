@@ -1,0 +1,374 @@
+"""Checks of docker/ that need no Docker engine: the lock files, the Dockerfiles, docker/run.sh.
+
+What needs a tool (bash, shellcheck, hadolint) is skipped, saying so, when the tool is absent.
+Building and running the images needs Docker and a GPU: docker/README.md says how.
+"""
+import os
+import re
+import shutil
+import stat
+import subprocess
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN_SH = os.path.join(ROOT, "docker", "run.sh")
+
+# What each image is meant to be. The lock of an image adds the packages of requirements/tf1.txt,
+# less TensorFlow, less what the base image ships as dependencies of its TensorFlow (left as
+# shipped), plus what the added packages need on that Python.
+IMAGES = {
+    "official": {
+        "dockerfile": "docker/Dockerfile",
+        "lock": "docker/requirements-py36.lock",
+        "base": "tensorflow/tensorflow:1.15.5-gpu-py3",
+        # tensorflow-gpu 1.15.5 requires numpy<1.19.0,>=1.16.0 and h5py<=2.10.0: the image holds
+        # numpy 1.18.5 and h5py 2.10.0, which the Dockerfile asserts.
+        "base_ships": {"numpy", "h5py"},
+        # tqdm 4.64.1 requires importlib-resources on Python < 3.7, which requires zipp.
+        "extra": {"importlib-resources", "zipp"},
+        # The pins for Python 3.6, shared with KIT_ENV=tf1-py36.
+        "versions_from": "requirements/tf1-py36.txt",
+    },
+    "ngc": {
+        "dockerfile": "docker/Dockerfile.ngc",
+        "lock": "docker/requirements-py38.lock",
+        "base": "nvcr.io/nvidia/tensorflow:23.03-tf1-py3",
+        # Requirements of NVIDIA's TensorFlow 1.15.5 build, left as NVIDIA ships them.
+        "base_ships": {"numpy", "h5py", "protobuf", "six"},
+        "extra": set(),
+        "versions_from": "requirements/tf1.txt",
+    },
+}
+TENSORFLOW_NAMES = re.compile(r"^(tensorflow|tf-nightly|tf-estimator|intel-tensorflow|nvidia-tensorflow)")
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;\\]+)")
+
+
+def norm(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def read(rel):
+    with open(os.path.join(ROOT, rel)) as f:
+        return f.read()
+
+
+def logical_lines(text):
+    """Lines with backslash continuations joined, comments and blank lines dropped."""
+    out, cur = [], ""
+    for line in text.splitlines():
+        if not cur and line.strip().startswith("#"):
+            continue
+        if line.rstrip().endswith("\\"):
+            cur += line.rstrip()[:-1] + " "
+            continue
+        cur += line
+        if cur.strip():
+            out.append(cur.strip())
+        cur = ""
+    if cur.strip():
+        out.append(cur.strip())
+    return out
+
+
+def lock_entries(rel):
+    """[(name, version, [sha256, ...], line)] of a hash-pinned lock file."""
+    entries = []
+    for line in logical_lines(read(rel)):
+        m = PIN.match(line)
+        entries.append((norm(m.group(1)) if m else None, m.group(2) if m else None,
+                        re.findall(r"--hash=sha256:([0-9a-f]+)", line), line))
+    return entries
+
+
+def pins(rel):
+    """{name: version} of the `name==version` lines of a requirements file."""
+    out = {}
+    for line in logical_lines(read(rel)):
+        m = PIN.match(line)
+        if m:
+            out[norm(m.group(1))] = m.group(2)
+    return out
+
+
+def instructions(rel):
+    """[(INSTRUCTION, arguments)] of a Dockerfile."""
+    out = []
+    for line in logical_lines(read(rel)):
+        word, _, rest = line.partition(" ")
+        out.append((word.upper(), rest.strip()))
+    return out
+
+
+def pip_install_args(run_args):
+    """The argument lists of every `pip install` in a RUN instruction."""
+    found = []
+    for m in re.finditer(r"pip3?\s+install\s+(.*?)(?=&&|\|\||;|\||$)", run_args):
+        found.append(m.group(1).split())
+    return found
+
+
+def run(cmd, env=None, cwd=ROOT):
+    full_env = dict(os.environ)
+    for key in ("KIT_IMAGE", "KIT_GPUS", "KIT_DATA_DIR", "KIT_RUNS_DIR", "KIT_DOCKER",
+                "KIT_DOCKER_ARGS", "KIT_DRY_RUN"):
+        full_env.pop(key, None)
+    full_env.update(env or {})
+    p = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, universal_newlines=True)
+    out, err = p.communicate(timeout=120)
+    return p.returncode, out, err
+
+
+def need(tool):
+    path = shutil.which(tool)
+    if path is None:
+        pytest.skip("%s is not installed here" % tool)
+    return path
+
+
+# ----------------------------------------------------------------------------- lock files
+
+@pytest.mark.parametrize("image", sorted(IMAGES))
+def test_every_lock_line_is_pinned_and_hashed(image):
+    entries = lock_entries(IMAGES[image]["lock"])
+    assert entries, "empty lock"
+    for name, version, hashes, line in entries:
+        assert name and version, "not pinned with ==: %s" % line
+        assert not re.search(r"[*<>!~]", version), "not an exact pin: %s" % line
+        assert hashes, "no --hash=sha256: on %s" % line
+        for h in hashes:
+            assert len(h) == 64, "not a sha256: %s" % h
+    names = [e[0] for e in entries]
+    assert len(names) == len(set(names)), "a package is listed twice"
+
+
+@pytest.mark.parametrize("image", sorted(IMAGES))
+def test_lock_adds_exactly_what_the_base_image_lacks(image):
+    spec = IMAGES[image]
+    reference = set(pins("requirements/tf1.txt"))
+    assert "tensorflow" in reference
+    wanted = {n for n in reference if not TENSORFLOW_NAMES.match(n)} - spec["base_ships"] | spec["extra"]
+    locked = {e[0] for e in lock_entries(spec["lock"])}
+    assert locked == wanted
+
+
+@pytest.mark.parametrize("image", sorted(IMAGES))
+def test_lock_versions_match_the_kit_environment(image):
+    spec = IMAGES[image]
+    source = pins(spec["versions_from"])
+    for name, version, _, _ in lock_entries(spec["lock"]):
+        if name in source:
+            assert version == source[name], "%s: lock %s, %s %s" % (name, version, spec["versions_from"], source[name])
+
+
+def test_official_image_asserts_the_shipped_versions_of_the_kit_environment():
+    """numpy and h5py come with the base image; the Dockerfile checks them against tf1-py36.txt."""
+    text = read("docker/Dockerfile")
+    py36 = pins("requirements/tf1-py36.txt")
+    for name in sorted(IMAGES["official"]["base_ships"]) + ["tensorflow-gpu"]:
+        assert "'%s==%s'" % (name, py36[name]) in text, name
+
+
+def test_tf1_py36_environment_is_fully_pinned():
+    text = read("requirements/tf1-py36.txt")
+    lines = logical_lines(text)
+    assert lines
+    for line in lines:
+        assert PIN.match(line), "not pinned with ==: %s" % line
+    py36 = pins("requirements/tf1-py36.txt")
+    assert py36["tensorflow-gpu"] == "1.15.5"
+    assert set(py36) == set(pins("requirements/tf1.txt")) - {"tensorflow"} | {"tensorflow-gpu"}
+
+
+@pytest.mark.parametrize("image", sorted(IMAGES))
+def test_no_lock_holds_tensorflow(image):
+    for name, _, _, line in lock_entries(IMAGES[image]["lock"]):
+        assert not TENSORFLOW_NAMES.match(name or ""), line
+
+
+# ----------------------------------------------------------------------------- Dockerfiles
+
+@pytest.mark.parametrize("image", sorted(IMAGES))
+def test_from_is_the_pinned_base(image):
+    spec = IMAGES[image]
+    froms = [args for word, args in instructions(spec["dockerfile"]) if word == "FROM"]
+    assert len(froms) == 1
+    # The tag, optionally pinned further by digest (docker/README.md says how).
+    assert re.match(r"^%s(@sha256:[0-9a-f]{64})?$" % re.escape(spec["base"]), froms[0]), froms[0]
+
+
+@pytest.mark.parametrize("image", sorted(IMAGES))
+def test_dockerfile_installs_only_its_lock_and_never_tensorflow(image):
+    spec = IMAGES[image]
+    ins = instructions(spec["dockerfile"])
+    copies = [args for word, args in ins if word == "COPY"]
+    assert "%s /tmp/requirements.lock" % spec["lock"] in copies
+    installs = [a for word, args in ins if word == "RUN" for a in pip_install_args(args)]
+    assert len(installs) == 1, installs
+    args = installs[0]
+    for flag in ("--require-hashes", "--no-deps", "--no-cache-dir"):
+        assert flag in args, flag
+    assert args[args.index("-r") + 1] == "/tmp/requirements.lock"
+    for word, line in ins:
+        for install in pip_install_args(line) if word == "RUN" else []:
+            for token in install:
+                assert not TENSORFLOW_NAMES.match(norm(token.strip("'\""))), line
+
+
+@pytest.mark.parametrize("image", sorted(IMAGES))
+def test_dockerfile_copies_the_kit_and_makes_writable_mount_points(image):
+    text = read(IMAGES[image]["dockerfile"])
+    assert re.search(r"^WORKDIR /opt/kit$", text, re.M)
+    assert re.search(r"^COPY \*\.py references\.csv /opt/kit/$", text, re.M)
+    assert "chmod 1777 /home/kit /opt/kit/data /opt/kit/runs" in text
+    assert "HOME=/home/kit" in text
+
+
+@pytest.mark.parametrize("image", sorted(IMAGES))
+def test_dockerignore_sends_only_what_the_dockerfile_copies(image):
+    spec = IMAGES[image]
+    patterns = [l.strip() for l in read(spec["dockerfile"] + ".dockerignore").splitlines()
+                if l.strip() and not l.strip().startswith("#")]
+    assert patterns[0] == "*", "everything (.venv-*, data, runs, .git) must be left out first"
+    assert set(patterns[1:]) == {"!*.py", "!references.csv", "!" + spec["lock"]}
+
+
+def test_hadolint_passes_at_error_level():
+    hadolint = need("hadolint")
+    code, out, err = run([hadolint, "--no-color", "--failure-threshold", "error",
+                          "docker/Dockerfile", "docker/Dockerfile.ngc"])
+    assert code == 0, out + err
+
+
+# ----------------------------------------------------------------------------- docker/run.sh
+
+def test_run_sh_parses():
+    bash = need("bash")
+    for script in (RUN_SH, os.path.join(ROOT, ".ci", "check-docker")):
+        code, out, err = run([bash, "-n", script])
+        assert code == 0, err
+        assert os.stat(script).st_mode & stat.S_IXUSR, "%s is not executable" % script
+
+
+def test_shellcheck_passes():
+    shellcheck = need("shellcheck")
+    code, out, err = run([shellcheck, RUN_SH, os.path.join(ROOT, ".ci", "check-docker")])
+    assert code == 0, out + err
+
+
+def dry_run(env=None, args=("python", "ResNeXt.py", "--summary"), script=RUN_SH, cwd=ROOT):
+    need("bash")
+    full = {"KIT_DRY_RUN": "1"}
+    full.update(env or {})
+    code, out, err = run(["bash", script] + list(args), env=full, cwd=cwd)
+    assert code == 0, err
+    lines = out.splitlines()
+    build = [l for l in lines if " build " in l and not l.startswith("#")]
+    runs = [l for l in lines if " run " in l and not l.startswith("#")]
+    assert len(build) == 1 and len(runs) == 1, out
+    return build[0], runs[0]
+
+
+def test_run_sh_runs_as_the_calling_user_on_all_gpus_with_mounts():
+    build, run_line = dry_run()
+    words = run_line.split()
+    assert words[:2] == ["docker", "run"]
+    assert "--user %d:%d" % (os.getuid(), os.getgid()) in run_line
+    assert "--gpus all" in run_line
+    assert "-v %s/data:/opt/kit/data" % ROOT in run_line
+    assert "-v %s/runs:/opt/kit/runs" % ROOT in run_line
+    assert "-e HOME=/home/kit" in run_line
+    assert run_line.endswith(" python ResNeXt.py --summary")
+    image = re.search(r"tf1-residual-kit:official-[0-9a-f]{12}", run_line).group(0)
+    assert "-f CONTEXT/docker/Dockerfile -t %s CONTEXT" % image in build
+
+
+def test_run_sh_cpu_ngc_and_folders_from_the_environment(tmp_path):
+    data, runs = str(tmp_path / "d"), str(tmp_path / "r")
+    build, run_line = dry_run({"KIT_GPUS": "none", "KIT_IMAGE": "ngc", "KIT_DATA_DIR": data,
+                               "KIT_RUNS_DIR": runs, "KIT_DOCKER_ARGS": "--shm-size=1g"}, args=())
+    assert "--gpus" not in run_line
+    assert "-f CONTEXT/docker/Dockerfile.ngc" in build
+    assert re.search(r" tf1-residual-kit:ngc-[0-9a-f]{12} bash$", run_line), run_line
+    assert "-v %s:/opt/kit/data" % data in run_line and "-v %s:/opt/kit/runs" % runs in run_line
+    assert "--shm-size=1g" in run_line
+
+
+def test_run_sh_refuses_an_unknown_image():
+    need("bash")
+    code, out, err = run(["bash", RUN_SH, "true"], env={"KIT_IMAGE": "cuda9", "KIT_DRY_RUN": "1"})
+    assert code == 2 and "KIT_IMAGE" in err
+
+
+def make_checkout(tmp_path):
+    """A minimal checkout: docker/ as in this one, one module and references.csv."""
+    repo = tmp_path / "repo"
+    (repo / "docker").mkdir(parents=True)
+    for name in ("run.sh", "Dockerfile", "Dockerfile.ngc", "requirements-py36.lock", "requirements-py38.lock"):
+        shutil.copy2(os.path.join(ROOT, "docker", name), str(repo / "docker" / name))
+    (repo / "model.py").write_text(u"print('model')\n")
+    (repo / "references.csv").write_text(u"model,error\n")
+    return repo
+
+
+def image_of(repo):
+    _, run_line = dry_run(script=str(repo / "docker" / "run.sh"), cwd=str(repo))
+    return re.search(r"tf1-residual-kit:official-[0-9a-f]{12}", run_line).group(0)
+
+
+def test_run_sh_tag_follows_the_dockerfile_lock_and_code(tmp_path):
+    repo = make_checkout(tmp_path)
+    first = image_of(repo)
+    assert image_of(repo) == first
+    with open(str(repo / "docker" / "requirements-py36.lock"), "a") as f:
+        f.write("# changed\n")
+    second = image_of(repo)
+    assert second != first
+    (repo / "model.py").write_text(u"print('model, changed')\n")
+    third = image_of(repo)
+    assert third not in (first, second)
+    with open(str(repo / "docker" / "Dockerfile"), "a") as f:
+        f.write("# changed\n")
+    assert image_of(repo) not in (first, second, third)
+
+
+FAKE_DOCKER = u"""#!/usr/bin/env bash
+echo "$*" >> "$FAKE_LOG"
+case "$1" in
+  image) [ -n "$FAKE_HAS_IMAGE" ] ;;
+  build) ctx="${!#}"; (cd "$ctx" && find . -type f | LC_ALL=C sort | sed 's/^/context: /') >> "$FAKE_LOG" ;;
+  run) exit 0 ;;
+  *) exit 9 ;;
+esac
+"""
+
+
+def test_run_sh_builds_a_missing_image_from_a_minimal_context_then_runs(tmp_path):
+    need("bash")
+    repo = make_checkout(tmp_path)
+    fake = tmp_path / "docker"
+    fake.write_text(FAKE_DOCKER)
+    fake.chmod(0o755)
+    log = tmp_path / "log"
+    env = {"KIT_DOCKER": str(fake), "FAKE_LOG": str(log), "FAKE_HAS_IMAGE": ""}
+    code, out, err = run(["bash", str(repo / "docker" / "run.sh"), "python", "model.py"], env=env, cwd=str(repo))
+    assert code == 0, err
+    calls = log.read_text().splitlines()
+    assert calls[0].startswith("image inspect tf1-residual-kit:official-")
+    assert calls[1].startswith("build -f ")
+    context = sorted(l[len("context: "):] for l in calls if l.startswith("context: "))
+    assert context == sorted(["./docker/Dockerfile", "./docker/requirements-py36.lock",
+                              "./model.py", "./references.csv"])
+    assert calls[-1].startswith("run ") and calls[-1].endswith(" python model.py")
+    assert "--user %d:%d" % (os.getuid(), os.getgid()) in calls[-1]
+    # The mounted folders exist on the host before the container starts.
+    assert (repo / "data").is_dir() and (repo / "runs").is_dir()
+
+    # With the image present, nothing is built.
+    log.write_text(u"")
+    env["FAKE_HAS_IMAGE"] = "1"
+    code, out, err = run(["bash", str(repo / "docker" / "run.sh"), "true"], env=env, cwd=str(repo))
+    assert code == 0, err
+    calls = log.read_text().splitlines()
+    assert [c.split()[0] for c in calls] == ["image", "run"]

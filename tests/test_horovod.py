@@ -1,0 +1,316 @@
+"""Data-parallel training (distributed.py, docs/horovod.md).
+
+The sharding, learning-rate scaling and session hooks are checked in-process everywhere.
+Where Horovod is installed (requirements/horovod.sh), real 2-process runs on loopback with
+Gloo check that both ranks end with identical weights equal to a single process trained on
+the combined batches, that rank 1 writes nothing, and that a killed run resumes.
+"""
+import importlib.util
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_main
+import distributed
+import trainer
+from compat import tf
+
+HOROVODRUN = os.path.join(os.path.dirname(sys.executable), "horovodrun")
+if importlib.util.find_spec("horovod") is None:
+    NO_HOROVOD = "Horovod is not installed for %s: build it with `./kit bash requirements/horovod.sh`" % sys.executable
+elif not os.path.exists(HOROVODRUN):
+    NO_HOROVOD = "Horovod is installed but %s is missing" % HOROVODRUN
+else:
+    NO_HOROVOD = None
+needs_horovod = pytest.mark.skipif(NO_HOROVOD is not None, reason=NO_HOROVOD or "")
+
+
+def fake_dist(rank=0, size=2, batch_size=5, warmup_epochs=5.0, scale_lr=True, local_rank=None, local_size=None,
+              threads=0):
+    """A Horovod hook object with the topology given, without starting Horovod."""
+    d = distributed.Horovod.__new__(distributed.Horovod)
+    d.rank, d.size, d.batch_size = rank, size, batch_size
+    d.local_rank = rank if local_rank is None else local_rank
+    d.local_size = size if local_size is None else local_size
+    d.is_chief = rank == 0
+    d.warmup_epochs, d.scale_lr, d.threads = warmup_epochs, scale_lr, threads
+    return d
+
+
+# ----------------------------------------------------------------------------- in-process
+
+@pytest.mark.parametrize("n,size,bs", [(250, 2, 5), (103, 3, 4), (7, 4, 3), (2, 4, 3)])
+def test_shard_gives_every_rank_the_same_steps_and_the_combined_batches(n, size, bs):
+    order = np.random.RandomState(n).permutation(n)
+    g = size * bs
+    ids = np.arange(n)
+    shards = [fake_dist(r, size, bs).shard(order) for r in range(size)]
+    per_rank = [trainer.Batches(ids, ids, bs, 0, False, shard=fake_dist(r, size, bs).shard) for r in range(size)]
+    # Equal steps on every rank, as many as a single process with batch size*bs takes.
+    assert len(set(len(s) for s in shards)) == 1
+    assert [b.steps_per_epoch for b in per_rank] == [int(math.ceil(n / float(g)))] * size
+    padded = np.resize(order, len(shards[0]) * size)
+    assert set(padded[n:]) <= set(order[:size])  # padding repeats the epoch's first images
+    for k in range(per_rank[0].steps_per_epoch):
+        union = np.concatenate([s[k * bs:(k + 1) * bs] for s in shards])
+        assert sorted(union) == sorted(padded[k * g:(k + 1) * g])
+    assert set(np.concatenate(shards)) == set(order)
+
+
+def test_shard_is_what_batches_feed_each_rank():
+    n, bs = 40, 4
+    x = np.arange(n).reshape(n, 1, 1, 1).astype(np.float32)
+    y = np.arange(n)
+    single = trainer.Batches(x, y, 2 * bs, 3, False)
+    ranks = [trainer.Batches(x, y, bs, 3, False, shard=fake_dist(r, 2, bs).shard, rank=r) for r in (0, 1)]
+    for epoch in (0, 1):
+        for k in range(single.steps_per_epoch):
+            _, combined = single.batch(epoch, k)
+            parts = [b.batch(epoch, k)[1] for b in ranks]
+            assert not set(parts[0]) & set(parts[1])
+            assert sorted(np.concatenate(parts)) == sorted(combined)
+
+
+def test_rank_zero_augments_like_a_single_process_and_rank_one_differently():
+    x = np.random.RandomState(0).rand(16, 8, 8, 3).astype(np.float32)
+    y = np.zeros(16, np.int64)
+    plain = trainer.Batches(x, y, 16, 5, True).batch(2, 0)[0]
+    assert np.array_equal(trainer.Batches(x, y, 16, 5, True, rank=0).batch(2, 0)[0], plain)
+    assert not np.array_equal(trainer.Batches(x, y, 16, 5, True, rank=1).batch(2, 0)[0], plain)
+
+
+def test_lr_scale_ramps_linearly_to_the_number_of_workers():
+    d = fake_dist(size=4, warmup_epochs=2)
+    spe = 10
+    assert [d.lr_scale_at(s, spe) for s in (0, 5, 10, 20, 500)] == [1.0, 1.75, 2.5, 4.0, 4.0]
+    assert fake_dist(size=4, warmup_epochs=0).lr_scale_at(0, spe) == 4.0
+    assert fake_dist(size=4, scale_lr=False).lr_scale_at(500, spe) == 1.0
+    assert fake_dist(size=4, scale_lr=False).lr_scale(None, spe) is None
+    assert fake_dist(size=1).lr_scale(None, spe) is None
+    hp = dict(trainer.COMMON_DEFAULTS, lr=0.1, lr_decay_steps="30", warmup_steps=0)
+    graph = tf.Graph()
+    with graph.as_default():
+        step = tf.placeholder(tf.int64, [])
+        lr = trainer.learning_rate(step, hp, spe, d)
+        zero = trainer.learning_rate(step, hp, spe, fake_dist(size=4, warmup_epochs=0))
+        with tf.Session(graph=graph) as sess:
+            for s in (0, 5, 19, 20, 29, 31, 45):  # not 30: the graph and lr_at disagree at a decay boundary
+                want = trainer.lr_at(s, hp, spe) * d.lr_scale_at(s, spe)
+                assert sess.run(lr, {step: s}) == pytest.approx(want, rel=1e-6)
+                assert trainer.lr_at(s, hp, spe, d) == pytest.approx(want, rel=1e-12)
+            assert sess.run(zero, {step: 0}) == pytest.approx(0.4, rel=1e-6)
+            assert sess.run(zero, {step: 31}) == pytest.approx(0.04, rel=1e-6)
+
+
+def test_configure_pins_one_gpu_per_process_and_shares_the_cpus():
+    config = tf.ConfigProto()
+    fake_dist(rank=3, size=4, local_rank=1, local_size=2).configure(config)
+    assert config.gpu_options.visible_device_list == "1"
+    cpus = __import__("multiprocessing").cpu_count()
+    assert config.intra_op_parallelism_threads == max(1, cpus // 2)
+    config = trainer.session_config(dict(threads=1), fake_dist(threads=1))
+    assert (config.intra_op_parallelism_threads, config.inter_op_parallelism_threads) == (1, 1)
+
+
+def test_horovod_is_used_only_under_a_multi_process_launch_or_with_the_flag(monkeypatch):
+    for k in ("HOROVOD_RANK", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE"):
+        monkeypatch.delenv(k, raising=False)
+    assert not distributed.requested({})
+    assert distributed.requested({"horovod": True})
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "1")  # mpirun -np 1: a single process after all
+    assert not distributed.requested({})
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "4")  # horovodrun on an MPI build, or mpirun -np 4
+    assert distributed.requested({})
+    monkeypatch.delenv("OMPI_COMM_WORLD_SIZE")
+    monkeypatch.setenv("HOROVOD_RANK", "0")  # horovodrun --gloo
+    assert distributed.requested({})
+
+
+def test_a_checkpoint_resumes_only_with_the_number_of_processes_that_wrote_it():
+    single, two = {"config": {"model": "ResNeXt"}}, {"config": {"workers": 2}}
+    distributed.check_workers("ck", single, None)
+    distributed.check_workers("ck", two, fake_dist(size=2))
+    with pytest.raises(trainer.KitError, match=r"^checkpoint ck was trained by 2 processes and this run has 1: "
+                                               r"resume it with horovodrun -np 2, or pass another --run_dir$"):
+        distributed.check_workers("ck", two, None)
+    with pytest.raises(trainer.KitError, match="by 1 process and this run has 4: resume it with a plain python"):
+        distributed.check_workers("ck", single, fake_dist(size=4))
+
+
+def test_missing_horovod_is_a_one_line_error(monkeypatch, fake_cifar, tmp_path):
+    import ResNeXt
+    monkeypatch.setitem(sys.modules, "horovod.tensorflow", None)  # makes the import fail
+    monkeypatch.setenv("HOROVOD_RANK", "0")
+    code, out, err = run_main(ResNeXt, ["--data_source", fake_cifar["py"], "--trust_data", "--run_dir",
+                                        str(tmp_path / "run"), "--steps", "1"])
+    assert code == trainer.EXIT_USAGE
+    assert err.startswith("error: Horovod is not installed") and "requirements/horovod.sh" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+# ----------------------------------------------------------------------------- horovodrun
+
+# A model without batch normalisation: with it, a process's batch statistics come from its own
+# shard, and the 2-process run would equal a single process only with per-shard ("ghost") BN.
+TINY_MODEL = '''
+import sys
+sys.path.insert(0, %r)
+from compat import tf
+import trainer
+
+
+def build(x, training, hp, num_classes):
+    x = tf.layers.conv2d(x, 4, 3, strides=2, activation=tf.nn.relu, name="conv")
+    return tf.layers.dense(tf.reduce_mean(x, axis=[1, 2]), num_classes, name="linear")
+
+
+def main(argv=None):
+    return trainer.main("Tiny", build, {"original": {}}, lambda g: None, argv=argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
+
+def horovodrun(script_args, run_root):
+    """horovodrun -np 2 over loopback; rank R trains in run_root/rankR, as if on its own machine."""
+    wrapper = 'exec "$0" "$@" --run_dir "$KIT_TEST_RUN_ROOT/rank$HOROVOD_RANK"'
+    return [HOROVODRUN, "-np", "2", "-H", "localhost:2", "--gloo", "--network-interfaces", "lo",
+            "sh", "-c", wrapper, sys.executable] + list(script_args)
+
+
+def run_env(run_root):
+    return dict(os.environ, KIT_TEST_RUN_ROOT=str(run_root), KIT_DUMP_VARIABLES=str(run_root / "dump"),
+                PYTHONUNBUFFERED="1")
+
+
+def checkpoint_values(run_dir):
+    ckpt = os.path.join(run_dir, "checkpoints", open(os.path.join(run_dir, "checkpoints", "latest")).read().strip())
+    reader = tf.train.load_checkpoint(os.path.join(ckpt, "model"))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def latest_step(run_dir):
+    try:
+        with open(os.path.join(run_dir, "checkpoints", "latest")) as f:
+            return int(f.read().strip()[5:])
+    except (IOError, OSError, ValueError):
+        return None
+
+
+@needs_horovod
+def test_two_ranks_train_like_one_process_on_the_combined_batches(tmp_path, fake_cifar):
+    script = tmp_path / "tiny_model.py"
+    script.write_text(TINY_MODEL % ROOT)
+    common = ["--data_source", fake_cifar["py"], "--trust_data", "--threads", "1", "--progress", "off",
+              "--train_subset", "100", "--test_subset", "20", "--augment=false", "--steps", "6"]
+    # 2 ranks x 5 images at lr 0.05 x 2 (no warm-up) against 1 process x 10 images at lr 0.1.
+    root = tmp_path / "hvd"
+    p = subprocess.run(horovodrun([str(script)] + common + ["--batch_size", "5", "--lr", "0.05",
+                                                            "--hvd_warmup_epochs", "0"], root),
+                       env=run_env(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=240)
+    out = p.stdout.decode(errors="replace")
+    assert p.returncode == 0, out[-3000:]
+
+    assert not (root / "rank1").exists(), "rank 1 wrote into its run folder"
+    rank0 = root / "rank0"
+    assert latest_step(str(rank0)) == 6
+    assert sorted(os.listdir(str(rank0))) == ["LOCK", "checkpoints", "config.json", "logs.txt", "metrics.jsonl", "tb"]
+    config = json.load(open(str(rank0 / "config.json")))
+    assert config["workers"] == 2 and config["steps_per_epoch"] == 10
+    rec = [json.loads(line) for line in open(str(rank0 / "metrics.jsonl"))][-1]
+    assert rec["step"] == 6 and rec["lr"] == pytest.approx(0.1)
+
+    dumps = [np.load(str(root / ("dump-rank%d.npz" % r))) for r in (0, 1)]
+    assert sorted(dumps[0].files) == sorted(dumps[1].files)
+    for name in dumps[0].files:
+        assert np.array_equal(dumps[0][name], dumps[1][name]), name
+    assert int(dumps[0]["global_step"]) == 6
+    saved = checkpoint_values(str(rank0))
+    for name in dumps[0].files:
+        assert np.array_equal(saved[name], dumps[0][name]), name
+
+    spec = importlib.util.spec_from_file_location("tiny_model", str(script))
+    tiny = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tiny)
+    single = {}
+    for lr in ("0.1", "0.05"):  # the second one is what a run without lr scaling would have matched
+        code, _, err = run_main(tiny, common + ["--batch_size", "10", "--lr", lr, "--run_dir", str(tmp_path / lr)])
+        assert code == 0, err
+        single[lr] = checkpoint_values(str(tmp_path / lr))
+    moved = False
+    for name in ("conv/kernel", "conv/bias", "linear/kernel", "linear/bias"):
+        np.testing.assert_allclose(dumps[0][name], single["0.1"][name], rtol=1e-4, atol=1e-6, err_msg=name)
+        moved = moved or not np.allclose(dumps[0][name], single["0.05"][name], rtol=1e-3, atol=1e-5)
+    assert moved, "the 2-rank run also matches a single process at the unscaled learning rate"
+
+
+def _running(proc):
+    import psutil
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE  # an orphan nobody reaped has still ended
+    except psutil.NoSuchProcess:
+        return False
+
+
+@needs_horovod
+def test_killed_two_rank_run_resumes_from_rank_zero_checkpoint(tmp_path, fake_cifar):
+    import psutil  # a Horovod dependency
+    args = [os.path.join(ROOT, "ResNeXt.py"), "--data_source", fake_cifar["py"], "--trust_data", "--threads", "1",
+            "--progress", "off", "--cardinality", "2", "--depth", "4", "--blocks", "1", "--stem_dim", "8",
+            "--out_dims", "8,16,32", "--train_subset", "100", "--test_subset", "20", "--batch_size", "5",
+            "--epochs", "3", "--ckpt_every_steps", "5", "--hvd_warmup_epochs", "1"]
+    total = 3 * 10  # 100 images in global batches of 10
+    root = tmp_path / "hvd"
+    rank0 = str(root / "rank0")
+    with open(str(tmp_path / "first.log"), "wb") as log:
+        p = subprocess.Popen(horovodrun(args, root), env=run_env(root), stdout=log, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+        deadline = time.time() + 120
+        while (latest_step(rank0) or 0) < 10 and p.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        workers = psutil.Process(p.pid).children(recursive=True) if p.poll() is None else []
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+    first = open(str(tmp_path / "first.log"), "rb").read().decode(errors="replace")
+    # horovodrun's per-worker watchdog stops the workers (SIGTERM, then SIGKILL) once it is gone.
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    alive = [proc for proc in alive if _running(proc)]
+    for proc in alive:
+        proc.kill()
+    assert not alive, "workers outlived horovodrun: %s" % alive
+    killed_at = latest_step(rank0)
+    assert killed_at is not None and 10 <= killed_at < total, (killed_at, first[-3000:])
+    assert not (root / "rank1").exists()
+
+    p = subprocess.run(horovodrun(args, root), env=run_env(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=240)
+    out = p.stdout.decode(errors="replace")
+    assert p.returncode == 0, out[-3000:]
+    assert latest_step(rank0) == total, out[-3000:]
+    assert "resumed from %s: step %d" % (os.path.join(rank0, "checkpoints", "step-%08d" % killed_at), killed_at) in out
+    assert not (root / "rank1").exists(), "rank 1 wrote into its run folder"
+    assert [json.loads(line)["epoch"] for line in open(os.path.join(rank0, "metrics.jsonl"))] == [1, 2, 3]
+
+    dumps = [np.load(str(root / ("dump-rank%d.npz" % r))) for r in (0, 1)]
+    assert int(dumps[0]["global_step"]) == int(dumps[1]["global_step"]) == total
+    trainable = [n for n in dumps[0].files if "moving_" not in n]
+    assert any(n.endswith("Momentum") for n in trainable)
+    for name in trainable:
+        assert np.array_equal(dumps[0][name], dumps[1][name]), name
+    # Batch-norm moving averages are each rank's own (per-worker BN); rank 0's are saved.
+    moving = [n for n in dumps[0].files if "moving_mean" in n]
+    assert moving and any(not np.array_equal(dumps[0][n], dumps[1][n]) for n in moving)
+
+    import ResNeXt  # one process cannot take over the 2-process run: its steps are other steps
+    code, _, err = run_main(ResNeXt, args[1:] + ["--run_dir", rank0])
+    assert code == trainer.EXIT_USAGE and "was trained by 2 processes and this run has 1" in err, err

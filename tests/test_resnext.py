@@ -1,0 +1,167 @@
+"""ResNeXt.py: architecture (shapes, parameter totals derived by hand), training, resume."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from compat import tf
+import ResNeXt
+import trainer
+from conftest import run_main, tiny_args
+
+TINY = ["--cardinality", "2", "--depth", "4", "--blocks", "1", "--stem_dim", "8", "--out_dims", "8,16,32", "--batch_size", "50",
+        "--lr", "0.05"]
+
+
+def bn(c):
+    return 2 * c  # gamma and beta
+
+
+def resnext_original_params(cardinality=8, depth=64, blocks=3, out_dims=(64, 128, 256), classes=10):
+    """taki0112/ResNeXt-Tensorflow counted by hand: no conv biases, a pad shortcut, fc without bias."""
+    total = 3 * 3 * 3 * 64 + bn(64)  # first_layer
+    in_dim = 64
+    for out_dim in out_dims:
+        for _ in range(blocks):
+            path = in_dim * depth + bn(depth) + 3 * 3 * depth * depth + bn(depth)  # transform_layer
+            total += cardinality * path
+            total += cardinality * depth * out_dim + bn(out_dim)  # transition_layer
+            in_dim = out_dim
+    return total + out_dims[-1] * classes
+
+
+def resnext_paper_params(cardinality=8, depth=64, classes=10):
+    """ResNeXt-29 (Xie et al. 2017, Table 7) counted by hand: grouped bottlenecks, projection shortcuts."""
+    total = 3 * 3 * 3 * 64 + bn(64)
+    in_dim = 64
+    for s, out_dim in enumerate((256, 512, 1024)):
+        width = cardinality * depth * 2 ** s
+        for b in range(3):
+            total += in_dim * width + bn(width)  # 1x1 reduce (the paths' 1x1 convs side by side)
+            total += 9 * width * width // cardinality + bn(width)  # grouped 3x3
+            total += width * out_dim + bn(out_dim)  # 1x1 expand
+            if b == 0:
+                total += in_dim * out_dim + bn(out_dim)  # projection shortcut
+            in_dim = out_dim
+    return total + 1024 * classes + classes
+
+
+def summary(argv):
+    code, out, err = run_main(ResNeXt, ["--summary"] + argv)
+    assert code == 0, err
+    shapes = {}
+    for line in out.splitlines():
+        if line.startswith("  "):
+            name, shape = line.split(None, 1)
+            shapes[name] = json.loads(shape.replace("None", "null"))
+    return shapes, int(out.rsplit("trainable parameters:", 1)[1])
+
+
+def test_original_preset_shapes_and_parameters():
+    shapes, params = summary([])
+    assert shapes["first_layer"] == [None, 32, 32, 64]
+    assert shapes["residual_layer_1"] == [None, 32, 32, 64]
+    assert shapes["residual_layer_2"] == [None, 16, 16, 128]
+    assert shapes["residual_layer_3"] == [None, 8, 8, 256]
+    assert shapes["logits"] == [None, 10]
+    assert params == resnext_original_params() == 3957696
+
+
+def test_paper_preset_matches_table_7():
+    shapes, params = summary(["--preset", "paper"])
+    assert shapes["residual_layer_3"] == [None, 8, 8, 1024]
+    assert params == resnext_paper_params()
+    assert int(params / 1e5) == 344  # Table 7 prints 34.4M
+    _, params16 = summary(["--preset", "paper", "--cardinality", "16"])
+    assert params16 == resnext_paper_params(cardinality=16)
+    assert int(params16 / 1e5) == 681  # Table 7 prints 68.1M
+
+
+def test_cifar100_head():
+    shapes, params = summary(["--dataset", "cifar100"])
+    assert shapes["logits"] == [None, 100]
+    assert params == resnext_original_params(classes=100)
+
+
+def test_bad_cardinality_is_one_line_error():
+    code, out, err = run_main(ResNeXt, ["--summary", "--cardinality", "0"])
+    assert code == 2 and err.strip() == "error: --cardinality must be between 1 and 64, got 0"
+
+
+def test_a_few_steps_drive_the_loss_down():
+    """Fixed batch, training mode: the loss falls."""
+    hp = trainer.resolve(trainer.build_parser("ResNeXt", ResNeXt.add_flags, ResNeXt.PRESETS, "").parse_args(TINY),
+                         ResNeXt.PRESETS)
+    g = trainer.Graph(ResNeXt.Build_ResNext, hp, steps_per_epoch=10)
+    import fakedata
+    images, y = fakedata.images(32)
+    x = (images.astype(np.float32) - 127.5) / 64
+    with tf.Session(graph=g.graph) as sess:
+        sess.run(g.init)
+        losses = [sess.run([g.train_op, g.xent], {g.x: x, g.y: y, g.training: True})[1] for _ in range(15)]
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def _variables(folder):
+    r = tf.train.load_checkpoint(os.path.join(folder, "model"))
+    return {n: r.get_tensor(n) for n in r.get_variable_to_shape_map()}
+
+
+def test_stopped_and_resumed_run_equals_an_uninterrupted_one(fake_cifar, tmp_path):
+    flags = TINY + ["--epochs", "2", "--lr_decay_epochs", "1"]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert run_main(ResNeXt, tiny_args(fake_cifar, straight, *flags))[0] == 0
+    assert run_main(ResNeXt, tiny_args(fake_cifar, split, *(flags + ["--steps", "5"])))[0] == 0  # stops after epoch 1
+    code, out, _ = run_main(ResNeXt, tiny_args(fake_cifar, split, *flags))
+    assert code == 0 and "resumed from" in out and "step 5 (1 full epochs and 0 steps done), learning rate 0.005" in out
+    a = trainer.Checkpoints(str(straight)).find()
+    b = trainer.Checkpoints(str(split)).find()
+    assert a[1]["step"] == b[1]["step"] == 10
+    va, vb = _variables(a[0]), _variables(b[0])
+    assert va.keys() == vb.keys() and len(va) > 20
+    for name in va:
+        np.testing.assert_array_equal(va[name], vb[name], err_msg=name)
+    assert va["global_step"] == 10
+    with open(str(split / "logs.txt")) as f1, open(str(straight / "logs.txt")) as f2:
+        strip = lambda lines: [l.rsplit(", images/s", 1)[0] for l in lines]  # noqa: E731
+        assert strip(f1.readlines()) == strip(f2.readlines())
+    assert json.loads(open(str(split / "metrics.jsonl")).readlines()[-1])["lr"] == pytest.approx(0.005)
+
+
+def test_run_folder_contents(fake_cifar, tmp_path):
+    run = tmp_path / "run"
+    code, out, err = run_main(ResNeXt, tiny_args(fake_cifar, run, *(TINY + ["--epochs", "1"])))
+    assert code == 0, err
+    cfg = json.load(open(str(run / "config.json")))
+    assert cfg["model"] == "ResNeXt" and cfg["preset"] == "original" and cfg["dataset"] == "cifar10"
+    assert cfg["dataset_label"] == "CIFAR-10 (unverified copy)" and cfg["hparams"]["cardinality"] == 2
+    line = open(str(run / "logs.txt")).read().strip()
+    assert line.startswith("epoch: 1/1, train_loss: ") and ", test_acc: " in line and ", learning_rate: 0.05" in line
+    rec = json.loads(open(str(run / "metrics.jsonl")).read())
+    assert rec["step"] == 5 and 0 <= rec["test_acc"] <= 1
+    assert os.listdir(str(run / "tb"))  # TensorBoard events
+    assert open(str(run / "checkpoints" / "latest")).read().strip() == "step-00000005"
+
+
+def test_resume_under_other_settings_is_refused_and_eval_follows_the_checkpoint(fake_cifar, tmp_path):
+    """--stride_on changes the function but no variable: only the recorded settings can tell."""
+    run = tmp_path / "run"
+    assert run_main(ResNeXt, tiny_args(fake_cifar, run, *(TINY + ["--epochs", "1"])))[0] == 0
+    before = sorted(os.listdir(str(run / "checkpoints")))
+    code, out, err = run_main(ResNeXt, tiny_args(fake_cifar, run, *(TINY + ["--epochs", "2", "--stride_on", "3x3"])))
+    assert code == 2 and err.count("\n") == 1
+    assert "it was trained with --stride_on 1x1, this command has --stride_on 3x3" in err
+    assert sorted(os.listdir(str(run / "checkpoints"))) == before  # nothing lost
+    # --eval without architecture flags builds what the checkpoint was trained as
+    code, out, err = run_main(ResNeXt, ["--eval", "--run_dir", str(run), "--data_source", fake_cifar["py"],
+                                        "--trust_data", "--threads", "1"])
+    assert code == 0, err
+    assert "evaluating with the checkpoint's settings:" in out and "--cardinality 2" in out
+    acc = float([l for l in out.splitlines() if l.startswith("checkpoint ")][0].rsplit("accuracy", 1)[1])
+    assert acc == pytest.approx(json.loads(open(str(run / "metrics.jsonl")).read())["test_acc"], abs=5e-5)
+    assert os.path.exists(str(run / "confusion_matrix.png"))
+    # ... and a flag given differently from the checkpoint is refused, not evaluated as another network
+    code, out, err = run_main(ResNeXt, ["--eval", "--run_dir", str(run), "--data_source", fake_cifar["py"],
+                                        "--trust_data", "--stride_on", "3x3"] + TINY)
+    assert code == 2 and "trained with --stride_on 1x1, this command says --stride_on 3x3" in err
