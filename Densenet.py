@@ -152,11 +152,11 @@ def validate(hp):
 def bottleneck_layer(x, training, hp, scope):
     """BN, ReLU, 1x1 conv to 4k, dropout, BN, ReLU, 3x3 conv to k, dropout (DenseNet-B's H_l)."""
     k = hp["growth_k"]
-    x = Batch_Normalization(x, training=training, scope=scope + "_batch1")
+    x = Batch_Normalization(x, training=training, scope=scope + "_batch1", decay=hp["bn_decay"])
     x = Relu(x)
     x = _conv(x, 4 * k, 1, 1, hp, scope + "_conv1")
     x = Drop_out(x, rate=hp["dropout_rate"], training=training)
-    x = Batch_Normalization(x, training=training, scope=scope + "_batch2")
+    x = Batch_Normalization(x, training=training, scope=scope + "_batch2", decay=hp["bn_decay"])
     x = Relu(x)
     x = _conv(x, k, 3, 1, hp, scope + "_conv2")
     return Drop_out(x, rate=hp["dropout_rate"], training=training)
@@ -164,7 +164,7 @@ def bottleneck_layer(x, training, hp, scope):
 
 def plain_layer(x, training, hp, scope):
     """BN, ReLU, 3x3 conv to k, dropout: the paper's composite function H_l without bottleneck."""
-    x = Batch_Normalization(x, training=training, scope=scope + "_batch1")
+    x = Batch_Normalization(x, training=training, scope=scope + "_batch1", decay=hp["bn_decay"])
     x = Relu(x)
     x = _conv(x, hp["growth_k"], 3, 1, hp, scope + "_conv1")
     return Drop_out(x, rate=hp["dropout_rate"], training=training)
@@ -189,7 +189,7 @@ def dense_block(input_x, nb_layers, training, hp, layer_name, bottleneck=True):
 def transition_layer(x, compression, training, hp, scope):
     """BN, ReLU, 1x1 conv to floor(compression * in_channels), dropout, 2x2 average pool (VALID)."""
     in_channel = x.get_shape().as_list()[-1]
-    x = Batch_Normalization(x, training=training, scope=scope + "_batch1")
+    x = Batch_Normalization(x, training=training, scope=scope + "_batch1", decay=hp["bn_decay"])
     x = Relu(x)
     x = _conv(x, int(math.floor(in_channel * compression)), 1, 1, hp, scope + "_conv1")
     x = Drop_out(x, rate=hp["dropout_rate"], training=training)
@@ -212,7 +212,7 @@ def Dense_net(input_x, training, hp, num_classes=10):
         if not last:
             name = "trans_%d" % (i + 1)
             x = report(name, transition_layer(x, arch["compression"], training, hp, scope=name))
-    x = Batch_Normalization(x, training=training, scope="linear_batch")
+    x = Batch_Normalization(x, training=training, scope="linear_batch", decay=hp["bn_decay"])
     x = Relu(x)
     x = report("global_average_pool", Flatten(Global_Average_Pooling(x)))
     return report("logits", Linear(x, units=num_classes, use_bias=True, layer_name="linear"))

@@ -312,15 +312,6 @@ def _init(hp):
     return he_normal() if hp["init"] == "he" else None  # None: tf.layers' Glorot uniform = slim's xavier
 
 
-def hparams(argv):
-    """The resolved and validated settings `argv` gives (what a run would use), for tests and tools."""
-    parser = trainer.build_parser("ResNet", add_flags, PRESETS, __doc__)
-    hp = trainer.resolve(parser.parse_args(argv), PRESETS)
-    trainer.check_common(hp)
-    validate(hp)
-    return hp
-
-
 def main(argv=None):
     return trainer.main("ResNet", Build_ResNet, PRESETS, add_flags, validate, argv, description=__doc__)
 

@@ -168,6 +168,15 @@ def resolve(args, presets):
     return hp
 
 
+def hparams(model_name, presets, add_model_flags, validate=None, argv=None):
+    """The checked settings a model script would run with for `argv` (for tests and tools)."""
+    hp = resolve(build_parser(model_name, add_model_flags, presets, model_name).parse_args(argv), presets)
+    check_common(hp)
+    if validate is not None:
+        validate(hp)
+    return hp
+
+
 def check_common(hp):
     def need(ok, msg):
         if not ok:

@@ -16,6 +16,8 @@ trainer's own `Batches` (background thread, augmentation), and reports:
                  optimisations and kernel set-up happen here)
   train img/s    batch / median wall time of a training step after the warm-up steps,
                  including any wait for the input thread
+  CPU ms/img     process CPU time (all threads) per training image over the timed steps: the
+                 work done, which other load on the machine inflates less than wall time
   input wait ms  median time a step waited for its batch (0: the input never starves the CPU)
   infer img/s    batch / median time of the logits in inference mode
   GFLOP/img      an analytic count over the graph's own ops: 2 x multiply-adds of every
@@ -23,7 +25,8 @@ trainer's own `Batches` (background thread, augmentation), and reports:
                  ops such as batch norm and ReLU are not counted), per image, training graph
   GFLOP/s, %peak training GFLOP/img x train img/s, and that as a fraction of the best of a
                  4096x4096 float32 matmul timed by the same interpreter in the same run
-  peak RSS GB    the child's VmHWM (/proc), i.e. the largest resident size it ever had
+  peak RSS GB    the child's VmHWM (/proc): the largest resident size it had while building,
+                 training and inferring (the --profile step, which holds extra memory, comes after)
 
 `--profile` adds, per configuration, the op types that took most time in one traced step
 (tf.RunMetadata), which shows where a step's time goes.
@@ -229,22 +232,16 @@ def run_model(spec):
     sess.run(g.train_op, {g.x: bx, g.y: by, g.training: True})
     first_s = time.time() - t0
 
-    steps, waits = [], []
+    steps, waits, cpu = [], [], 0.0
     for i in range(spec["warmup"] - 1 + spec["steps"]):
-        t = time.time()
+        t, c = time.time(), time.process_time()
         _, bx, by = next(feed)
         waited = time.time() - t
         sess.run(g.train_op, {g.x: bx, g.y: by, g.training: True})
         if i >= spec["warmup"] - 1:
             steps.append(time.time() - t)
             waits.append(waited)
-
-    profile = None
-    if spec.get("profile"):
-        meta = tf.RunMetadata()
-        sess.run(g.train_op, {g.x: bx, g.y: by, g.training: True},
-                 options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE), run_metadata=meta)
-        profile = top_ops(g.graph, meta)
+            cpu += time.process_time() - c
 
     infer = []
     sess.run(g.logits, {g.x: bx, g.training: False})
@@ -257,6 +254,14 @@ def run_model(spec):
     for i in range(8):
         batches.batch(0, i % batches.steps_per_epoch)
     batch_ms = (time.time() - t) / 8 * 1000
+    peak = peak_rss_bytes()  # before the traced step: tracing holds on to memory a plain step frees
+
+    profile = None
+    if spec.get("profile"):
+        meta = tf.RunMetadata()
+        sess.run(g.train_op, {g.x: bx, g.y: by, g.training: True},
+                 options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE), run_metadata=meta)
+        profile = top_ops(g.graph, meta)
     sess.close()
 
     mkl = None
@@ -270,8 +275,9 @@ def run_model(spec):
                 tf=compat.VERSION, mkl=mkl, python=platform.python_version(),
                 params=g.num_params, ops=n_ops, import_s=t_compat, tflearn_s=t_tflearn, build_s=build_s,
                 first_step_s=first_s, step_s=median(steps), steps=len(steps), wait_ms=1000 * median(waits),
-                batch_ms=batch_ms, train_ips=bs / median(steps), infer_ips=bs / median(infer),
-                fwd_gflop=fwd_flops / 1e9, train_gflop=train_flops / 1e9, peak_rss=peak_rss_bytes(),
+                batch_ms=batch_ms, train_ips=bs / median(steps), cpu_ms_per_image=1000 * cpu / (bs * len(steps)),
+                infer_ips=bs / median(infer),
+                fwd_gflop=fwd_flops / 1e9, train_gflop=train_flops / 1e9, peak_rss=peak,
                 profile=profile)
 
 
@@ -325,7 +331,7 @@ def fmt(v, spec):
     return "-" if v is None else spec % v
 
 
-HEADER = ["model", "config", "batch", "params", "build s", "first step s", "train img/s", "input wait ms",
+HEADER = ["model", "config", "batch", "params", "build s", "first step s", "train img/s", "CPU ms/img", "input wait ms",
           "infer img/s", "GFLOP/img train", "GFLOP/s", "% of matmul", "peak RSS GB"]
 
 
@@ -339,7 +345,8 @@ def table_rows(results, ceilings):
         achieved = r["train_gflop"] * r["train_ips"]
         ceiling = ceilings.get(r["env"])
         rows.append([r["model"], r["config"], str(r["batch"]), "{:,}".format(r["params"]), "%.1f" % r["build_s"],
-                     "%.1f" % r["first_step_s"], "%.1f" % r["train_ips"], "%.1f" % r["wait_ms"],
+                     "%.1f" % r["first_step_s"], "%.1f" % r["train_ips"], "%.0f" % r["cpu_ms_per_image"],
+                     "%.1f" % r["wait_ms"],
                      "%.1f" % r["infer_ips"], "%.2f" % r["train_gflop"], "%.0f" % achieved,
                      fmt(100.0 * achieved / ceiling if ceiling else None, "%.0f %%"),
                      "%.2f" % (r["peak_rss"] / 2.0 ** 30)])
@@ -492,6 +499,12 @@ def main(argv=None):
         info.append("%s: %s; matmul ceiling %s GFLOP/s." % (name, versions.get(name, "?"),
                                                            fmt(ceilings.get(name), "%.0f")))
     info.append("FLOPs: analytic, from the graph's Conv2D/Conv2DBackprop*/MatMul ops (2 per multiply-add).")
+    for r in results:
+        if not r.get("error"):
+            info.append("%s %s: %d graph ops; imports %.1f s (tflearn %.1f s more); the input thread makes a batch "
+                        "in %.1f ms (%.1f %% of a step)." % (r["model"], r["config"], r["ops"], r["import_s"],
+                                                              r["tflearn_s"], r["batch_ms"],
+                                                              100 * r["batch_ms"] / 1000 / r["step_s"]))
     info.append("Steps: %d warm-up (the first included), median of %d timed." % (args.warmup, args.steps))
     info += notes
     print(plain(rows))

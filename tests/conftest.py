@@ -48,3 +48,23 @@ def tiny_args(fake, run_dir, *extra):
     """Flags for a few quick steps on the fake CIFAR-10 (python layout, vouched for)."""
     return ["--data_source", fake["py"], "--trust_data", "--run_dir", str(run_dir), "--threads", "1",
             "--progress", "off"] + list(extra)
+
+
+def settings(module, argv):
+    """The checked settings model script `module` would run with for `argv`."""
+    import trainer
+    return trainer.hparams(module.__name__, module.PRESETS, module.add_flags, getattr(module, "validate", None), argv)
+
+
+def summary(module, argv):
+    """Run `module --summary argv`; returns ({stage: shape}, trainable parameter total)."""
+    import json
+    code, out, err = run_main(module, ["--summary", "--threads", "1"] + list(argv))
+    assert code == 0, err
+    shapes = {}
+    for line in out.splitlines():
+        if line.startswith("  "):
+            name, shape = line.split(None, 1)
+            shapes[name] = json.loads(shape.replace("None", "null"))
+    return shapes, int(out.rsplit("trainable parameters:", 1)[1])
+

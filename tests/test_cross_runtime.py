@@ -41,6 +41,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -61,9 +62,11 @@ def other_python():
     """(interpreter, None) or (None, why not)."""
     given = os.environ.get("KIT_OTHER_PYTHON")
     if given:
-        if os.path.isfile(given) and os.access(given, os.X_OK):
-            return given, None
-        return None, "KIT_OTHER_PYTHON=%s is not an executable file" % given
+        if not (os.path.isfile(given) and os.access(given, os.X_OK)):
+            return None, "KIT_OTHER_PYTHON=%s is not an executable file" % given
+        if os.path.realpath(os.path.dirname(os.path.dirname(given))) == os.path.realpath(sys.prefix):
+            return None, "KIT_OTHER_PYTHON=%s is the interpreter running these tests: point it at %s" % (given, OTHER)
+        return given, None
     names = ["tf1", "tf1-intel", "tf1-py36"] if TF2 else ["tf2"]
     for name in names:
         path = os.path.join(ROOT, ".venv-" + name, "bin", "python")

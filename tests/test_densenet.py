@@ -8,16 +8,13 @@ from compat import tf
 import Densenet
 import ops
 import trainer
-from conftest import run_main, tiny_args
+from conftest import settings, run_main, tiny_args
 
 TINY = ["--layers", "2,2", "--growth_k", "4", "--batch_size", "50", "--lr", "0.01"]
 
 
 def resolve(argv):
-    parser = trainer.build_parser("Densenet", Densenet.add_flags, Densenet.PRESETS, "")
-    hp = trainer.resolve(parser.parse_args(argv), Densenet.PRESETS)
-    Densenet.validate(hp)
-    return hp
+    return settings(Densenet, argv)
 
 
 def build(argv):

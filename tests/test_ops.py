@@ -105,3 +105,24 @@ def test_count_params():
         ops.conv_layer(x, filter=5, kernel=[3, 3], layer_name="c")
         ops.Linear(tf.reshape(x, [-1, 192]), units=4, use_bias=True, layer_name="fc")
         assert ops.count_params() == 3 * 3 * 3 * 5 + 192 * 4 + 4
+
+
+def test_every_batch_norm_follows_bn_decay():
+    """--bn_decay must reach every Batch_Normalization of every model (no silently ignored flag)."""
+    from conftest import settings
+    import Densenet
+    import ResNeXt
+    import ResNet
+    import SE_ResNeXt
+    for module, build, extra in ((ResNeXt, ResNeXt.Build_ResNext, ["--cardinality", "2", "--depth", "4", "--blocks", "1"]),
+                                 (SE_ResNeXt, SE_ResNeXt.Build_SEnet, ["--cardinality", "2", "--depth", "4", "--blocks", "1"]),
+                                 (Densenet, Densenet.Dense_net, ["--preset", "paper", "--depth", "10"]),
+                                 (ResNet, ResNet.Build_ResNet, ["--num_layers", "8", "--preset", "paper"])):
+        hp = settings(module, extra + ["--bn_decay", "0.5"])
+        g = tf.Graph()
+        with g.as_default():
+            x = tf.placeholder(tf.float32, [None, 32, 32, 3])
+            build(x, tf.placeholder(tf.bool, []), hp, 10)
+            decays = [op for op in g.get_operations() if op.type == "Const" and op.name.endswith("AssignMovingAvg/decay")]
+            values = {float(tf.make_ndarray(op.get_attr("value"))) for op in decays}
+        assert decays and values <= {0.5, 1 - 0.5} | ({0.999, 0.001} if module is ResNet else set()), (module, values)

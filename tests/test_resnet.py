@@ -12,7 +12,7 @@ import compare
 import ops
 import ResNet
 import trainer
-from conftest import run_main
+from conftest import settings, summary as conftest_summary, run_main
 
 # He et al. 2015, Table 6: "# params" of the CIFAR-10 ResNets, as printed (millions).
 TABLE6 = {20: 0.27, 32: 0.46, 44: 0.66, 56: 0.85, 110: 1.7}
@@ -111,14 +111,7 @@ def test_the_often_quoted_272474_counts_projection_shortcuts():
 
 
 def summary(argv):
-    code, out, err = run_main(ResNet, ["--summary", "--threads", "1"] + argv)
-    assert code == 0, err
-    shapes = {}
-    for line in out.splitlines():
-        if line.startswith("  "):
-            name, shape = line.split(None, 1)
-            shapes[name] = json.loads(shape.replace("None", "null"))
-    return shapes, int(out.rsplit("trainable parameters:", 1)[1])
+    return conftest_summary(ResNet, argv)
 
 
 @pytest.mark.parametrize("preset,unit,total", [("original", None, 269370), ("paper", None, 269722),
@@ -126,7 +119,7 @@ def summary(argv):
 def test_summary_resnet20(preset, unit, total):
     argv = ["--preset", preset] + (["--unit", unit] if unit else [])
     unit = unit or ("preact" if preset == "original" else "original")  # the presets' units
-    assert ResNet.hparams(argv)["unit"] == unit
+    assert settings(ResNet, argv)["unit"] == unit
     shapes, count = summary(argv)
     assert shapes["init_conv"] == [None, 32, 32, 16]
     assert shapes["block1"] == [None, 32, 32, 16]
@@ -143,7 +136,7 @@ def test_summary_resnet20(preset, unit, total):
 
 def forward_graph(argv):
     """The model alone (no loss, no gradients): quick to build. Returns (graph, hp, images, training)."""
-    hp = ResNet.hparams(argv)
+    hp = settings(ResNet, argv)
     g = tf.Graph()
     with g.as_default():
         tf.set_random_seed(0)
@@ -187,7 +180,7 @@ def is_add(op):
 
 def layer_chain(g):
     """The data path layer by layer from the images: each entry is the sorted op types of the
-    next ops computed, with tf.cond's Switch/Merge and Identity looked through, only an op's
+    next ops computed, with tf.cond's Switch/Merge, Identity and StopGradient looked through, only an op's
     first output followed (a fused BN's others feed its moving averages) and every
     FusedBatchNorm* (one per cond branch) called "BN". A conv-BN-ReLU stack gives
     [Conv2D], [BN], [Relu], [Conv2D], ..."""
@@ -199,7 +192,7 @@ def layer_chain(g):
                 if op.name in seen:
                     continue
                 seen.add(op.name)
-                if op.type in ("Switch", "Merge", "Identity"):
+                if op.type in ("Switch", "Merge", "Identity", "StopGradient"):
                     todo.extend(op.outputs)
                 else:
                     found[op.name] = op
@@ -235,7 +228,7 @@ def test_plain_net_is_the_conv_bn_relu_stack(preset, unit):
         assert not [op for op in path if op.type in ("Pad", "AvgPool", "StridedSlice")], flag
         assert layer_chain(plain) == [["Conv2D"], ["BN"], ["Relu"]] * (6 * n + 1) + HEADS[preset], flag
         assert trainable_count(plain) == resnet_total  # option A shortcuts have no parameters
-    assert ResNet.hparams(["--shortcut_connection"])["shortcut_connections"] is True
+    assert settings(ResNet, ["--shortcut_connection"])["shortcut_connections"] is True
 
 
 def add_inputs(g):
@@ -338,7 +331,7 @@ def test_batch_norm_decays_and_gamma_follow_the_original():
         conv1_mean = sess.run(names["block1/unit_1/conv1/BatchNorm/moving_mean"])
     np.testing.assert_allclose(preact_mean, 0.001 * a.mean(axis=(0, 1, 2)), rtol=1e-3, atol=1e-7)
     np.testing.assert_allclose(conv1_mean, 0.01 * b.mean(axis=(0, 1, 2)), rtol=1e-3, atol=1e-7)
-    hp = ResNet.hparams(["--batch_norm_decay", "0.97", "--preset", "paper"])
+    hp = settings(ResNet, ["--batch_norm_decay", "0.97", "--preset", "paper"])
     assert hp["bn_decay"] == 0.97 and hp["preact_bn_decay"] == 0 and hp["preact_bn_scale"] is True
 
 
@@ -365,8 +358,8 @@ def test_original_unit_batch_norms_use_bn_decay():
 
 
 def test_learning_rate_schedules():
-    hp = ResNet.hparams([])
-    assert hp["unit"] == "preact" and ResNet.hparams(["--preset", "paper"])["unit"] == "original"
+    hp = settings(ResNet, [])
+    assert hp["unit"] == "preact" and settings(ResNet, ["--preset", "paper"])["unit"] == "original"
     assert hp["steps"] == 64000 and hp["batch_size"] == 128 and hp["nesterov"] is False
     assert (hp["weight_decay"], hp["decay_on"], hp["init"], hp["normalization"]) == (2e-4, "kernels", "glorot",
                                                                                       "pixel_mean")
@@ -375,21 +368,21 @@ def test_learning_rate_schedules():
         [0.01, 0.01, 0.1, 0.1, 0.1 * 0.1, 0.1 * 0.1, 0.1 * 0.1 ** 2, 0.1 * 0.1 ** 2]
     assert abs(lr(32000) - 0.01) < 1e-12 and abs(lr(48000) - 0.001) < 1e-12
     # paper: the 0.01 warm-up (400 steps) only for ResNet-110 and deeper
-    p110 = ResNet.hparams(["--preset", "paper", "--num_layers", "110"])
+    p110 = settings(ResNet, ["--preset", "paper", "--num_layers", "110"])
     assert [trainer.lr_at(s, p110, 391) for s in (0, 399, 400)] == [0.01, 0.01, 0.1]
-    p56 = ResNet.hparams(["--preset", "paper", "--num_layers", "56"])
+    p56 = settings(ResNet, ["--preset", "paper", "--num_layers", "56"])
     assert p56["warmup_steps"] == 0 and trainer.lr_at(0, p56, 391) == 0.1
     assert (p56["weight_decay"], p56["decay_on"], p56["init"], p56["bn_decay"]) == (1e-4, "all", "he", 0.9)
     # --epochs counts epochs and replaces the preset's step budget; a step count there is refused
-    assert ResNet.hparams(["--epochs", "3"])["steps"] == 0
+    assert settings(ResNet, ["--epochs", "3"])["steps"] == 0
     code, _, err = run_main(ResNet, ["--epochs", "64000"])
     assert code == 2 and "--steps 64000" in err and len(err.strip().splitlines()) == 1
 
 
 def test_path_and_ckpt_path_flags(tmp_path):
-    hp = ResNet.hparams(["--path", "some/cifar-10-batches-bin"])
+    hp = settings(ResNet, ["--path", "some/cifar-10-batches-bin"])
     assert hp["data_source"] == "some/cifar-10-batches-bin" and hp["binary"] is True
-    assert ResNet.hparams(["--dataset", "cifar100"])["binary"] is False  # CIFAR-100 is read as pickles
+    assert settings(ResNet, ["--dataset", "cifar100"])["binary"] is False  # CIFAR-100 is read as pickles
     code, _, err = run_main(ResNet, ["--path", "x", "--ckpt_path", str(tmp_path), "--run_dir", str(tmp_path)])
     assert code == 2 and "add --eval" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_main(ResNet, ["--dataset", "mnist", "--summary"])
@@ -470,7 +463,7 @@ def test_compare_picks_reference_rows_by_unit(original_unit_run, tmp_path):
         shutil.copytree(str(original_unit_run), str(folder), ignore=shutil.ignore_patterns("checkpoints", "tb"))
         config = json.loads((folder / "config.json").read_text())
         config["preset"] = preset
-        config["hparams"] = ResNet.hparams(["--preset", preset, "--unit", unit, "--num_layers", str(num_layers)])
+        config["hparams"] = settings(ResNet, ["--preset", preset, "--unit", unit, "--num_layers", str(num_layers)])
         (folder / "config.json").write_text(json.dumps(config))
         return compare.load_run(str(folder))
 

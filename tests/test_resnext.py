@@ -8,7 +8,7 @@ import pytest
 from compat import tf
 import ResNeXt
 import trainer
-from conftest import run_main, tiny_args
+from conftest import settings, summary as conftest_summary, run_main, tiny_args
 
 TINY = ["--cardinality", "2", "--depth", "4", "--blocks", "1", "--stem_dim", "8", "--out_dims", "8,16,32", "--batch_size", "50",
         "--lr", "0.05"]
@@ -48,14 +48,7 @@ def resnext_paper_params(cardinality=8, depth=64, classes=10):
 
 
 def summary(argv):
-    code, out, err = run_main(ResNeXt, ["--summary"] + argv)
-    assert code == 0, err
-    shapes = {}
-    for line in out.splitlines():
-        if line.startswith("  "):
-            name, shape = line.split(None, 1)
-            shapes[name] = json.loads(shape.replace("None", "null"))
-    return shapes, int(out.rsplit("trainable parameters:", 1)[1])
+    return conftest_summary(ResNeXt, argv)
 
 
 def test_original_preset_shapes_and_parameters():
@@ -91,8 +84,7 @@ def test_bad_cardinality_is_one_line_error():
 
 def test_a_few_steps_drive_the_loss_down():
     """Fixed batch, training mode: the loss falls."""
-    hp = trainer.resolve(trainer.build_parser("ResNeXt", ResNeXt.add_flags, ResNeXt.PRESETS, "").parse_args(TINY),
-                         ResNeXt.PRESETS)
+    hp = settings(ResNeXt, TINY)
     g = trainer.Graph(ResNeXt.Build_ResNext, hp, steps_per_epoch=10)
     import fakedata
     images, y = fakedata.images(32)

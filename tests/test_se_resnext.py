@@ -8,17 +8,14 @@ from compat import tf
 import ops
 import SE_ResNeXt
 import trainer
-from conftest import run_main, tiny_args
+from conftest import settings, run_main, tiny_args
 
 TINY = ["--cardinality", "2", "--depth", "4", "--blocks", "1", "--shortcut", "projection", "--out_dims", "8,16,32",
         "--batch_size", "50", "--lr", "0.05"]
 
 
 def resolve(argv):
-    parser = trainer.build_parser("SE_ResNeXt", SE_ResNeXt.add_flags, SE_ResNeXt.PRESETS, "")
-    hp = trainer.resolve(parser.parse_args(argv), SE_ResNeXt.PRESETS)
-    SE_ResNeXt.validate(hp)
-    return hp
+    return settings(SE_ResNeXt, argv)
 
 
 def build(argv):
