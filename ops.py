@@ -131,7 +131,8 @@ def Drop_out(x, rate, training):
     seed = tf.stack([tf.constant(base * 1000 + index, tf.int64), step])
     noise = tf.random.stateless_uniform(tf.shape(x), seed=seed, dtype=x.dtype)
     kept = x * tf.cast(noise >= rate, x.dtype) / (1.0 - rate)
-    return tf.cond(training, lambda: kept, lambda: tf.identity(x))
+    # stop_gradient: as in Batch_Normalization, it spares backprop a zero tensor per layer for the untaken branch
+    return tf.cond(training, lambda: kept, lambda: tf.stop_gradient(x))
 
 
 def Linear(x, units, use_bias=False, layer_name="linear"):

@@ -824,8 +824,7 @@ RESUMABLE = {"epochs", "steps", "progress", "threads", "keep_checkpoints", "ckpt
 TRAINING_ONLY = {"optimizer", "momentum", "nesterov", "adam_epsilon", "lr", "lr_decay_epochs", "lr_decay_steps",
                  "lr_decay_factor", "warmup_steps", "warmup_lr", "warmup_min_layers", "weight_decay", "decay_on",
                  "init", "bn_decay", "seed", "augment", "second_train_pass", "shuffle_once", "batch_size",
-                 "train_subset", "test_subset", "dropout_rate", "horovod", "hvd_scale_lr", "hvd_warmup_epochs",
-                 "formulation"}
+                 "train_subset", "test_subset", "dropout_rate", "horovod", "hvd_scale_lr", "hvd_warmup_epochs"}
 
 
 def setting_conflicts(saved, hp, ignore):
