@@ -15,15 +15,14 @@ user vouches for (`trust=True`, the `--trust_data` flag), and even then through 
 unpickler that can build nothing but the plain containers and NumPy arrays a CIFAR
 batch holds. The binary version has no such problem and is read directly.
 """
-import gzip
 import hashlib
-import io
 import os
 import pickle
 import shutil
 import sys
 import tarfile
 import tempfile
+import zlib
 
 import numpy as np
 
@@ -126,14 +125,14 @@ def safe_extract(archive, dest_dir):
         with tar:
             try:
                 members = tar.getmembers()
-            except (tarfile.TarError, EOFError, OSError, zlib_error()) as e:
+            except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
                 raise DataError("%s is truncated or corrupt (%s): delete it and download it again" % (archive, e))
             for m in members:
                 check_member(m, tmp)
             for m in members:
                 try:
                     tar.extract(m, tmp)
-                except (tarfile.TarError, EOFError, OSError, zlib_error()) as e:
+                except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
                     raise DataError("%s is truncated or corrupt at %s (%s): delete it and download it again"
                                     % (archive, m.name, e))
         tops = []
@@ -148,11 +147,6 @@ def safe_extract(archive, dest_dir):
         return tops
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def zlib_error():
-    import zlib
-    return zlib.error
 
 
 def _is_url(s):

@@ -1,7 +1,7 @@
 """Evaluation reports: per-class accuracy and a confusion-matrix PNG (Pillow only)."""
 import numpy as np
 
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+from cifar10 import CIFAR10_CLASSES
 
 
 def class_names(dataset, num_classes):

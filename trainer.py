@@ -655,9 +655,6 @@ def default_run_dir(model_name, hp):
     return os.path.join("runs", "%s-%s-%s" % (model_name, hp["preset"], hp["dataset"]))
 
 
-ARCH_KEYS_COMMON = ("dataset",)
-
-
 def train(model_name, build_fn, hp, log=print, dist=None):
     """Train (or resume) one run as described by `hp`; returns the last epoch's record."""
     chief = dist is None or dist.is_chief
