@@ -10,8 +10,8 @@ arXiv 1608.06993), as taki0112/Densenet-Tensorflow builds it.
 Every layer of a `dense_block` reads the concatenation of the block's input and of all
 earlier layers' outputs and adds `growth_k` (k) channels; the block returns the whole
 concatenation, so a block of n layers turns c channels into c + n*k. Between blocks a
-`transition_layer` (BN, ReLU, 1x1 conv to floor(compression * c) channels, dropout,
-2x2 average pool) halves the resolution. A layer is `bottleneck_layer` (BN, ReLU, 1x1
+`transition_layer` (BN, ReLU, 1x1 conv to floor(compression * c) channels, or to k with
+--transition_k, dropout, 2x2 average pool) halves the resolution. A layer is `bottleneck_layer` (BN, ReLU, 1x1
 conv to 4k, dropout, BN, ReLU, 3x3 conv to k, dropout: DenseNet-B) or, without --bc,
 `plain_layer` (BN, ReLU, 3x3 conv to k, dropout: the paper's basic H_l).
 
@@ -29,9 +29,10 @@ Presets:
             300 epochs, lr divided by 10 at the start of epochs 150 and 225 (its loop
             counts from 1, so lr_decay_epochs, which counts completed epochs, is 149,224).
             With --dataset mnist the same preset takes MNIST/Densenet_MNIST.py's values
-            instead: k = 12; the 7x7 stride-2 conv (with bias: that script's convs all
-            have one) followed by a 3x3 stride-2 max pool; dense blocks of 4, 4 and 32
-            layers, transitions after the first two; Adam lr 1e-4 epsilon 1e-8, batch
+            instead, as the script was when its README's 99.2 % was reported: k = 12;
+            the 7x7 stride-2 conv (with bias: that script's convs all have one) followed
+            by a 3x3 stride-2 max pool; dense blocks of 4, 4 and 32 layers, transitions
+            after the first two, each to k channels (--transition_k); Adam lr 1e-4 epsilon 1e-8, batch
             100, 50 epochs, lr divided by 10 once, after epoch 25 (its test for 37.5
             never matches); pixels scaled to [0, 1] (what input_data feeds), no
             augmentation, and dropout 0: the script sets 0.2, but its README's 99.2 %
@@ -66,11 +67,14 @@ PRESETS = {
                      stem_channels=0, dropout_rate=0.2, conv_bias=False, init="glorot",
                      optimizer="adam", lr=1e-4, adam_epsilon=1e-4, weight_decay=0.0, batch_size=64,
                      epochs=300, lr_decay_epochs="149,224", normalization="channel", augment=True,
+                     transition_k=False,
                      by_dataset={"mnist": dict(growth_k=12, layers="4,4,32", stem="7x7s2_maxpool", conv_bias=True,
-                                               dropout_rate=0.0, adam_epsilon=1e-8, batch_size=100, epochs=50,
+                                               transition_k=True, dropout_rate=0.0, adam_epsilon=1e-8,
+                                               batch_size=100, epochs=50,
                                                lr_decay_epochs="25", normalization="unit", augment=False)}),
     # Huang et al. 2017: DenseNet (L=40, k=12); DenseNet-BC (L=100, k=12) with --bc.
-    "paper": dict(growth_k=12, layers="", depth=0, bc=False, compression=0.0, stem="3x3", stem_channels=0,
+    "paper": dict(growth_k=12, layers="", depth=0, bc=False, compression=0.0, transition_k=False, stem="3x3",
+                  stem_channels=0,
                   dropout_rate=0.0, conv_bias=False, init="he",
                   optimizer="momentum", momentum=0.9, nesterov=True, lr=0.1, weight_decay=1e-4, decay_on="all",
                   batch_size=64, epochs=300, lr_decay_epochs="150,225", normalization="channel", augment=True),
@@ -88,6 +92,8 @@ def add_flags(g):
                                "and a first conv to 2k (DenseNet-BC)")
     g.add_argument("--compression", type=float, default=None,
                    help="theta: a transition keeps floor(theta * channels) (0: 0.5 with --bc, else 1)")
+    trainer.bool_flag(g, "transition_k", "transitions convolve to growth_k channels, whatever their input (the "
+                                         "originals before 2019-03-04) instead of --compression's share")
     g.add_argument("--dropout_rate", type=float, default=None, help="dropout after every conv but the first")
     g.add_argument("--stem", choices=sorted(STEMS), default=None, help="the first conv (and pool)")
     g.add_argument("--stem_channels", type=int, default=None, help="channels of the first conv (0: 2k with "
@@ -142,7 +148,7 @@ def architecture(hp):
         raise trainer.KitError("%d dense blocks are too many for this input and --stem %s: the transitions would "
                                "pool the feature map away; pass fewer --layers" % (len(blocks), hp["stem"]))
     return dict(stem=hp["stem"], stem_channels=stem_channels, blocks=blocks, bottleneck=bc,
-                compression=compression, growth_k=k)
+                compression=compression, growth_k=k, transition_k=bool(hp["transition_k"]))
 
 
 def validate(hp):
@@ -186,12 +192,14 @@ def dense_block(input_x, nb_layers, training, hp, layer_name, bottleneck=True):
     return Concatenation(layers_concat)
 
 
-def transition_layer(x, compression, training, hp, scope):
-    """BN, ReLU, 1x1 conv to floor(compression * in_channels), dropout, 2x2 average pool (VALID)."""
-    in_channel = x.get_shape().as_list()[-1]
+def transition_layer(x, filters, training, hp, scope):
+    """BN, ReLU, 1x1 conv to `filters` channels, dropout, 2x2 average pool (VALID).
+
+    `filters` is floor(compression * in_channels), or growth_k with --transition_k.
+    """
     x = Batch_Normalization(x, training=training, scope=scope + "_batch1", decay=hp["bn_decay"])
     x = Relu(x)
-    x = _conv(x, int(math.floor(in_channel * compression)), 1, 1, hp, scope + "_conv1")
+    x = _conv(x, filters, 1, 1, hp, scope + "_conv1")
     x = Drop_out(x, rate=hp["dropout_rate"], training=training)
     return Average_pooling(x, pool_size=[2, 2], stride=2, padding="VALID")
 
@@ -211,7 +219,9 @@ def Dense_net(input_x, training, hp, num_classes=10):
         x = report(name, dense_block(x, nb_layers, training, hp, layer_name=name, bottleneck=arch["bottleneck"]))
         if not last:
             name = "trans_%d" % (i + 1)
-            x = report(name, transition_layer(x, arch["compression"], training, hp, scope=name))
+            filters = arch["growth_k"] if arch["transition_k"] else int(math.floor(
+                x.get_shape().as_list()[-1] * arch["compression"]))
+            x = report(name, transition_layer(x, filters, training, hp, scope=name))
     x = Batch_Normalization(x, training=training, scope="linear_batch", decay=hp["bn_decay"])
     x = Relu(x)
     x = report("global_average_pool", Flatten(Global_Average_Pooling(x)))

@@ -4,22 +4,25 @@
     kit-compare RUN_DIR [RUN_DIR ...] [--plot out.png] [--reference ID]
 
 A run folder is what the training loop writes: config.json (model, preset,
-dataset, dataset_label, hparams, num_params, kit_version) and metrics.jsonl
-(one JSON object per evaluated epoch with test_acc / test_loss in 0..1 and
-nats).  For every run this prints the reference row it matches (same model,
-same architecture keys, same dataset, same preset), the reference accuracy
-(100 - published test error), the difference in points and a verdict.
+dataset, dataset_label, data_verified, hparams, epochs_planned, ...) and
+metrics.jsonl (one JSON object per evaluated epoch, test_acc in 0..1 and
+test_loss in nats).  For every run this prints the reference row it matches
+(same model, same architecture keys, same dataset, same preset), the reference
+accuracy (100 - published test error, or the published accuracy), the
+difference in points and a verdict.
 
 Runs only get a within/below/above verdict when they are comparable: same
 preset as the reference row (a run of the original repositories' code is never
-judged against a paper number), same dataset, same architecture, and all
-planned epochs done.  Otherwise the verdict says "not comparable" and why.
+judged against a paper number), same dataset, the same values of the
+architecture columns of references.csv (depth, width, cardinality, growth
+rate, ...), no flag that changed the preset's network or recipe (config.json's
+"overrides", e.g. a shorter --epochs or --widen=false), trained and evaluated on
+the whole dataset, and all planned epochs done.  Otherwise the verdict says
+"not comparable" and why.
 
 --plot writes a PNG (Pillow only) of test accuracy and test loss per epoch,
 with each run's reference accuracy as a dashed horizontal line.
 """
-from __future__ import division, print_function
-
 import argparse
 import csv
 import io
@@ -32,16 +35,14 @@ PROG = "kit-compare"
 
 # Where the source prints no spread (no std over runs), a run within this many
 # points of the reference accuracy is called "within the paper's spread".  The
-# spreads that are printed (ResNet-110: 0.16, ResNet-1001: 0.14 and 0.22) are
-# one standard deviation over 5 runs; 0.5 points is about three of those.
+# spreads that are printed (ResNet-110: 0.16; ResNet-1001: 0.14, 0.20 and 0.22)
+# are one standard deviation over 5 runs; 0.5 points is about three of those.
 DEFAULT_TOLERANCE_POINTS = 0.5
 
 REFERENCES_FILE = "references.csv"
 
-# Canonical kit model names, keyed by a normalised spelling.
-MODEL_NAMES = {"resnet": "ResNet", "resnext": "ResNeXt", "se_resnext": "SE_ResNeXt", "densenet": "Densenet"}
-
-# The name a dataset_label must have for the data to count as the official archive.
+# The name a dataset_label must have for the data to count as the official archive
+# (the labels trainer.load_data gives verified data).
 OFFICIAL_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "mnist": "MNIST"}
 
 # Architecture keys compared per model (reference column -> meaning in the run's hparams).
@@ -108,11 +109,6 @@ def _as_float(value):
         return None
 
 
-def canonical_model(name):
-    key = str(name or "").strip().lower().replace("-", "_")
-    return MODEL_NAMES.get(key, str(name or "").strip())
-
-
 def _fmt_pct(value):
     return "n/a" if value is None else "%.2f" % value
 
@@ -148,14 +144,16 @@ def load_references(path=None):
     path = path or default_references_path()
     if not os.path.isfile(path):
         raise CompareError("%s not found: reinstall the kit or pass --references PATH" % path)
-    with io.open(path, "r", encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with io.open(path, "r", encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, ValueError, csv.Error) as e:  # unreadable, not UTF-8, not CSV
+        raise CompareError("cannot read %s (%s): pass a references.csv in the kit's format" % (path, e))
     out = []
     for n, row in enumerate(rows, start=2):
         row = dict((k, (v or "").strip()) for k, v in row.items() if k is not None)
         if not row.get("id"):
             raise CompareError("%s line %d: row without an id" % (path, n))
-        row["model"] = canonical_model(row.get("model"))
         row["_line"] = n
         row["_value"] = _as_float(row.get("value"))
         row["_mean"] = _as_float(row.get("mean"))
@@ -212,13 +210,20 @@ def load_run(run_dir):
     try:
         with io.open(cfg_path, "r", encoding="utf-8") as f:
             config = json.load(f)
-    except ValueError as e:
+    except ValueError as e:  # UnicodeDecodeError included
         raise CompareError("%s: config.json is not valid JSON (%s): rewrite it or rerun training" % (run_dir, e))
+    except OSError as e:
+        raise CompareError("%s: cannot read config.json (%s): fix its permissions" % (run_dir, e.strerror or e))
     if not isinstance(config, dict) or not config.get("model"):
         raise CompareError("%s: config.json has no \"model\" field: it was not written by the training loop"
                            % run_dir)
-    with io.open(met_path, "r", encoding="utf-8") as f:
-        lines = f.read().splitlines()
+    try:
+        with io.open(met_path, "r", encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except ValueError:
+        raise CompareError("%s: metrics.jsonl is not UTF-8 text: the file is damaged" % run_dir)
+    except OSError as e:
+        raise CompareError("%s: cannot read metrics.jsonl (%s): fix its permissions" % (run_dir, e.strerror or e))
     records = []
     nonblank = [(i, line) for i, line in enumerate(lines, start=1) if line.strip()]
     for k, (lineno, line) in enumerate(nonblank):
@@ -241,16 +246,13 @@ def load_run(run_dir):
         "name": name,
         "config": config,
         "hparams": hparams,
-        "model": canonical_model(config.get("model")),
+        "model": str(config.get("model")),
         "preset": str(config.get("preset") or "?"),
-        "dataset": str(config.get("dataset") or "?").lower().replace("-", ""),
+        "dataset": str(config.get("dataset") or "?"),
         "dataset_label": config.get("dataset_label"),
         "records": records,
     }
-    planned = config.get("epochs_planned")
-    if planned is None:
-        planned = hparams.get("epochs", hparams.get("total_epochs"))
-    run["planned"] = _as_int(planned)
+    run["planned"] = _as_int(config.get("epochs_planned"))
     run["data_verified"] = config.get("data_verified")
     run["done"] = _as_int(records[-1].get("epoch")) if records else 0
 
@@ -265,7 +267,13 @@ def _pct(value):
     v = _as_float(value)
     if v is None:
         return None
-    return v * 100.0 if v <= 1.0 else v      # the contract says 0..1; tolerate a percentage
+    return v * 100.0
+
+
+# The hparams run_arch reads: flags that pick which network of a paper's table a run is.
+ARCH_HPARAMS = {"ResNet": ("num_layers", "shortcut_connections", "unit"),
+                "ResNeXt": ("cardinality", "depth", "blocks"), "SE_ResNeXt": ("cardinality", "depth", "blocks"),
+                "Densenet": ("depth", "growth_k", "bc")}
 
 
 def run_arch(run):
@@ -275,10 +283,10 @@ def run_arch(run):
     arch = {}
     if model == "ResNet":
         arch["num_layers"] = _as_int(h.get("num_layers"))
-        arch["shortcut"] = _truthy(h.get("shortcut_connections", h.get("shortcut_connection", True)))
-        arch["block"] = "bottleneck" if _truthy(h.get("bottleneck", False)) else "basic"
+        arch["shortcut"] = _truthy(h.get("shortcut_connections", True))
+        arch["block"] = "basic"                 # ResNet.py builds basic units only,
+        arch["se"] = False                      # and no SE: the bottleneck and SE rows never match
         arch["unit"] = h.get("unit") or None    # runs recorded before --unit existed: not compared
-        arch["se"] = _truthy(h.get("se", False))
     elif model in ("ResNeXt", "SE_ResNeXt"):
         arch["cardinality"] = _as_int(h.get("cardinality"))
         arch["depth"] = _as_int(h.get("depth"))
@@ -363,13 +371,8 @@ def _problems(run, row, check_model=False):
 
 
 def _wants_augmented(run):
-    if run["dataset"] == "mnist":
-        return False
-    h = run["hparams"]
-    for key in ("augment", "augmentation", "data_augmentation"):
-        if key in h:
-            return _truthy(h[key])
-    return True      # the kit augments CIFAR (pad 4, random crop, flip)
+    # The kit never augments MNIST; on CIFAR --augment (pad 4, random crop, flip) is on by default.
+    return run["dataset"] != "mnist" and _truthy(run["hparams"].get("augment", True))
 
 
 def _preference(run, row):
@@ -414,7 +417,9 @@ def assess(run, row, reasons):
         result["ref_acc"] = reference_accuracy(row)
     planned, done = run["planned"], run["done"]
     reasons = list(reasons)
-    if planned is not None and done < planned:
+    if planned is None:
+        reasons.append("config.json records no epochs_planned, so whether the run finished is unknown")
+    elif done < planned:
         reasons.append("unfinished: %d of %d epochs" % (done, planned))
     elif run["final_acc"] is None:
         reasons.append("no evaluated epoch in metrics.jsonl yet")
@@ -423,6 +428,15 @@ def assess(run, row, reasons):
         reasons.append("trained on only %d training images (--train_subset)" % _as_int(h.get("train_subset")))
     if _as_int(h.get("test_subset")):
         reasons.append("evaluated on only %d test images (--test_subset)" % _as_int(h.get("test_subset")))
+    overrides = run["config"].get("overrides")
+    if overrides:  # flags that chose the architecture chose the reference row: they change no recipe
+        overrides = dict((k, v) for k, v in overrides.items() if k not in ARCH_HPARAMS.get(run["model"], ()))
+    if overrides:
+        reasons.append("the %s preset was changed by %s" % (run["preset"], ", ".join(
+            "--%s %s" % (k, v) for k, v in sorted(overrides.items()))))
+    elif overrides is None:
+        result["caveats"].append("the run does not record which flags changed its preset (written before "
+                                 "config.json had \"overrides\")")
     bugs = [k for k in HARNESS_BUG_FLAGS if _truthy(h.get(k))]
     if bugs and run["preset"] != "original":
         result["caveats"].append("the run enables the original harness's bugs: " + ", ".join(bugs))
@@ -527,8 +541,8 @@ def report(runs, results):
                      row["id"] if row else "none", _fmt_pct(res["ref_acc"]), _fmt_diff(res["diff"]), verdict])
     lines = format_table(headers, body, right=(4, 5, 6, 8, 9))
     lines.append("")
-    lines.append("ref % = 100 - published test error (the mean where mean+/-std is printed); "
-                 "diff = final % - ref %, in points.")
+    lines.append("ref % = 100 - published test error, or the published accuracy (the mean where mean+/-std is "
+                 "printed); diff = final % - ref % (best % where the source reports its best), in points.")
     lines.append("Default tolerance where the source prints no spread: +/-%.2f points (DEFAULT_TOLERANCE_POINTS)."
                  % DEFAULT_TOLERANCE_POINTS)
     seen = []
@@ -698,9 +712,7 @@ def plot(runs, results, path):
         y += 6
         if y > PLOT_SIZE[1] - 20:
             break
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        os.makedirs(directory)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     img.save(path, format="PNG")
     return path
 

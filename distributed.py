@@ -5,9 +5,10 @@
 
 Every process runs the same graph on its own slice of each batch; `hvd.DistributedOptimizer`
 averages the gradients over the processes with an allreduce before they are applied, so the
-weights stay identical everywhere. `trainer.train` calls the hooks below; a script started by
-horovodrun or mpirun as one of several processes, or given `--horovod`, uses them; any other
-run is the plain single-process loop, unchanged. Only this module imports Horovod.
+weights stay identical everywhere. `trainer.train` calls the hooks below in a process that
+horovodrun started, that mpirun started as one of several processes, or that was given
+`--horovod`; any other run is the plain single-process loop, unchanged. Only this module
+imports Horovod.
 
 The choices, following Goyal et al. 2017, "Accurate, Large Minibatch SGD: Training ImageNet
 in 1 Hour" (arXiv 1706.02677):
@@ -16,20 +17,20 @@ in 1 Hour" (arXiv 1706.02677):
               from 1x over the first --hvd_warmup_epochs epochs (their "gradual warmup",
               section 2.2, 5 epochs). It multiplies the whole schedule, --warmup_lr included.
               TF's MomentumOptimizer applies lr outside the momentum buffer, so no momentum
-              correction (their section 2.1) is needed when lr changes.
-  batch norm  statistics over each process's own batch_size images, as in their section 3
+              correction (their section 3) is needed when lr changes.
+  batch norm  statistics over each process's own batch_size images, as in their section 2.3
               (per-worker BN); moving averages are not averaged, and rank 0's are the ones
               evaluated and saved.
   data        `shard`: global batch k of the epoch's permutation is split round-robin over the
-              ranks, so a step sees exactly the images a single process with batch_size x
-              workers would see at that step (tests/test_horovod.py checks the weights match).
+              ranks, so a step sees the images a single process with batch_size x workers
+              would see at that step (tests/test_horovod.py checks the weights match); only
+              when the training set is not a multiple of the number of ranks does the last
+              batch repeat a few of the epoch's first images.
   rank 0      alone holds the run LOCK, evaluates, logs and checkpoints; the others wait for it
               at their next allreduce. On resume rank 0 restores its newest intact checkpoint
               and broadcasts every variable (global_step, optimizer slots included), so the
               other ranks need no access to the run folder (no shared file system needed).
 """
-from __future__ import division, print_function
-
 import multiprocessing
 import os
 
@@ -54,11 +55,13 @@ def add_flags(parser):
 
 
 def requested(hp):
-    """True when this process should train with Horovod: --horovod, or horovodrun or mpirun
-    started it as one of several processes (which, training alone, would fight over one folder)."""
+    """True when this process should train with Horovod: --horovod, horovodrun started it, or
+    mpirun started it as one of several processes (which, training alone, would fight over one
+    run folder)."""
     if hp.get("horovod") or os.environ.get("HOROVOD_RANK") is not None:
         return True
-    return any(os.environ.get(k, "1").isdigit() and int(os.environ.get(k, "1")) > 1 for k in MPI_SIZE_ENV)
+    sizes = [os.environ.get(k, "") for k in MPI_SIZE_ENV]
+    return any(n.isdigit() and int(n) > 1 for n in sizes)
 
 
 def check_workers(folder, meta, dist):
@@ -80,24 +83,29 @@ def check_workers(folder, meta, dist):
 class Horovod(object):
     """The hooks `trainer.train` calls in a data-parallel run; one instance per process."""
 
-    def __init__(self, hp):
+    def __init__(self, hp, hvd=None):
+        """`hvd`: the module horovod.tensorflow (imported here when None; the tests pass a stand-in)."""
         import trainer
-        try:
-            import horovod.tensorflow as hvd
-        except ImportError as e:
-            raise trainer.KitError("Horovod is not installed (%s): run `./kit bash requirements/horovod.sh` to build "
-                                   "it, or run the script as a single process (no horovodrun, no --horovod)" % e)
+        self.batch_size = hp["batch_size"]
+        self.scale_lr = hp.get("hvd_scale_lr") is not False
+        self.warmup_epochs = 5.0 if hp.get("hvd_warmup_epochs") is None else float(hp["hvd_warmup_epochs"])
+        self.threads = hp.get("threads") or 0
+        # Before hvd.init(): a bad flag fails without starting Horovod or waiting for the other ranks.
+        if not self.warmup_epochs >= 0:  # NaN too
+            raise trainer.KitError("--hvd_warmup_epochs must be a number >= 0, got %s: pass e.g. 5, or 0 for no "
+                                   "warm-up" % hp["hvd_warmup_epochs"])
+        if hvd is None:
+            try:
+                import horovod.tensorflow as hvd
+            except ImportError as e:
+                raise trainer.KitError("Horovod is not installed (%s): run `./kit bash requirements/horovod.sh` to "
+                                       "build it, or run the script as a single process (no horovodrun, no "
+                                       "--horovod)" % e)
         hvd.init()
         self.hvd = hvd
         self.rank, self.size = hvd.rank(), hvd.size()
         self.local_rank, self.local_size = hvd.local_rank(), hvd.local_size()
         self.is_chief = self.rank == 0
-        self.batch_size = hp["batch_size"]
-        self.scale_lr = hp.get("hvd_scale_lr") is not False
-        self.warmup_epochs = 5.0 if hp.get("hvd_warmup_epochs") is None else float(hp["hvd_warmup_epochs"])
-        self.threads = hp.get("threads") or 0
-        if self.warmup_epochs < 0:
-            raise trainer.KitError("--hvd_warmup_epochs must be >= 0, got %s" % self.warmup_epochs)
 
     # -- data
     def shard(self, order):
@@ -157,12 +165,13 @@ class Horovod(object):
         and receive rank 0's (restored) variables from `broadcast_op`, global_step included."""
         return (folder, meta) if self.is_chief else (None, None)
 
-    def finish(self, sess, graph):
-        """End of training. With KIT_DUMP_VARIABLES=PREFIX, every rank writes its variables to
-        PREFIX-rank<R>.npz (the tests compare the ranks' weights this way)."""
+    def finish(self, sess, g):
+        """End of training (`g`: the trainer.Graph). TEST HOOK, inert unless the environment sets
+        KIT_DUMP_VARIABLES=PREFIX: then every rank writes its variables to PREFIX-rank<R>.npz, the
+        only way tests/test_horovod.py can see the weights of a rank that writes no checkpoint."""
         prefix = os.environ.get("KIT_DUMP_VARIABLES")
         if prefix:
-            with graph.graph.as_default():
+            with g.graph.as_default():
                 names = [v.op.name for v in tf.global_variables()]
                 values = sess.run(tf.global_variables())
             np.savez("%s-rank%d.npz" % (prefix, self.rank), **dict(zip(names, values)))

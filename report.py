@@ -27,11 +27,11 @@ def per_class_table(matrix, names):
     return "\n".join(lines)
 
 
-def confusion_png(matrix, names, path, title="", cell=None):
+def confusion_png(matrix, names, path, title=""):
     """Write the matrix as a heat map: rows are true classes, columns predictions."""
     from PIL import Image, ImageDraw
     k = len(names)
-    cell = cell or max(6, min(48, 640 // k))
+    cell = max(6, min(48, 640 // k))
     left, top = 110 if k <= 20 else 40, 40
     w, h = left + k * cell + 20, top + k * cell + 60
     img = Image.new("RGB", (w, h), "white")
@@ -46,8 +46,10 @@ def confusion_png(matrix, names, path, title="", cell=None):
             d.rectangle([x0, y0, x0 + cell - 1, y0 + cell - 1], fill=(shade, shade, 255), outline=(220, 220, 220))
             if k <= 20 and cell >= 30:
                 d.text((x0 + 3, y0 + cell // 3), str(matrix[i, j]), fill="black" if frac[i, j] < 0.6 else "white")
-        if k <= 20:
-            d.text((5, top + i * cell + cell // 3), names[i][:16], fill="black")
+        if k <= 20:  # rows "3 cat", columns "3": the same classes in the same order
+            label = names[i] if names[i] == str(i) else "%d %s" % (i, names[i])
+            d.text((5, top + i * cell + cell // 3), label[:16], fill="black")
+            d.text((left + i * cell + cell // 3, top - 12), str(i), fill="black")
     d.text((left, top + k * cell + 8), "predicted class (columns) vs true class (rows)", fill="black")
     img.save(path)
     return path

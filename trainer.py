@@ -655,8 +655,11 @@ def default_run_dir(model_name, hp):
     return os.path.join("runs", "%s-%s-%s" % (model_name, hp["preset"], hp["dataset"]))
 
 
-def train(model_name, build_fn, hp, log=print, dist=None):
-    """Train (or resume) one run as described by `hp`; returns the last epoch's record."""
+def train(model_name, build_fn, hp, log=print, dist=None, overrides=None):
+    """Train (or resume) one run as described by `hp`; returns the last epoch's record.
+
+    `overrides` (see preset_overrides) goes into config.json, where compare.py reads it.
+    """
     chief = dist is None or dist.is_chief
     if not chief:  # one voice per run: the other ranks of a distributed run print nothing
         log = _quiet
@@ -693,14 +696,14 @@ def train(model_name, build_fn, hp, log=print, dist=None):
                       data_verified=bool(data["verified"]), hparams={k: v for k, v in sorted(hp.items())},
                       num_params=g.num_params, kit_version=KIT_VERSION, tensorflow=VERSION,
                       steps_per_epoch=spe, total_steps=total_steps, epochs_planned=epochs)
+        if overrides is not None:
+            config["overrides"] = overrides
         if dist is not None:
             config["workers"] = dist.size
         with _StopFlag() as stop, tf.Session(graph=g.graph, config=session_config(hp, dist)) as sess:
             if dist is not None:
                 folder, meta = dist.agree_on_checkpoint(folder, meta)
             if folder is not None:
-                if not chief:
-                    check_resume(meta, hp, folder)
                 restore(sess, g, folder, meta, model_name, hp)
                 history, partial = meta["history"], meta.get("partial")
                 step = int(sess.run(g.global_step))
@@ -817,6 +820,22 @@ def _bar(hp, chief, total, start, epoch, epochs):
 # Settings that may differ when a run is resumed: where things are, and how long to go on.
 RESUMABLE = {"epochs", "steps", "progress", "threads", "keep_checkpoints", "ckpt_every_steps", "data_dir",
              "data_source", "path", "trust_data", "dataset_label", "run_dir", "eval", "summary", "fresh", "ckpt_path"}
+# Settings that change neither the network nor how it learns: where things are, how the run
+# is logged, which random draw, and how ResNeXt's block is written (the same function).
+BOOKKEEPING = (RESUMABLE - {"epochs", "steps"}) | {"seed", "formulation", "dataset"}
+
+
+def preset_overrides(parser, args, presets, hp):
+    """The settings given on the command line that change the preset's network or recipe:
+    {name: value} for every flag whose value differs from what the preset alone gives.
+    A run with any is not the preset's experiment, and compare.py says so."""
+    given = {k for k, v in vars(args).items() if v is not None and v != parser.get_default(k)} - BOOKKEEPING
+    bare = argparse.Namespace(**{k: parser.get_default(k) for k in vars(args)})
+    bare.preset, bare.dataset = args.preset, args.dataset
+    base = resolve(bare, presets)
+    return {k: hp[k] for k in sorted(given) if hp.get(k) != base.get(k)}
+
+
 # Settings that shape training only, not the function a checkpoint computes (ignored by --eval).
 TRAINING_ONLY = {"optimizer", "momentum", "nesterov", "adam_epsilon", "lr", "lr_decay_epochs", "lr_decay_steps",
                  "lr_decay_factor", "warmup_steps", "warmup_lr", "warmup_min_layers", "weight_decay", "decay_on",
@@ -944,7 +963,13 @@ def main(model_name, build_fn, presets, add_model_flags, validate=None, argv=Non
         import distributed
         if distributed.requested(hp):
             dist = distributed.Horovod(hp)
-        train(model_name, build_fn, hp, dist=dist)
+        else:
+            ignored = ["--" + k for k in ("hvd_scale_lr", "hvd_warmup_epochs") if hp.get(k) is not None]
+            if ignored:
+                raise KitError("%s %s used only by a Horovod run (horovodrun, or --horovod): drop %s, or start "
+                               "the script with horovodrun" % (" and ".join(ignored), "is" if len(ignored) == 1
+                                                               else "are", "it" if len(ignored) == 1 else "them"))
+        train(model_name, build_fn, hp, dist=dist, overrides=preset_overrides(parser, args, presets, hp))
         return 0
     except KitError as e:
         if e.code != EXIT_INTERRUPTED:

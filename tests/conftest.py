@@ -50,6 +50,13 @@ def tiny_args(fake, run_dir, *extra):
             "--progress", "off"] + list(extra)
 
 
+def checkpoint_variables(folder):
+    """{name: value} of every variable of the kit checkpoint in `folder` (runs/.../checkpoints/step-N)."""
+    from compat import tf
+    reader = tf.train.load_checkpoint(os.path.join(folder, "model"))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
 def settings(module, argv):
     """The checked settings model script `module` would run with for `argv`."""
     import trainer

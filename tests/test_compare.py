@@ -1,4 +1,5 @@
-"""Tests of compare.py (kit-compare) and of the reference table references.csv.
+"""Tests of the reports: compare.py (kit-compare) and its reference table references.csv, and
+report.py (the per-class table and confusion matrix of --eval).
 
 The fixture run folders under tests/fixtures/runs/ are in the format the training
 loop writes (config.json + metrics.jsonl); their numbers are made up for the tests.
@@ -13,11 +14,9 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-import compare  # noqa: E402
+from conftest import ROOT, run_main
+import compare
+import report
 
 RUNS = os.path.join(ROOT, "tests", "fixtures", "runs")
 REFERENCES = os.path.join(ROOT, "references.csv")
@@ -29,10 +28,9 @@ def fixture(name):
     return os.path.join(RUNS, name)
 
 
-def run_main(capsys, *argv):
-    code = compare.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+def kit_compare(*argv):
+    """(exit code, stdout, stderr) of `kit-compare ARGV`."""
+    return run_main(compare, list(argv))
 
 
 def table_lines(out):
@@ -94,8 +92,49 @@ def test_reference_table_parses_with_unique_ids_and_sources():
     assert len(compare.load_references(REFERENCES)) == len(rows)
 
 
+# Every row's number, transcribed again from its source: (value, mean, spread) as printed.
+PUBLISHED = {
+    # He et al. 2015, Table 6 (CIFAR-10 test error %)
+    "resnet20-c10-he2015": ("8.75", "", ""), "resnet32-c10-he2015": ("7.51", "", ""),
+    "resnet44-c10-he2015": ("7.17", "", ""), "resnet56-c10-he2015": ("6.97", "", ""),
+    "resnet110-c10-he2015": ("6.43", "6.61", "0.16"), "resnet1202-c10-he2015": ("7.93", "", ""),
+    # He et al. 2016, Tables 2 to 4
+    "resnet110-preact-c10-he2016": ("6.37", "", ""),
+    "resnet164-preact-c10-he2016": ("5.46", "", ""), "resnet164-preact-c100-he2016": ("24.33", "", ""),
+    "resnet1001-preact-c10-he2016": ("4.92", "4.89", "0.14"),
+    "resnet1001-preact-c10-bs64-he2016": ("4.62", "4.69", "0.20"),
+    "resnet1001-preact-c100-he2016": ("22.71", "22.68", "0.22"),
+    # Hu et al., Tables 4 (CIFAR-10) and 5 (CIFAR-100)
+    "resnet110-c100-hu2017": ("26.88", "", ""),
+    "se-resnet110-c10-hu2017": ("5.21", "", ""), "se-resnet164-c10-hu2017": ("4.39", "", ""),
+    "se-resnet110-c100-hu2017": ("23.85", "", ""), "se-resnet164-c100-hu2017": ("21.31", "", ""),
+    # Xie et al. 2017, Table 7
+    "resnext29-8x64d-c10-xie2017": ("3.65", "", ""), "resnext29-8x64d-c100-xie2017": ("17.77", "", ""),
+    "resnext29-16x64d-c10-xie2017": ("3.58", "", ""), "resnext29-16x64d-c100-xie2017": ("17.31", "", ""),
+    # Huang et al. 2017, Table 2: C10, C10+, C100, C100+
+    "densenet40-k12-c10-huang2017": ("7.00", "", ""), "densenet40-k12-c10plus-huang2017": ("5.24", "", ""),
+    "densenet40-k12-c100-huang2017": ("27.55", "", ""), "densenet40-k12-c100plus-huang2017": ("24.42", "", ""),
+    "densenet100-k12-c10-huang2017": ("5.77", "", ""), "densenet100-k12-c10plus-huang2017": ("4.10", "", ""),
+    "densenet100-k12-c100-huang2017": ("23.79", "", ""), "densenet100-k12-c100plus-huang2017": ("20.20", "", ""),
+    "densenet100-k24-c10-huang2017": ("5.83", "", ""), "densenet100-k24-c10plus-huang2017": ("3.74", "", ""),
+    "densenet100-k24-c100-huang2017": ("23.42", "", ""), "densenet100-k24-c100plus-huang2017": ("19.25", "", ""),
+    "densenet-bc100-k12-c10-huang2017": ("5.92", "", ""), "densenet-bc100-k12-c10plus-huang2017": ("4.51", "", ""),
+    "densenet-bc100-k12-c100-huang2017": ("24.15", "", ""), "densenet-bc100-k12-c100plus-huang2017": ("22.27", "", ""),
+    "densenet-bc250-k24-c10-huang2017": ("5.19", "", ""), "densenet-bc250-k24-c10plus-huang2017": ("3.62", "", ""),
+    "densenet-bc250-k24-c100-huang2017": ("19.64", "", ""), "densenet-bc250-k24-c100plus-huang2017": ("17.60", "", ""),
+    "densenet-bc190-k40-c10plus-huang2017": ("3.46", "", ""), "densenet-bc190-k40-c100plus-huang2017": ("17.18", "", ""),
+    # the original repositories (chao-ji's read off a figure)
+    "densenet-mnist-taki0112": ("99.2", "", ""),
+    "resnet20-c10-chaoji": ("8.9", "", ""), "resnet56-c10-chaoji": ("7.1", "", ""),
+    "resnet110-c10-chaoji": ("6.4", "", ""),
+}
+
+
 def test_reference_table_key_numbers_equal_the_published_ones():
     t = dict((r["id"], r) for r in read_table())
+    assert sorted(t) == sorted(PUBLISHED)
+    for ref_id, published in PUBLISHED.items():
+        assert (t[ref_id]["value"], t[ref_id]["mean"], t[ref_id]["spread"]) == published, ref_id
     assert (t["resnet20-c10-he2015"]["value"], t["resnet20-c10-he2015"]["params"]) == ("8.75", "0.27M")
     r110 = t["resnet110-c10-he2015"]
     assert (r110["value"], r110["mean"], r110["spread"], r110["runs"]) == ("6.43", "6.61", "0.16", "5")
@@ -120,8 +159,8 @@ def test_reference_table_key_numbers_equal_the_published_ones():
 
 # ----------------------------------------------------------------------------- report
 
-def test_report_rows_differences_and_verdicts(capsys):
-    code, out, err = run_main(capsys, *[fixture(n) for n in GOOD])
+def test_report_rows_differences_and_verdicts():
+    code, out, err = kit_compare(*[fixture(n) for n in GOOD])
     assert code == 0, err
     lines = table_lines(out)
 
@@ -153,8 +192,8 @@ def test_report_rows_differences_and_verdicts(capsys):
     assert "resnet110-paper-cifar10: resnet110-preact-c10-he2016" in out     # the other ResNet-110 row
 
 
-def test_original_preset_is_not_judged_against_a_paper_row(capsys):
-    code, out, err = run_main(capsys, fixture("resnext-original-cifar10"))
+def test_original_preset_is_not_judged_against_a_paper_row():
+    code, out, err = kit_compare(fixture("resnext-original-cifar10"))
     assert code == 0
     line = table_lines(out)["resnext-original-cifar10"]
     assert "resnext29-8x64d-c10-xie2017" in line
@@ -164,8 +203,9 @@ def test_original_preset_is_not_judged_against_a_paper_row(capsys):
     assert " n/a " in line
 
 
-def test_table_columns_are_aligned(capsys):
-    code, out, err = run_main(capsys, *[fixture(n) for n in GOOD])
+def test_table_columns_are_aligned():
+    code, out, err = kit_compare(*[fixture(n) for n in GOOD])
+    assert code == 0, err
     lines = out.splitlines()[:1 + len(GOOD)]
     header = lines[0]
     for col in ("reference", "verdict"):
@@ -178,29 +218,29 @@ def test_table_columns_are_aligned(capsys):
         assert line[end - 1] != " " and line[end] == " ", line
 
 
-def test_forced_reference_with_another_architecture_is_refused(capsys):
-    code, out, err = run_main(capsys, fixture("resnet20-paper-cifar10"), "--reference", "resnet110-c10-he2015")
+def test_forced_reference_with_another_architecture_is_refused():
+    code, out, err = kit_compare(fixture("resnet20-paper-cifar10"), "--reference", "resnet110-c10-he2015")
     assert code == 0
     line = table_lines(out)["resnet20-paper-cifar10"]
     assert "not comparable: architecture differs: run num_layers=20, reference num_layers=110" in line
-    code, out, err = run_main(capsys, fixture("densenet-bc-paper-cifar10-jpeg"), "--reference", "resnet20-c10-he2015")
+    code, out, err = kit_compare(fixture("densenet-bc-paper-cifar10-jpeg"), "--reference", "resnet20-c10-he2015")
     assert "not comparable: model differs: run Densenet, reference ResNet" in table_lines(out)["densenet-bc-paper-cifar10-jpeg"]
 
 
-def test_unknown_reference_id_is_an_error(capsys):
-    code, out, err = run_main(capsys, fixture("resnet20-paper-cifar10"), "--reference", "no-such-row")
+def test_unknown_reference_id_is_an_error():
+    code, out, err = kit_compare(fixture("resnet20-paper-cifar10"), "--reference", "no-such-row")
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and "unknown reference id" in err
 
 
-def test_other_dataset_subset_and_plain_nets(tmp_path, capsys):
+def test_other_dataset_subset_and_plain_nets(tmp_path):
     c100 = copy_run(tmp_path, "resnet110-paper-cifar10", "r110-c100", dataset="cifar100", dataset_label="CIFAR-100")
     mnist = copy_run(tmp_path, "resnet20-paper-cifar10", "r20-mnist", dataset="mnist", dataset_label="MNIST")
     plain = copy_run(tmp_path, "resnet20-paper-cifar10", "r20-plain", hparams={"shortcut_connections": False})
     subset = copy_run(tmp_path, "resnet20-paper-cifar10", "r20-subset", hparams={"test_subset": 1000})
     unverified = copy_run(tmp_path, "resnet20-paper-cifar10", "r20-unverified",
                           dataset_label="CIFAR-10 (unverified copy)", data_verified=False)
-    code, out, err = run_main(capsys, c100, mnist, plain, subset, unverified)
+    code, out, err = kit_compare(c100, mnist, plain, subset, unverified)
     assert code == 0, err
     lines = table_lines(out)
     assert "resnet110-c100-hu2017" in lines["r110-c100"] and " 73.12 " in lines["r110-c100"]
@@ -213,36 +253,97 @@ def test_other_dataset_subset_and_plain_nets(tmp_path, capsys):
         in lines["r20-unverified"]
 
 
-def test_half_written_last_metrics_line_is_ignored(tmp_path, capsys):
+def write_metrics(run_dir, test_accs):
+    """Replace a run's metrics.jsonl with one record per epoch, test accuracies as given."""
+    with open(os.path.join(run_dir, "metrics.jsonl"), "w") as f:
+        for epoch, acc in enumerate(test_accs, start=1):
+            f.write(json.dumps(dict(epoch=epoch, step=100 * epoch, test_acc=acc, test_loss=0.05)) + "\n")
+
+
+def test_a_source_reporting_its_best_accuracy_is_compared_with_the_best_epoch(tmp_path):
+    """Densenet-Tensorflow's README reports the highest MNIST test accuracy seen in training."""
+    run = copy_run(tmp_path, "densenet-bc-paper-cifar10-jpeg", "dn-mnist", preset="original", dataset="mnist",
+                   dataset_label="MNIST", data_verified=True, epochs_planned=3,
+                   hparams={"bc": False, "depth": None, "growth_k": 12, "augment": False})
+    write_metrics(run, [0.9900, 0.9925, 0.9910])
+    code, out, err = kit_compare(run)
+    assert code == 0, err
+    line = table_lines(out)["dn-mnist"]
+    assert "densenet-mnist-taki0112" in line and " 99.10 " in line and " 99.25 " in line
+    assert " 99.20 " in line and " +0.05 " in line  # best 99.25 - 99.2, not final 99.10 - 99.2
+    assert "within the source's spread" in line and "compared with the run's best epoch" in line
+    assert "augmentation" not in line  # MNIST is never augmented: no caveat about it
+
+
+def test_a_run_without_epochs_planned_is_not_judged(tmp_path):
+    run = copy_run(tmp_path, "resnet20-paper-cifar10", "no-plan")
+    path = os.path.join(run, "config.json")
+    with open(path) as f:
+        config = json.load(f)
+    del config["epochs_planned"]
+    with open(path, "w") as f:
+        json.dump(config, f)
+    code, out, err = kit_compare(run)
+    assert code == 0, err
+    line = table_lines(out)["no-plan"]
+    assert "164/?" in line and "not comparable: config.json records no epochs_planned" in line
+
+
+def test_a_paper_run_with_a_changed_recipe_is_not_judged_against_the_paper(tmp_path):
+    ok = copy_run(tmp_path, "resnet20-paper-cifar10", "as-paper")
+    short = copy_run(tmp_path, "resnet20-paper-cifar10", "short", overrides={"epochs": 16, "lr_decay_steps": "3128,4692"})
+    # the depth was chosen on the command line too, but that only picks ResNet-20's row
+    deep = copy_run(tmp_path, "resnet20-paper-cifar10", "deep", overrides={"num_layers": 20})
+    code, out, err = kit_compare(ok, short, deep)
+    assert code == 0, err
+    lines = table_lines(out)
+    assert "not comparable" not in lines["as-paper"] and "not comparable" not in lines["deep"]
+    assert "not comparable: the paper preset was changed by --epochs 16, --lr_decay_steps 3128,4692" in lines["short"]
+
+
+def test_a_run_that_records_no_overrides_gets_a_caveat(tmp_path):
+    run = copy_run(tmp_path, "resnet20-paper-cifar10", "old")
+    path = os.path.join(run, "config.json")
+    with open(path) as f:
+        config = json.load(f)
+    del config["overrides"]
+    with open(path, "w") as f:
+        json.dump(config, f)
+    code, out, err = kit_compare(run)
+    assert code == 0, err
+    assert "does not record which flags changed its preset" in out
+
+
+def test_half_written_last_metrics_line_is_ignored(tmp_path):
     d = copy_run(tmp_path, "resnet56-paper-cifar10", "live")
     with open(os.path.join(d, "metrics.jsonl"), "a") as f:
         f.write('{"epoch": 41, "step": 16031, "train_lo')
-    code, out, err = run_main(capsys, d)
+    code, out, err = kit_compare(d)
     assert code == 0, err
     assert "40/164" in table_lines(out)["live"]
 
 
 # ----------------------------------------------------------------------------- errors
 
-def test_folder_without_metrics_exits_2_with_one_line(capsys):
-    code, out, err = run_main(capsys, fixture("resnet20-paper-cifar10"), fixture("broken-no-metrics"))
+def test_folder_without_metrics_exits_2_with_one_line():
+    code, out, err = kit_compare(fixture("resnet20-paper-cifar10"), fixture("broken-no-metrics"))
     assert code == 2
     assert out == ""
     assert len(err.strip().splitlines()) == 1
     assert "broken-no-metrics" in err and "metrics.jsonl not found" in err and "--run_dir" in err
 
 
-def test_folder_without_config_exits_2(tmp_path, capsys):
+def test_folder_without_config_exits_2(tmp_path):
     empty = os.path.join(str(tmp_path), "empty")
     os.mkdir(empty)
-    code, out, err = run_main(capsys, empty)
+    code, out, err = kit_compare(empty)
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and "config.json not found" in err
-    code, out, err = run_main(capsys, os.path.join(str(tmp_path), "missing"))
+    code, out, err = kit_compare(os.path.join(str(tmp_path), "missing"))
     assert code == 2 and "no such folder" in err
 
 
-def test_damaged_metrics_line_exits_2(tmp_path, capsys):
+def test_damaged_metrics_line_exits_2(tmp_path):
     d = copy_run(tmp_path, "resnet56-paper-cifar10", "damaged")
     path = os.path.join(d, "metrics.jsonl")
     with open(path) as f:
@@ -250,8 +351,17 @@ def test_damaged_metrics_line_exits_2(tmp_path, capsys):
     lines[3] = "{not json"
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
-    code, out, err = run_main(capsys, d)
+    code, out, err = kit_compare(d)
     assert code == 2 and "metrics.jsonl line 4 is not valid JSON" in err
+
+
+def test_unreadable_metrics_exits_2_with_one_line(tmp_path):
+    d = copy_run(tmp_path, "resnet56-paper-cifar10", "binary")
+    with open(os.path.join(d, "metrics.jsonl"), "wb") as f:
+        f.write(b"\xff\xfe\x00\x81 not text")
+    code, out, err = kit_compare(d)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "metrics.jsonl is not UTF-8 text" in err
 
 
 def test_command_line_entry_point():
@@ -269,11 +379,11 @@ def test_command_line_entry_point():
 
 # ----------------------------------------------------------------------------- plot
 
-def test_plot_is_a_png_of_the_expected_size_with_curves(tmp_path, capsys):
+def test_plot_is_a_png_of_the_expected_size_with_curves(tmp_path):
     from PIL import Image
 
     png = os.path.join(str(tmp_path), "sub", "curves.png")
-    code, out, err = run_main(capsys, fixture("resnet20-paper-cifar10"), fixture("resnet110-paper-cifar10"),
+    code, out, err = kit_compare(fixture("resnet20-paper-cifar10"), fixture("resnet110-paper-cifar10"),
                               "--plot", png)
     assert code == 0, err
     assert "Plot written to" in out
@@ -301,3 +411,36 @@ def test_plot_is_a_png_of_the_expected_size_with_curves(tmp_path, capsys):
     assert best_runs >= 30
     # outside the panels and the legend stays background
     assert px[5, compare.PLOT_SIZE[1] - 5] == compare.BACKGROUND
+
+
+# ----------------------------------------------------------------------------- report.py (--eval)
+
+def test_confusion_matrix_and_per_class_table():
+    m = report.confusion_matrix([0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 1, 0], 4)
+    assert m.tolist() == [[2, 1, 0, 0], [0, 2, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]]
+    table = [line.split() for line in report.per_class_table(m, ["a", "b", "c", "d"]).splitlines()]
+    assert table == [["class", "images", "accuracy"], ["a", "3", "0.6667"], ["b", "2", "1.0000"],
+                     ["c", "1", "0.0000"], ["d", "0", "-"], ["all", "6", "0.6667"]]
+
+
+def test_class_names():
+    assert report.class_names("cifar10", 10)[:3] == ["airplane", "automobile", "bird"]
+    assert report.class_names("mnist", 10) == [str(i) for i in range(10)]
+    assert report.class_names("cifar100", 100)[99] == "99"
+
+
+def test_confusion_png_shades_each_cell_by_its_share_of_the_row(tmp_path):
+    from PIL import Image
+
+    m = report.confusion_matrix([0, 0, 1, 1], [0, 1, 1, 1], 10)
+    path = report.confusion_png(m, report.class_names("cifar10", 10), str(tmp_path / "cm.png"), title="t")
+    img = Image.open(path).convert("RGB")
+    cell, left, top = 48, 110, 40  # 10 classes: 48-pixel cells right of the class names
+    assert img.size == (left + 10 * cell + 20, top + 10 * cell + 60)
+
+    def colour(i, j):  # away from the count printed in the cell's upper left
+        return img.getpixel((left + j * cell + cell - 6, top + i * cell + cell - 6))
+
+    assert colour(1, 1) == (0, 0, 255)        # all of class 1 predicted 1
+    assert colour(0, 0) == colour(0, 1) == (127, 127, 255)  # class 0: half right, half as 1
+    assert colour(0, 2) == colour(5, 5) == (255, 255, 255)  # nothing, and a class with no image

@@ -38,10 +38,16 @@ def bn(c):
     return 2 * c  # gamma and beta
 
 
-def densenet_params(stem, blocks, k, bottleneck, compression, classes=10, in_channels=3, conv_bias=False):
+# Densenet_MNIST.py's network (blocks 4-4-32, k = 12, transitions to k), counted by densenet_params
+MNIST_PARAMS = 552634
+
+
+def densenet_params(stem, blocks, k, bottleneck, compression, classes=10, in_channels=3, conv_bias=False,
+                    transition_k=False):
     """A DenseNet counted by hand. stem = (kernel, channels); a layer reading c channels holds
     bottleneck: BN(c), 1x1 conv c -> 4k, BN(4k), 3x3 conv 4k -> k;  plain: BN(c), 3x3 conv c -> k.
-    A transition: BN(c), 1x1 conv c -> floor(compression * c). Head: BN(c), fc c -> classes with bias."""
+    A transition: BN(c), 1x1 conv c -> floor(compression * c), or c -> k with transition_k.
+    Head: BN(c), fc c -> classes with bias."""
     b = 1 if conv_bias else 0
     kernel, c = stem
     total = kernel * kernel * in_channels * c + b * c
@@ -53,7 +59,7 @@ def densenet_params(stem, blocks, k, bottleneck, compression, classes=10, in_cha
                 total += bn(c) + 9 * c * k + b * k
             c += k
         if i < len(blocks) - 1:
-            out = int(c * compression)
+            out = k if transition_k else int(c * compression)
             total += bn(c) + c * out + b * out
             c = out
     return total + bn(c) + c * classes + classes
@@ -151,13 +157,21 @@ def test_bad_architecture_is_one_line_error(argv, message):
 
 
 def test_mnist_stem_and_layout():
-    """Densenet_MNIST.py: 7x7/2 conv, 3x3/2 max pool (VALID), blocks 4-4-32: 28 -> 14 -> 6 -> 3 -> 1."""
-    shapes, params = build(["--dataset", "mnist", "--layers", "1,1,1", "--growth_k", "2"])
-    assert [shapes[n] for n in ("conv0", "trans_1", "trans_2", "dense_final", "logits")] == [
-        [None, 6, 6, 4], [None, 3, 3, 3], [None, 1, 1, 2], [None, 1, 1, 4], [None, 10]]
-    assert params == densenet_params((7, 4), [1, 1, 1], 2, True, 0.5, in_channels=1, conv_bias=True)
-    # the full preset, counted by hand: 610,432 parameters (`Densenet.py --dataset mnist --summary`)
-    assert densenet_params((7, 24), [4, 4, 32], 12, True, 0.5, in_channels=1, conv_bias=True) == 610432
+    """Densenet_MNIST.py: 7x7/2 conv, 3x3/2 max pool (VALID), blocks 4-4-32: 28 -> 14 -> 6 -> 3 -> 1;
+    each transition convolves to k channels (`filter=self.filters`), whatever its input."""
+    shapes, params = build(["--dataset", "mnist", "--layers", "1,2,1", "--growth_k", "2"])
+    assert [shapes[n] for n in ("conv0", "dense_1", "trans_1", "dense_2", "trans_2", "dense_final", "logits")] == [
+        [None, 6, 6, 4], [None, 6, 6, 6], [None, 3, 3, 2], [None, 3, 3, 6], [None, 1, 1, 2], [None, 1, 1, 4],
+        [None, 10]]
+    assert params == densenet_params((7, 4), [1, 2, 1], 2, True, 0.5, in_channels=1, conv_bias=True,
+                                     transition_k=True)
+    # --transition_k=false: the 2019 fix, half of the input channels
+    shapes, params = build(["--dataset", "mnist", "--layers", "1,2,1", "--growth_k", "2", "--transition_k=false"])
+    assert (shapes["trans_1"], shapes["trans_2"]) == ([None, 3, 3, 3], [None, 1, 1, 3])
+    assert params == densenet_params((7, 4), [1, 2, 1], 2, True, 0.5, in_channels=1, conv_bias=True)
+    # the full preset, counted by hand (`Densenet.py --dataset mnist --summary` prints the same)
+    assert densenet_params((7, 24), [4, 4, 32], 12, True, 0.5, in_channels=1, conv_bias=True,
+                           transition_k=True) == MNIST_PARAMS == build(["--dataset", "mnist"])[1]
 
 
 def test_cifar_training_lowers_the_loss_and_eval_reads_the_checkpoint(fake_cifar, tmp_path):
@@ -187,7 +201,7 @@ def test_mnist_training_lowers_the_loss_and_eval_reads_the_checkpoint(fake_mnist
     assert history[-1]["train_loss"] < history[0]["train_loss"], history
     # the MNIST script's stem (7x7/2 conv with bias, 3x3/2 max pool): 28 -> 14 -> 6
     assert json.load(open(str(run / "config.json")))["num_params"] == densenet_params(
-        (7, 8), [2, 2, 2], 4, True, 0.5, in_channels=1, conv_bias=True)
+        (7, 8), [2, 2, 2], 4, True, 0.5, in_channels=1, conv_bias=True, transition_k=True)
     code, out, err = run_main(Densenet, flags + ["--eval", "--run_dir", str(run)])
     assert code == 0, err
     acc = float([l for l in out.splitlines() if l.startswith("checkpoint ")][0].rsplit("accuracy", 1)[1])

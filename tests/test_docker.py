@@ -11,7 +11,8 @@ import subprocess
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import ROOT
+
 RUN_SH = os.path.join(ROOT, "docker", "run.sh")
 
 # What each image is meant to be. The lock of an image adds the packages of requirements/tf1.txt,
@@ -295,10 +296,23 @@ def test_run_sh_cpu_ngc_and_folders_from_the_environment(tmp_path):
     assert "--shm-size=1g" in run_line
 
 
+def test_run_sh_relative_folders_count_from_the_current_folder(tmp_path):
+    _, run_line = dry_run({"KIT_DATA_DIR": "d", "KIT_RUNS_DIR": "sub/r"}, cwd=str(tmp_path))
+    assert "-v %s/d:/opt/kit/data" % tmp_path in run_line and "-v %s/sub/r:/opt/kit/runs" % tmp_path in run_line
+
+
 def test_run_sh_refuses_an_unknown_image():
     need("bash")
     code, out, err = run(["bash", RUN_SH, "true"], env={"KIT_IMAGE": "cuda9", "KIT_DRY_RUN": "1"})
-    assert code == 2 and "KIT_IMAGE" in err
+    assert code == 2 and err.startswith("docker/run.sh: unknown KIT_IMAGE 'cuda9': use official or ngc")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_run_sh_without_a_docker_client_says_what_to_install(tmp_path):
+    need("bash")
+    code, out, err = run(["bash", RUN_SH, "true"], env={"KIT_DOCKER": str(tmp_path / "no-docker")})
+    assert code == 2 and "no-docker' not found: install Docker" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def make_checkout(tmp_path):
@@ -337,7 +351,8 @@ FAKE_DOCKER = u"""#!/usr/bin/env bash
 echo "$*" >> "$FAKE_LOG"
 case "$1" in
   image) [ -n "$FAKE_HAS_IMAGE" ] ;;
-  build) ctx="${!#}"; (cd "$ctx" && find . -type f | LC_ALL=C sort | sed 's/^/context: /') >> "$FAKE_LOG" ;;
+  build) ctx="${!#}"; (cd "$ctx" && find . -type f | LC_ALL=C sort | sed 's/^/context: /') >> "$FAKE_LOG"
+         [ -z "$FAKE_BUILD_FAILS" ] ;;
   run) exit 0 ;;
   *) exit 9 ;;
 esac
@@ -351,19 +366,31 @@ def test_run_sh_builds_a_missing_image_from_a_minimal_context_then_runs(tmp_path
     fake.write_text(FAKE_DOCKER)
     fake.chmod(0o755)
     log = tmp_path / "log"
-    env = {"KIT_DOCKER": str(fake), "FAKE_LOG": str(log), "FAKE_HAS_IMAGE": ""}
+    scratch = tmp_path / "tmp"  # TMPDIR: where the build context is staged
+    scratch.mkdir()
+    env = {"KIT_DOCKER": str(fake), "FAKE_LOG": str(log), "FAKE_HAS_IMAGE": "", "TMPDIR": str(scratch)}
     code, out, err = run(["bash", str(repo / "docker" / "run.sh"), "python", "model.py"], env=env, cwd=str(repo))
     assert code == 0, err
     calls = log.read_text().splitlines()
     assert calls[0].startswith("image inspect tf1-residual-kit:official-")
-    assert calls[1].startswith("build -f ")
+    assert calls[1].startswith("build -f %s/kit-docker." % scratch)
     context = sorted(l[len("context: "):] for l in calls if l.startswith("context: "))
     assert context == sorted(["./docker/Dockerfile", "./docker/requirements-py36.lock",
                               "./model.py", "./references.csv"])
     assert calls[-1].startswith("run ") and calls[-1].endswith(" python model.py")
     assert "--user %d:%d" % (os.getuid(), os.getgid()) in calls[-1]
-    # The mounted folders exist on the host before the container starts.
+    # The mounted folders exist on the host before the container starts; the context is gone.
     assert (repo / "data").is_dir() and (repo / "runs").is_dir()
+    assert os.listdir(str(scratch)) == []
+
+    # A failed build: an error, nothing run, the context removed all the same.
+    log.write_text(u"")
+    env["FAKE_BUILD_FAILS"] = "1"
+    code, out, err = run(["bash", str(repo / "docker" / "run.sh"), "true"], env=env, cwd=str(repo))
+    assert code == 2 and "building tf1-residual-kit:official-" in err and "failed (see the output above)" in err
+    assert [c.split()[0] for c in log.read_text().splitlines() if not c.startswith("context: ")] == ["image", "build"]
+    assert os.listdir(str(scratch)) == []
+    del env["FAKE_BUILD_FAILS"]
 
     # With the image present, nothing is built.
     log.write_text(u"")

@@ -13,11 +13,12 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_main
+from conftest import ROOT, checkpoint_variables, run_main
 import distributed
 import trainer
 from compat import tf
@@ -32,16 +33,18 @@ else:
 needs_horovod = pytest.mark.skipif(NO_HOROVOD is not None, reason=NO_HOROVOD or "")
 
 
+def fake_hvd(rank=0, size=2, local_rank=None, local_size=None):
+    """A stand-in for horovod.tensorflow that reports the topology given."""
+    return types.SimpleNamespace(init=lambda: None, rank=lambda: rank, size=lambda: size,
+                                 local_rank=lambda: rank if local_rank is None else local_rank,
+                                 local_size=lambda: size if local_size is None else local_size)
+
+
 def fake_dist(rank=0, size=2, batch_size=5, warmup_epochs=5.0, scale_lr=True, local_rank=None, local_size=None,
               threads=0):
-    """A Horovod hook object with the topology given, without starting Horovod."""
-    d = distributed.Horovod.__new__(distributed.Horovod)
-    d.rank, d.size, d.batch_size = rank, size, batch_size
-    d.local_rank = rank if local_rank is None else local_rank
-    d.local_size = size if local_size is None else local_size
-    d.is_chief = rank == 0
-    d.warmup_epochs, d.scale_lr, d.threads = warmup_epochs, scale_lr, threads
-    return d
+    """The Horovod hook object a process of that topology builds from those flags, without Horovod."""
+    hp = dict(batch_size=batch_size, hvd_warmup_epochs=warmup_epochs, hvd_scale_lr=scale_lr, threads=threads)
+    return distributed.Horovod(hp, hvd=fake_hvd(rank, size, local_rank, local_size))
 
 
 # ----------------------------------------------------------------------------- in-process
@@ -101,7 +104,7 @@ def test_lr_scale_ramps_linearly_to_the_number_of_workers():
         lr = trainer.learning_rate(step, hp, spe, d)
         zero = trainer.learning_rate(step, hp, spe, fake_dist(size=4, warmup_epochs=0))
         with tf.Session(graph=graph) as sess:
-            for s in (0, 5, 19, 20, 29, 31, 45):  # not 30: the graph and lr_at disagree at a decay boundary
+            for s in (0, 5, 19, 20, 29, 30, 31, 45):  # 30: the decay boundary
                 want = trainer.lr_at(s, hp, spe) * d.lr_scale_at(s, spe)
                 assert sess.run(lr, {step: s}) == pytest.approx(want, rel=1e-6)
                 assert trainer.lr_at(s, hp, spe, d) == pytest.approx(want, rel=1e-12)
@@ -115,8 +118,22 @@ def test_configure_pins_one_gpu_per_process_and_shares_the_cpus():
     assert config.gpu_options.visible_device_list == "1"
     cpus = __import__("multiprocessing").cpu_count()
     assert config.intra_op_parallelism_threads == max(1, cpus // 2)
+    assert config.inter_op_parallelism_threads == min(max(1, cpus // 2), 2)
     config = trainer.session_config(dict(threads=1), fake_dist(threads=1))
     assert (config.intra_op_parallelism_threads, config.inter_op_parallelism_threads) == (1, 1)
+
+
+def test_flag_defaults_and_a_bad_warm_up_is_a_one_line_error(tmp_path):
+    d = distributed.Horovod(dict(batch_size=7), hvd=fake_hvd(rank=1, size=3))
+    assert (d.rank, d.size, d.is_chief, d.batch_size, d.warmup_epochs, d.scale_lr) == (1, 3, False, 7, 5.0, True)
+    for bad in ("-1", "nan"):
+        with pytest.raises(trainer.KitError, match="--hvd_warmup_epochs must be a number >= 0, got %s" % bad):
+            distributed.Horovod(dict(batch_size=7, hvd_warmup_epochs=float(bad)))  # before any Horovod import
+    import ResNeXt
+    code, out, err = run_main(ResNeXt, ["--horovod", "--hvd_warmup_epochs", "-2", "--run_dir", str(tmp_path / "run")])
+    assert code == trainer.EXIT_USAGE and err.startswith("error: --hvd_warmup_epochs must be a number >= 0, got -2")
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
 
 
 def test_horovod_is_used_only_under_a_multi_process_launch_or_with_the_flag(monkeypatch):
@@ -194,17 +211,13 @@ def run_env(run_root):
 
 
 def checkpoint_values(run_dir):
-    ckpt = os.path.join(run_dir, "checkpoints", open(os.path.join(run_dir, "checkpoints", "latest")).read().strip())
-    reader = tf.train.load_checkpoint(os.path.join(ckpt, "model"))
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+    """The variables of the checkpoint `latest` names."""
+    return checkpoint_variables(os.path.join(run_dir, "checkpoints", trainer.Checkpoints(run_dir).latest_name()))
 
 
 def latest_step(run_dir):
-    try:
-        with open(os.path.join(run_dir, "checkpoints", "latest")) as f:
-            return int(f.read().strip()[5:])
-    except (IOError, OSError, ValueError):
-        return None
+    name = trainer.Checkpoints(run_dir).latest_name()  # step-00000042, or None
+    return int(name[5:]) if name else None
 
 
 @needs_horovod

@@ -441,6 +441,8 @@ def test_original_unit_training_lowers_loss(original_unit_run, fake_cifar):
     config = json.loads((run_dir / "config.json").read_text())
     assert config["hparams"]["unit"] == "original" and config["preset"] == "paper"
     assert config["num_params"] == resnet_v1_params(8) == 75290
+    # what changed the paper's recipe, for compare.py (paths, threads and logging are not recorded)
+    assert config["overrides"] == {"batch_size": 50, "num_layers": 8, "steps": 15}
     # the checkpoint records its unit: --eval refuses to build the other one over its weights
     ckpt = run_dir / "checkpoints" / "step-00000015"
     code, out, err = run_main(ResNet, ["--eval", "--ckpt_path", str(ckpt), "--path", fake_cifar["bin"], "--preset",
@@ -484,3 +486,23 @@ def test_compare_picks_reference_rows_by_unit(original_unit_run, tmp_path):
     assert row["id"] == "resnet20-c10-he2015" and reasons[0].startswith("preset differs"), reasons
     row, reasons, _ = compare.match_reference(as_run("paper", "preact", 110), refs, "resnet110-c10-he2015")
     assert reasons == ["architecture differs: run unit=preact, reference unit=original"]
+
+
+def test_only_flags_that_change_the_preset_are_recorded_as_overrides():
+    """config.json's "overrides": what compare.py reads to tell a paper run from a modified one."""
+    import trainer
+    parser = trainer.build_parser("ResNet", ResNet.add_flags, ResNet.PRESETS, "ResNet")
+
+    def overrides(argv):
+        args = parser.parse_args(argv)
+        hp = trainer.resolve(args, ResNet.PRESETS)
+        ResNet.validate(hp)
+        return trainer.preset_overrides(parser, args, ResNet.PRESETS, hp)
+
+    # paths, threads, logging and the seed are not the recipe; the warm-up ResNet-110 derives is not a flag
+    assert overrides(["--preset", "paper", "--num_layers", "110", "--run_dir", "r", "--path", "p", "--seed", "3",
+                      "--threads", "1", "--progress", "off"]) == {"num_layers": 110}
+    assert overrides(["--preset", "paper", "--lr", "0.1", "--momentum", "0.9"]) == {}  # the preset's own values
+    assert overrides(["--preset", "paper", "--weight_decay", "2e-4", "--epochs", "16"]) == {"epochs": 16,
+                                                                                           "weight_decay": 2e-4}
+    assert overrides(["--weight_decay", "2e-4"]) == {}  # chao-ji's value: the original preset's own
