@@ -15,6 +15,7 @@ user vouches for (`trust=True`, the `--trust_data` flag), and even then through 
 unpickler that can build nothing but the plain containers and NumPy arrays a CIFAR
 batch holds. The binary version has no such problem and is read directly.
 """
+import gc
 import hashlib
 import os
 import pickle
@@ -236,14 +237,28 @@ def read_pickle(path):
     if not os.path.exists(path):
         raise DataError("missing data file %s: the dataset folder is incomplete; delete it and extract or "
                         "download the archive again" % path)
+    # A damaged pickle can declare a huge bytearray and then end. CPython 3.8+ then raises
+    # MemoryError and, when the half-built bytearray is freed, also prints "SystemError:
+    # deallocated bytearray object has exported buffers" on stderr. The error below already says
+    # the file is damaged, so that second message is kept off stderr: the hooks CPython prints
+    # it through are silenced until the failed load's objects are gone.
+    hooks = {name: getattr(sys, name) for name in ("excepthook", "unraisablehook") if hasattr(sys, name)}
+    for name in hooks:
+        setattr(sys, name, lambda *args: None)
     try:
-        with open(path, "rb") as f:
-            return _BatchUnpickler(f, encoding="bytes").load()
-    except _Refused as e:
-        raise DataError("refusing to load %s: %s; delete the folder and download the archive again" % (path, e))
-    except Exception as e:
-        raise DataError("%s is truncated or corrupt (%s: %s): delete the folder and download the archive again"
-                        % (path, type(e).__name__, e))
+        try:
+            with open(path, "rb") as f:
+                return _BatchUnpickler(f, encoding="bytes").load()
+        except _Refused as e:
+            message = "refusing to load %s: %s; delete the folder and download the archive again" % (path, e)
+        except Exception as e:
+            message = ("%s is truncated or corrupt (%s: %s): delete the folder and download the archive again"
+                       % (path, type(e).__name__, e))
+        gc.collect()  # the failed load's objects, freed here while the hooks are silent
+    finally:
+        for name, hook in hooks.items():
+            setattr(sys, name, hook)
+    raise DataError(message)
 
 
 def _key(d, k):

@@ -116,9 +116,33 @@ def test_truncated_and_corrupt_python_batches(fake_cifar, tmp_path):
     msg = one_line_error(train(fake_cifar, tmp_path, "--data_source", py))
     assert "%s is truncated or corrupt" % path in msg and "download the archive again" in msg
     with open(path, "wb") as f:
-        f.write(os.urandom(4096))  # not a pickle at all
+        f.write(noise(0))  # not a pickle at all
     msg = one_line_error(train(fake_cifar, tmp_path, "--data_source", py))
     assert path in msg and "download the archive again" in msg
+
+
+def noise(seed, size=4096):
+    """`size` reproducible random bytes (random.Random(seed).randbytes on Python >= 3.9)."""
+    import random
+    return random.Random(seed).getrandbits(8 * size).to_bytes(size, "little")
+
+
+def test_noise_that_makes_the_unpickler_run_out_of_memory_is_one_clean_error(tmp_path, capfd):
+    """Streams that declare huge objects: CPython >= 3.8 raises MemoryError and, freeing the
+    half-built bytearray, prints a SystemError of its own; the kit's one line must stay alone."""
+    path = str(tmp_path / "data_batch_1")
+    failures = set()
+    for seed in (454, 622, 802, 1236, 1251, 1546, 1851, 1974, 2065, 2743):  # MemoryError on Python 3.11
+        with open(path, "wb") as f:
+            f.write(noise(seed))
+        with pytest.raises(cifar10.DataError) as e:
+            cifar10.read_pickle(path)
+        assert str(e.value).startswith(path + " is truncated or corrupt (")
+        failures.add(str(e.value).split("(", 1)[1].split(":", 1)[0])
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+    if sys.version_info >= (3, 9):
+        assert "MemoryError" in failures, failures
 
 
 def test_truncated_binary_batch(fake_cifar, tmp_path):
