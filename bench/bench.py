@@ -73,11 +73,15 @@ def _dims(tensor):
 def count_flops(graph):
     """(forward, training) FLOPs per image: 2 x multiply-adds of the graph's conv and matmul ops.
 
-    Read off the graph itself, so it counts what the graph computes: the first conv has no
-    input gradient, a fused formulation has the same multiply-adds as the literal one.
+    Read off the graph itself, so it counts what the graph computes: a fused formulation has
+    the same multiply-adds as the literal one. An op whose output nothing reads is left out
+    (a step never runs it). The trainer's `minimize` gates each op's gradients together
+    (GATE_OP), which reads, and so runs, even the first conv's input gradient: it is counted.
     """
     fwd = train = 0
     for op in graph.get_operations():
+        if not any(out.consumers() for out in op.outputs) and not op._control_outputs:
+            continue
         t = op.type
         if t == "Conv2D":
             out, k = _dims(op.outputs[0]), _dims(op.inputs[1])
