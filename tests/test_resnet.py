@@ -308,29 +308,39 @@ def test_num_layers_not_6n_plus_2_is_refused(bad):
     assert "20, 32, 44, 56, 110 or 1202" in lines[0]
 
 
-def test_batch_norm_decays_and_gamma_follow_the_original():
-    """One training-mode pass from fresh moving averages (0) with zero_debias off:
-    moving_mean = (1 - decay) * batch mean. The original's stand-alone pre-activation BN is
-    slim's default (decay 0.999, no gamma); the BN inside conv1 has --batch_norm_decay 0.99."""
-    g, hp, x, training = forward_graph(["--num_layers", "8"])
-    assert hp["bn_decay"] == 0.99 and hp["preact_bn_decay"] == 0.999 and hp["preact_bn_scale"] is False
+def one_training_pass(argv, pairs):
+    """Build ResNet for `argv` and run one training-mode pass (the whole net, so every BN
+    updates) on inputs of mean 3. Returns (hp, variable names, [(batch mean of conv `c`'s
+    output, moving_mean of BN `bn`) for (c, bn) in pairs]): a BN with decay d that starts
+    from zero must then hold (1 - d) times its conv's batch mean."""
+    g, hp, x, training = forward_graph(argv)
     with g.as_default():
         names = {v.op.name: v for v in tf.global_variables()}
-        assert "block1/unit_1/preact/gamma" not in names and "postnorm/gamma" not in names
-        assert "block1/unit_1/conv1/BatchNorm/gamma" in names
-        assert not [n for n in names if "biased" in n or "local_step" in n]  # no zero-debias state
-        stem = g.get_tensor_by_name("init_conv/Conv2D:0")
-        conv1 = g.get_tensor_by_name("block1/unit_1/conv1/Conv2D:0")
-        logits = dict(tf.get_collection(ops.STAGES))["logits"]  # run the whole net: every BN updates
+        convs = [g.get_tensor_by_name(c + "/Conv2D:0") for c, _ in pairs]
+        moving = [names[bn + "/moving_mean"] for _, bn in pairs]
+        logits = dict(tf.get_collection(ops.STAGES))["logits"]
         init = tf.global_variables_initializer()
     data = np.random.RandomState(0).normal(3.0, 1.0, size=(16, 32, 32, 3)).astype(np.float32)
     with tf.Session(graph=g) as sess:
         sess.run(init)
-        a, b, _ = sess.run([stem, conv1, logits], {x: data, training: True})
-        preact_mean = sess.run(names["block1/unit_1/preact/moving_mean"])
-        conv1_mean = sess.run(names["block1/unit_1/conv1/BatchNorm/moving_mean"])
-    np.testing.assert_allclose(preact_mean, 0.001 * a.mean(axis=(0, 1, 2)), rtol=1e-3, atol=1e-7)
-    np.testing.assert_allclose(conv1_mean, 0.01 * b.mean(axis=(0, 1, 2)), rtol=1e-3, atol=1e-7)
+        outs = sess.run(convs + [logits], {x: data, training: True})[:-1]
+        means = sess.run(moving)
+    return hp, set(names), [(o.mean(axis=(0, 1, 2)), m) for o, m in zip(outs, means)]
+
+
+def test_batch_norm_decays_and_gamma_follow_the_original():
+    """One training-mode pass from fresh moving averages (0) with zero_debias off:
+    moving_mean = (1 - decay) * batch mean. The original's stand-alone pre-activation BN is
+    slim's default (decay 0.999, no gamma); the BN inside conv1 has --batch_norm_decay 0.99."""
+    hp, names, ((stem, preact), (conv1, bn1)) = one_training_pass(
+        ["--num_layers", "8"],
+        [("init_conv", "block1/unit_1/preact"), ("block1/unit_1/conv1", "block1/unit_1/conv1/BatchNorm")])
+    assert hp["bn_decay"] == 0.99 and hp["preact_bn_decay"] == 0.999 and hp["preact_bn_scale"] is False
+    assert "block1/unit_1/preact/gamma" not in names and "postnorm/gamma" not in names
+    assert "block1/unit_1/conv1/BatchNorm/gamma" in names
+    assert not [n for n in names if "biased" in n or "local_step" in n]  # no zero-debias state
+    np.testing.assert_allclose(preact, 0.001 * stem, rtol=1e-3, atol=1e-7)
+    np.testing.assert_allclose(bn1, 0.01 * conv1, rtol=1e-3, atol=1e-7)
     hp = settings(ResNet, ["--batch_norm_decay", "0.97", "--preset", "paper"])
     assert hp["bn_decay"] == 0.97 and hp["preact_bn_decay"] == 0 and hp["preact_bn_scale"] is True
 
@@ -338,23 +348,13 @@ def test_batch_norm_decays_and_gamma_follow_the_original():
 def test_original_unit_batch_norms_use_bn_decay():
     """unit=original (paper preset): every BN follows a conv, has a gamma and --bn_decay (0.9),
     the stem's included."""
-    g, hp, x, training = forward_graph(["--preset", "paper", "--num_layers", "8"])
+    hp, names, ((stem, stem_bn), (conv2, bn2)) = one_training_pass(
+        ["--preset", "paper", "--num_layers", "8"],
+        [("init_conv", "init_conv/BatchNorm"), ("block1/unit_1/conv2", "block1/unit_1/conv2/BatchNorm")])
     assert hp["bn_decay"] == 0.9
-    with g.as_default():
-        names = {v.op.name: v for v in tf.global_variables()}
-        stem = g.get_tensor_by_name("init_conv/Conv2D:0")
-        conv2 = g.get_tensor_by_name("block1/unit_1/conv2/Conv2D:0")
-        logits = dict(tf.get_collection(ops.STAGES))["logits"]
-        init = tf.global_variables_initializer()
-    assert {"init_conv/BatchNorm/gamma", "block1/unit_1/conv2/BatchNorm/gamma"} <= set(names)
-    data = np.random.RandomState(0).normal(3.0, 1.0, size=(16, 32, 32, 3)).astype(np.float32)
-    with tf.Session(graph=g) as sess:
-        sess.run(init)
-        a, b, _ = sess.run([stem, conv2, logits], {x: data, training: True})
-        stem_mean = sess.run(names["init_conv/BatchNorm/moving_mean"])
-        conv2_mean = sess.run(names["block1/unit_1/conv2/BatchNorm/moving_mean"])
-    np.testing.assert_allclose(stem_mean, 0.1 * a.mean(axis=(0, 1, 2)), rtol=1e-3, atol=1e-7)
-    np.testing.assert_allclose(conv2_mean, 0.1 * b.mean(axis=(0, 1, 2)), rtol=1e-3, atol=1e-7)
+    assert {"init_conv/BatchNorm/gamma", "block1/unit_1/conv2/BatchNorm/gamma"} <= names
+    np.testing.assert_allclose(stem_bn, 0.1 * stem, rtol=1e-3, atol=1e-7)
+    np.testing.assert_allclose(bn2, 0.1 * conv2, rtol=1e-3, atol=1e-7)
 
 
 def test_learning_rate_schedules():
