@@ -29,14 +29,16 @@ Presets:
             300 epochs, lr divided by 10 at the start of epochs 150 and 225 (its loop
             counts from 1, so lr_decay_epochs, which counts completed epochs, is 149,224).
             With --dataset mnist the same preset takes MNIST/Densenet_MNIST.py's values
-            instead, as the script was when its README's 99.2 % was reported: k = 12;
-            the 7x7 stride-2 conv (with bias: that script's convs all have one) followed
-            by a 3x3 stride-2 max pool; dense blocks of 4, 4 and 32 layers, transitions
-            after the first two, each to k channels (--transition_k); Adam lr 1e-4 epsilon 1e-8, batch
+            instead, as the script stood before 2019-03-04: k = 12; the 7x7 stride-2
+            conv (with bias: that script's convs all have one) followed by a 3x3 stride-2
+            max pool; dense blocks of 4, 4 and 32 layers, transitions after the first
+            two, each to k channels (--transition_k); Adam lr 1e-4 epsilon 1e-8, batch
             100, 50 epochs, lr divided by 10 once, after epoch 25 (its test for 37.5
             never matches); pixels scaled to [0, 1] (what input_data feeds), no
-            augmentation, and dropout 0: the script sets 0.2, but its README's 99.2 %
-            "does not use dropout".
+            augmentation, and dropout 0, the condition of the README's 99.2 % ("does
+            not use dropout"; the script itself sets 0.2: --dropout_rate 0.2). That
+            sentence is older than this script: it was written for the repository's
+            first MNIST script, a different network (bench/densenet_mnist_claim.py).
   paper     Huang et al. 2017, section 4 and Table 2: three dense blocks of equal size,
             L = 40 -> (L - 4) / 3 = 12 plain layers each, k = 12, a 3x3 conv to 16
             channels first, transitions without compression, He initialisation, SGD
