@@ -44,14 +44,19 @@ def test_squeeze_excitation_layer_equals_numpy():
         assert sorted((n, v.get_shape().as_list()) for n, v in variables.items()) == [
             ("se_fully_connected1/kernel", [8, 2]), ("se_fully_connected2/kernel", [2, 8])]  # no biases
         sess.run(tf.global_variables_initializer())
-        w1, w2 = sess.run([variables["se_fully_connected1/kernel"], variables["se_fully_connected2/kernel"]])
+        # Weights of our own, not the random initial ones: with those, both ReLUs can be dead for
+        # all three images (it happened), and the layer then scales everything by exactly 0.5.
+        w1, w2 = rng.randn(8, 2).astype(np.float32), rng.randn(2, 8).astype(np.float32)
+        variables["se_fully_connected1/kernel"].load(w1, sess)
+        variables["se_fully_connected2/kernel"].load(w2, sess)
         got = sess.run(out, {inp: x})
     squeeze = x.mean(axis=(1, 2))                        # global average pool: (3, 8)
     hidden = np.maximum(squeeze.dot(w1), 0)              # fc to 8 / 4 = 2, ReLU
     weights = 1 / (1 + np.exp(-hidden.dot(w2)))          # fc back to 8, sigmoid
     expected = x * weights[:, None, None, :]             # one weight per image and channel
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
-    assert not np.allclose(got, x * 0.5, atol=1e-3)  # the weights are not the untrained 0.5 everywhere
+    assert (hidden > 0).any()  # the ReLU passes something, so the scales are not 0.5 everywhere
+    assert not np.allclose(got, x * 0.5, atol=1e-3)
 
 
 def se_params(out_dims, blocks, ratio):
