@@ -1,7 +1,7 @@
 """Where Densenet-Tensorflow's MNIST claim comes from: its two MNIST networks, restated without the kit.
 
-    python bench/densenet_mnist_claim.py --network first --data_source DIR       # about 65 min, one core
-    python bench/densenet_mnist_claim.py --network committed --data_source DIR   # about 35 min
+    python bench/densenet_mnist_claim.py --network first --data_source DIR       # TF 2.15, one core: about 70 min
+    python bench/densenet_mnist_claim.py --network committed --data_source DIR   # TF 2.15, one core: about 30 min
 
 taki0112/Densenet-Tensorflow's README says "(MNIST) The highest test accuracy is 99.2 %
 (This result does not use dropout)" and "the number of dense block layers is fixed to 4".
@@ -12,8 +12,8 @@ it was first printed, "(epoch = 50)", when the repository's only MNIST code was 
 over unchanged. This script trains both networks on the same data, so that each can be set
 beside the claim:
 
-  first      `Densenet.py` as first committed (the only stored version whose blocks are all
-             "fixed to 4"): 7x7 stride-1 conv to 2k, 3x3 stride-2 max pool (SAME); five
+  first      `Densenet.py` of the repository's first commits, whose blocks are all "fixed
+             to 4": 7x7 stride-1 conv to 2k, 3x3 stride-2 max pool (SAME); five
              (dense block, transition) pairs and a final dense block. Its dense block runs one
              bottleneck on the input and then four more on the growing concatenation (five
              layers), and returns only the last one's k channels, the bug its issue #6 later
@@ -25,14 +25,15 @@ beside the claim:
   committed  `MNIST/Densenet_MNIST.py` before 2019-03-04: the network of the kit's
              `Densenet.py --dataset mnist` original preset (552,634 parameters), written here
              again with the script's own layers (contrib `batch_norm` under `tf.cond`), as a
-             check that the kit builds and trains the same thing (`batch_norm` is contrib's on TF 1,
-             and on TF 2 the same function from tf_slim, through the kit's compat.py). Adam lr 1e-4 epsilon 1e-8,
-             divided by 10 at epoch 25, batch 100, `--dropout_rate` (the script sets 0.2).
+             check that the kit builds and trains the same thing. `batch_norm` is contrib's on
+             TF 1, and on TF 2 the same function from tf_slim, through the kit's compat.py.
+             Adam lr 1e-4 epsilon 1e-8, divided by 10 at epoch 25, batch 100,
+             `--dropout_rate` (the script sets 0.2).
 
 Both train, as `input_data` gives them, on the last 55,000 training images (the first 5,000
 are its validation set), in a new random order each epoch, with pixels in [0, 1]; every epoch
 ends with the accuracy on the 10,000 test images. The data goes through the kit's MNIST loader
-(checksums) and batch_norm through compat.py; nothing else of the kit is used.
+(checksums), and TensorFlow and batch_norm through compat.py; nothing else of the kit is used.
 """
 from __future__ import division, print_function
 
@@ -131,8 +132,7 @@ def build_committed(tf, images, training, dropout_rate):
 def build(network, dropout_rate=0.0, seed=1):
     """The graph of one network, in a tf.Graph of its own: dict of the graph, its placeholders and ops,
     and the trainable parameter count."""
-    import tensorflow.compat.v1 as tf
-    tf.disable_eager_execution()
+    from compat import tf  # TF 1, or TF 2's compat.v1 in graph mode, with Keras set up for tf.layers
     graph = tf.Graph()
     with graph.as_default():
         tf.set_random_seed(seed)
