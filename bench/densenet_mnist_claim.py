@@ -112,8 +112,8 @@ def build_committed(tf, images, training, dropout_rate):
 
     def dense_block(x, nb_layers):
         concat = [x]
-        for _ in range(nb_layers):
-            concat.append(bottleneck(tf.concat(concat, axis=3) if len(concat) > 1 else x))
+        for _ in range(nb_layers):  # the first layer's concatenation is x alone
+            concat.append(bottleneck(tf.concat(concat, axis=3)))
         return tf.concat(concat, axis=3)
 
     def transition(x):
@@ -199,6 +199,7 @@ def main(argv=None):
     print("epoch  lr       train acc %  test acc %  best %  seconds")
     rng = np.random.RandomState(args.seed)
     config = tf.ConfigProto(intra_op_parallelism_threads=args.threads, inter_op_parallelism_threads=args.threads)
+    steps = len(train_x) // BATCH  # next_batch's epoch: the whole batches only
     best, start = 0.0, time.time()
     with tf.Session(graph=g["graph"], config=config) as sess:
         sess.run(g["init"])
@@ -206,18 +207,17 @@ def main(argv=None):
             rate = learning_rate(args.network, epoch, args.epochs)
             order = rng.permutation(len(train_x))
             right = 0
-            for step in range(len(train_x) // BATCH):
+            for step in range(steps):
                 idx = order[step * BATCH:(step + 1) * BATCH]
                 _, c = sess.run([g["train"], g["correct"]], {g["x"]: train_x[idx], g["y"]: train_y[idx],
                                                             g["training"]: True, g["lr"]: rate})
                 right += c
-            seen = (len(train_x) // BATCH) * BATCH
             test_right = sum(sess.run(g["correct"], {g["x"]: test_x[i:i + 1000], g["y"]: test_y[i:i + 1000],
                                                      g["training"]: False})
                              for i in range(0, len(test_x), 1000))
             acc = 100.0 * test_right / len(test_x)
             best = max(best, acc)
-            print("%5d  %.0e  %11.2f  %10.2f  %6.2f  %7.0f" % (epoch + 1, rate, 100.0 * right / seen, acc, best,
+            print("%5d  %.0e  %11.2f  %10.2f  %6.2f  %7.0f" % (epoch + 1, rate, 100.0 * right / (steps * BATCH), acc, best,
                                                               time.time() - start))
             sys.stdout.flush()
     print("best test accuracy %.2f %%, final %.2f %% (the README's claim: 99.2 %%)" % (best, acc))
