@@ -293,10 +293,33 @@ def run_arch(run):
         blocks = _as_int(h.get("blocks"))
         arch["num_layers"] = 9 * blocks + 2 if blocks else None   # ResNeXt-29 = 3 stages x 3 blocks x 3 + 2
     elif model == "Densenet":
-        arch["depth"] = _as_int(h.get("depth"))
+        arch["depth"] = densenet_depth(h)
         arch["growth_k"] = _as_int(h.get("growth_k"))
         arch["bc"] = _truthy(h.get("bc", False))
     return arch
+
+
+def densenet_depth(h):
+    """L of a DenseNet run as Huang et al. count it: its convolutions plus the classifier.
+
+    Densenet.py takes either --layers (a count per dense block) or --depth (the paper's three
+    equal blocks; 0 stands for 40, or 100 with --bc), so config.json's "depth" alone is 0 for
+    most runs. A bottleneck layer holds two convs and a plain layer one; add the first conv, a
+    transition between each two blocks and the fully connected layer. Hence L=40 is three
+    blocks of 12 plain layers, and the original CIFAR preset (6, 12, 48, 32 bottleneck layers)
+    is DenseNet-201. None where the run records neither.
+    """
+    layers = h.get("layers")
+    if layers:
+        try:
+            blocks = [int(n) for n in str(layers).split(",")]
+        except ValueError:
+            return None
+        return (2 if _truthy(h.get("bc", False)) else 1) * sum(blocks) + len(blocks) + 1
+    depth = _as_int(h.get("depth"))
+    if depth == 0:
+        return 100 if _truthy(h.get("bc", False)) else 40
+    return depth
 
 
 def describe_arch(model, arch):

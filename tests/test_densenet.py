@@ -18,7 +18,8 @@ def resolve(argv):
 
 
 def build(argv):
-    """What --summary reports (stage shapes and the trainable total), from the model alone.
+    """What --summary reports (stage shapes and the trainable total), from the model alone,
+    and L, the number of weight layers (convolutions and the classifier) as the paper counts it.
 
     The same flags, presets, validation and build function as `--summary`, without the
     optimizer's gradient graph, which doubles the build time of these large graphs;
@@ -31,7 +32,16 @@ def build(argv):
         x = tf.placeholder(tf.float32, [None] + list(shape))
         Densenet.Dense_net(x, tf.placeholder(tf.bool, []), hp, classes)
         shapes = {name: t.get_shape().as_list() for name, t in tf.get_collection(ops.STAGES)}
-        return shapes, ops.count_params()
+        weight_layers = sum(len(v.shape) in (2, 4) for v in tf.trainable_variables())
+        return shapes, ops.count_params(), weight_layers
+
+
+def compare_depth(argv):
+    """The L compare.py reads from the hparams config.json records, where --depth is 0 for
+    "the paper's default" and the original presets give --layers instead: it matches runs to
+    Table 2's rows by it, so it must be the L of the graph that `build` counts."""
+    import compare
+    return compare.run_arch({"model": "Densenet", "hparams": json.loads(json.dumps(resolve(argv)))})["depth"]
 
 
 def bn(c):
@@ -72,7 +82,8 @@ def test_summary_of_densenet_40():
     shapes = {l.split()[0]: json.loads(l.split(None, 1)[1].replace("None", "null"))
               for l in out.splitlines() if l.startswith("  ")}
     params = int(out.rsplit("trainable parameters:", 1)[1])
-    assert (shapes, params) == build(["--preset", "paper"])
+    assert (shapes, params, 40) == build(["--preset", "paper"])
+    assert compare_depth(["--preset", "paper"]) == 40
     assert shapes["conv0"] == [None, 32, 32, 16]
     assert shapes["dense_1"] == [None, 32, 32, 16 + 12 * 12]  # (40 - 4) / 3 = 12 layers of k = 12
     assert shapes["trans_1"] == [None, 16, 16, 160]           # no compression
@@ -86,7 +97,8 @@ def test_summary_of_densenet_40():
 
 def test_densenet_bc_100():
     """--bc: bottleneck layers, (100 - 4) / 6 = 16 per block, first conv to 2k, compression 0.5. Table 2: 0.8M."""
-    shapes, params = build(["--preset", "paper", "--bc"])
+    shapes, params, L = build(["--preset", "paper", "--bc"])
+    assert L == compare_depth(["--preset", "paper", "--bc"]) == 100
     assert shapes["conv0"] == [None, 32, 32, 24]
     assert shapes["dense_1"] == [None, 32, 32, 24 + 16 * 12]
     assert shapes["trans_1"] == [None, 16, 16, 108]
@@ -101,7 +113,8 @@ def test_densenet_bc_100():
 
 def test_original_cifar_preset():
     """Densenet_Cifar10.py: k = 24, 7x7/2 conv, blocks 6-12-48-32, transitions halve the channels."""
-    shapes, params = build([])
+    shapes, params, L = build([])
+    assert L == compare_depth([]) == 201  # the layout of ImageNet's DenseNet-201
     assert shapes["conv0"] == [None, 16, 16, 48]
     expected = [("dense_1", 16, 48 + 6 * 24), ("trans_1", 8, 96), ("dense_2", 8, 96 + 12 * 24),
                 ("trans_2", 4, 192), ("dense_3", 4, 192 + 48 * 24), ("trans_3", 2, 672),
@@ -159,19 +172,22 @@ def test_bad_architecture_is_one_line_error(argv, message):
 def test_mnist_stem_and_layout():
     """Densenet_MNIST.py: 7x7/2 conv, 3x3/2 max pool (VALID), blocks 4-4-32: 28 -> 14 -> 6 -> 3 -> 1;
     each transition convolves to k channels (`filter=self.filters`), whatever its input."""
-    shapes, params = build(["--dataset", "mnist", "--layers", "1,2,1", "--growth_k", "2"])
+    shapes, params, L = build(["--dataset", "mnist", "--layers", "1,2,1", "--growth_k", "2"])
+    assert L == compare_depth(["--dataset", "mnist", "--layers", "1,2,1", "--growth_k", "2"]) == 2 * 4 + 2 + 2
     assert [shapes[n] for n in ("conv0", "dense_1", "trans_1", "dense_2", "trans_2", "dense_final", "logits")] == [
         [None, 6, 6, 4], [None, 6, 6, 6], [None, 3, 3, 2], [None, 3, 3, 6], [None, 1, 1, 2], [None, 1, 1, 4],
         [None, 10]]
     assert params == densenet_params((7, 4), [1, 2, 1], 2, True, 0.5, in_channels=1, conv_bias=True,
                                      transition_k=True)
     # --transition_k=false: the 2019 fix, half of the input channels
-    shapes, params = build(["--dataset", "mnist", "--layers", "1,2,1", "--growth_k", "2", "--transition_k=false"])
+    shapes, params, _ = build(["--dataset", "mnist", "--layers", "1,2,1", "--growth_k", "2", "--transition_k=false"])
     assert (shapes["trans_1"], shapes["trans_2"]) == ([None, 3, 3, 3], [None, 1, 1, 3])
     assert params == densenet_params((7, 4), [1, 2, 1], 2, True, 0.5, in_channels=1, conv_bias=True)
     # the full preset, counted by hand (`Densenet.py --dataset mnist --summary` prints the same)
+    _, params, L = build(["--dataset", "mnist"])
     assert densenet_params((7, 24), [4, 4, 32], 12, True, 0.5, in_channels=1, conv_bias=True,
-                           transition_k=True) == MNIST_PARAMS == build(["--dataset", "mnist"])[1]
+                           transition_k=True) == MNIST_PARAMS == params
+    assert L == compare_depth(["--dataset", "mnist"]) == 2 * (4 + 4 + 32) + 2 + 2
 
 
 def test_cifar_training_lowers_the_loss_and_eval_reads_the_checkpoint(fake_cifar, tmp_path):
