@@ -20,6 +20,11 @@ rate, ...), no flag that changed the preset's network or recipe (config.json's
 the whole dataset, and all planned epochs done.  Otherwise the verdict says
 "not comparable" and why.
 
+Runs that repeat one experiment (every setting equal but the seed, the paths and
+other bookkeeping) are summarised below the table: mean +/- standard deviation of
+the final and best accuracy over the finished runs, and, where all of them are
+comparable with one row, the mean's verdict.
+
 --plot writes a PNG (Pillow only) of test accuracy and test loss per epoch,
 with each run's reference accuracy as a dashed horizontal line.
 """
@@ -63,6 +68,14 @@ REQUIRED_KEYS = {
 INT_KEYS = ("num_layers", "cardinality", "depth", "growth_k")
 # Switches that reproduce the original repositories' harness bugs (see trainer.py).
 HARNESS_BUG_FLAGS = ("test_own_stats", "second_train_pass", "shuffle_once")
+
+# Settings that change neither the network nor how it learns: where things are, how the run is
+# logged, which random draw (trainer.BOOKKEEPING; a test keeps the two equal). Runs whose other
+# settings, model, preset and data are all the same repeat one experiment, and are summarised
+# together below the table.
+BOOKKEEPING = frozenset(["progress", "threads", "keep_checkpoints", "ckpt_every_steps", "data_dir", "data_source",
+                         "path", "trust_data", "dataset_label", "run_dir", "eval", "summary", "fresh", "ckpt_path",
+                         "seed", "formulation", "dataset"])
 BOOL_KEYS = ("shortcut", "se", "bc")
 
 # Plot geometry (pixels): the tests read these.
@@ -583,6 +596,75 @@ def report(runs, results):
     return lines
 
 
+def experiment_key(run):
+    """What two runs must share to be repeats of one experiment with other seeds."""
+    h = dict((k, v) for k, v in run["hparams"].items() if k not in BOOKKEEPING)
+    return json.dumps([run["model"], run["preset"], run["dataset"], run["dataset_label"], h], sort_keys=True)
+
+
+def _mean_std(values):
+    """Mean and sample standard deviation (n - 1): the spread the papers print over their runs."""
+    n = len(values)
+    mean = sum(values) / n
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+
+
+def repeats(runs, results):
+    """Lines summarising each set of two or more runs of one experiment (same settings but the
+    seed): mean +/- standard deviation of the final and best accuracy over the finished runs, and,
+    where every run is comparable with the same reference, the mean's verdict by the tolerance a
+    single run gets (a published single number says nothing of its own seed's luck: the spread
+    over repeats is what shows whether the gap to it is noise)."""
+    groups = []
+    for run, res in zip(runs, results):
+        key = experiment_key(run)
+        for group in groups:
+            if group[0] == key:
+                group[1].append((run, res))
+                break
+        else:
+            groups.append((key, [(run, res)]))
+    lines = []
+    for _, members in groups:
+        if len(members) < 2:
+            continue
+        finished = [run for run, _ in members if run["final_acc"] is not None and run["planned"] is not None
+                    and run["done"] >= run["planned"]]
+        text = "%s (seeds %s): " % (", ".join(run["name"] for run, _ in members),
+                                    ", ".join(str(run["hparams"].get("seed", "?")) for run, _ in members))
+        if len(finished) < 2:
+            lines.append("  %s%d of %d runs finished: no statistics until two have" % (text, len(finished),
+                                                                                        len(members)))
+            continue
+        text += "%d finished runs" % len(finished)
+        for label, field in (("final", "final_acc"), ("best", "best_acc")):
+            values = [run[field] for run in finished]
+            mean, std = _mean_std(values)
+            text += "; %s %.2f +/- %.2f (%.2f to %.2f)" % (label, mean, std, min(values), max(values))
+        judged = [res for _, res in members if res["diff"] is not None]
+        if len(judged) == len(members) and len(set(res["row"]["id"] for res in judged)) == 1:
+            res = judged[0]
+            field = "best_acc" if res["compared"] == "best" else "final_acc"
+            mean = _mean_std([run[field] for run in finished])[0]
+            row = res["row"]
+            tol = row["_spread"] if row["_spread"] is not None else DEFAULT_TOLERANCE_POINTS
+            diff = round(mean - res["ref_acc"], 2)
+            if abs(diff) <= tol + 1e-9:
+                verdict = "within the tolerance of +/-%.2f points" % tol
+            else:
+                verdict = "%s the reference by more than the tolerance of +/-%.2f points" % (
+                    "below" if diff < 0 else "above", tol)
+            text += "; the mean %s %.2f against %s's %.2f: %+.2f, %s" % (
+                res["compared"], mean, row["id"], res["ref_acc"], diff, verdict)
+        else:
+            text += "; no verdict: not every run is comparable with one reference (see the table)"
+        lines.append("  " + text)
+    if lines:
+        lines.insert(0, "Repeats of one experiment (settings equal but the seed; mean +/- standard deviation "
+                        "over the finished runs, in %):")
+    return lines
+
+
 # ----------------------------------------------------------------------------- plot
 
 def _nice_ticks(lo, hi, max_ticks=7):
@@ -772,7 +854,7 @@ def main(argv=None):
         res = assess(run, row, reasons)
         res["others"] = others
         results.append(res)
-    for line in report(runs, results):
+    for line in report(runs, results) + repeats(runs, results):
         _emit(line)
     if args.plot:
         try:

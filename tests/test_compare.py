@@ -278,6 +278,70 @@ def test_a_source_reporting_its_best_accuracy_is_compared_with_the_best_epoch(tm
     assert "augmentation" not in line  # MNIST is never augmented: no caveat about it
 
 
+def mnist_run(tmp_path, name, best, final, **hparams):
+    """An original-preset MNIST DenseNet run of three epochs, as the kit writes one."""
+    hp = {"bc": True, "depth": 0, "layers": "4,4,32", "growth_k": 12, "augment": False, "seed": 0}
+    hp.update(hparams)
+    overrides = {"dropout_rate": hp["dropout_rate"]} if hp.get("dropout_rate") else {}  # as the kit records it
+    run = copy_run(tmp_path, "densenet-bc-paper-cifar10-jpeg", name, preset="original", dataset="mnist",
+                   dataset_label="MNIST", data_verified=True, epochs_planned=3, hparams=hp, overrides=overrides)
+    write_metrics(run, [0.9, best, final])
+    return run
+
+
+def repeat_lines(out):
+    return out.split("Repeats of one experiment", 1)[1].splitlines()[1:]
+
+
+def test_repeats_of_one_experiment_are_summarised_with_mean_and_spread(tmp_path):
+    # three seeds of one experiment; where the data are and how many threads do not make another one
+    runs = [mnist_run(tmp_path, "s0", 0.9870, 0.9868, seed=0),
+            mnist_run(tmp_path, "s1", 0.9890, 0.9880, seed=1, threads=1, data_source="/elsewhere"),
+            mnist_run(tmp_path, "s2", 0.9910, 0.9910, seed=2, run_dir="runs/s2")]
+    other = mnist_run(tmp_path, "drop", 0.9900, 0.9899, seed=3, dropout_rate=0.2)  # another recipe
+    code, out, err = kit_compare(*(runs + [other]))
+    assert code == 0, err
+    lines = repeat_lines(out)
+    assert len(lines) == 1, lines  # "drop" repeats nothing
+    line = lines[0]
+    assert line.startswith("  s0, s1, s2 (seeds 0, 1, 2): 3 finished runs")
+    # final 98.68, 98.80, 99.10: mean 98.86, sample std sqrt((.18^2 + .06^2 + .24^2) / 2) = 0.2163
+    assert "final 98.86 +/- 0.22 (98.68 to 99.10)" in line
+    assert "best 98.90 +/- 0.20 (98.70 to 99.10)" in line
+    # the source reports its best epoch, so the mean best is judged: 98.90 - 99.20
+    assert "the mean best 98.90 against densenet-mnist-taki0112's 99.20: -0.30, within the tolerance of " \
+           "+/-0.50 points" in line
+
+
+def test_repeats_ignore_exactly_the_settings_the_trainer_calls_bookkeeping():
+    """compare.py reads no TensorFlow, so it keeps its own copy of the set; they must not drift."""
+    import trainer
+    assert compare.BOOKKEEPING == trainer.BOOKKEEPING
+
+
+def test_repeats_get_no_verdict_unless_every_run_is_comparable(tmp_path):
+    runs = [mnist_run(tmp_path, "a", 0.97, 0.96, seed=0, dropout_rate=0.2),
+            mnist_run(tmp_path, "b", 0.97, 0.98, seed=1, dropout_rate=0.2)]
+    code, out, err = kit_compare(*runs)
+    assert code == 0, err
+    line = repeat_lines(out)[0]
+    assert "final 97.00 +/- 1.41 (96.00 to 98.00)" in line
+    assert line.endswith("no verdict: not every run is comparable with one reference (see the table)")
+    # an unfinished run is left out of the statistics
+    late = mnist_run(tmp_path, "c", 0.95, 0.95, seed=2, dropout_rate=0.2)
+    with open(os.path.join(late, "metrics.jsonl")) as f:
+        first = f.readline()
+    with open(os.path.join(late, "metrics.jsonl"), "w") as f:
+        f.write(first)
+    code, out, err = kit_compare(runs[0], late)
+    assert repeat_lines(out) == ["  a, c (seeds 0, 2): 1 of 2 runs finished: no statistics until two have"]
+    code, out, err = kit_compare(*(runs + [late]))
+    assert "a, b, c (seeds 0, 1, 2): 2 finished runs; final 97.00 +/- 1.41" in out
+    # a single run prints no such section
+    code, out, err = kit_compare(runs[0])
+    assert "Repeats of one experiment" not in out
+
+
 def test_a_run_without_epochs_planned_is_not_judged(tmp_path):
     run = copy_run(tmp_path, "resnet20-paper-cifar10", "no-plan", drop=["epochs_planned"])
     code, out, err = kit_compare(run)
