@@ -506,19 +506,30 @@ def assess(run, row, reasons):
         result["caveats"].append("the source reports its highest test accuracy: compared with the run's best epoch")
     diff = round(acc - result["ref_acc"], 2)
     result["diff"] = diff
-    spread = row["_spread"]
     word = "paper's" if row.get("preset") == "paper" else "source's"
-    if spread is not None:
-        tol, how = spread, "+/-%.2f points" % spread
+    tol = tolerance(row)
+    if row["_spread"] is not None:
+        how = "+/-%.2f points" % tol
     else:
-        tol, how = DEFAULT_TOLERANCE_POINTS, "default tolerance +/-%.2f points: no spread printed" % DEFAULT_TOLERANCE_POINTS
-    if abs(diff) <= tol + 1e-9:
+        how = "default tolerance +/-%.2f points: no spread printed" % tol
+    where = side(diff, tol)
+    if where == "within":
         result["verdict"] = "within the %s spread (%s)" % (word, how)
-    elif diff < 0:
-        result["verdict"] = "below the reference by %.2f points (%s)" % (-diff, how)
     else:
-        result["verdict"] = "above the reference by %.2f points (%s)" % (diff, how)
+        result["verdict"] = "%s the reference by %.2f points (%s)" % (where, abs(diff), how)
     return result
+
+
+def tolerance(row):
+    """How many points a result may miss the row's accuracy by: its printed spread, else the default."""
+    return row["_spread"] if row["_spread"] is not None else DEFAULT_TOLERANCE_POINTS
+
+
+def side(diff, tol):
+    """"within", "below" or "above" the reference, for a difference of `diff` points."""
+    if abs(diff) <= tol + 1e-9:
+        return "within"
+    return "below" if diff < 0 else "above"
 
 
 # ----------------------------------------------------------------------------- output
@@ -615,17 +626,11 @@ def repeats(runs, results):
     where every run is comparable with the same reference, the mean's verdict by the tolerance a
     single run gets (a published single number says nothing of its own seed's luck: the spread
     over repeats is what shows whether the gap to it is noise)."""
-    groups = []
+    groups = {}  # insertion-ordered: groups print in the order of their first run
     for run, res in zip(runs, results):
-        key = experiment_key(run)
-        for group in groups:
-            if group[0] == key:
-                group[1].append((run, res))
-                break
-        else:
-            groups.append((key, [(run, res)]))
+        groups.setdefault(experiment_key(run), []).append((run, res))
     lines = []
-    for _, members in groups:
+    for members in groups.values():
         if len(members) < 2:
             continue
         finished = [run for run, _ in members if run["final_acc"] is not None and run["planned"] is not None
@@ -637,25 +642,23 @@ def repeats(runs, results):
                                                                                         len(members)))
             continue
         text += "%d finished runs" % len(finished)
-        for label, field in (("final", "final_acc"), ("best", "best_acc")):
-            values = [run[field] for run in finished]
-            mean, std = _mean_std(values)
-            text += "; %s %.2f +/- %.2f (%.2f to %.2f)" % (label, mean, std, min(values), max(values))
-        judged = [res for _, res in members if res["diff"] is not None]
+        means = {}
+        for label in ("final", "best"):
+            values = [run[label + "_acc"] for run in finished]
+            means[label], std = _mean_std(values)
+            text += "; %s %.2f +/- %.2f (%.2f to %.2f)" % (label, means[label], std, min(values), max(values))
+        judged = [res for _, res in members if res["diff"] is not None]  # comparable, hence finished
         if len(judged) == len(members) and len(set(res["row"]["id"] for res in judged)) == 1:
             res = judged[0]
-            field = "best_acc" if res["compared"] == "best" else "final_acc"
-            mean = _mean_std([run[field] for run in finished])[0]
-            row = res["row"]
-            tol = row["_spread"] if row["_spread"] is not None else DEFAULT_TOLERANCE_POINTS
+            mean, tol = means[res["compared"]], tolerance(res["row"])
             diff = round(mean - res["ref_acc"], 2)
-            if abs(diff) <= tol + 1e-9:
+            where = side(diff, tol)
+            if where == "within":
                 verdict = "within the tolerance of +/-%.2f points" % tol
             else:
-                verdict = "%s the reference by more than the tolerance of +/-%.2f points" % (
-                    "below" if diff < 0 else "above", tol)
+                verdict = "%s the reference by more than the tolerance of +/-%.2f points" % (where, tol)
             text += "; the mean %s %.2f against %s's %.2f: %+.2f, %s" % (
-                res["compared"], mean, row["id"], res["ref_acc"], diff, verdict)
+                res["compared"], mean, res["row"]["id"], res["ref_acc"], diff, verdict)
         else:
             text += "; no verdict: not every run is comparable with one reference (see the table)"
         lines.append("  " + text)
