@@ -337,6 +337,17 @@ def test_repeats_get_no_verdict_unless_every_run_is_comparable(tmp_path):
     assert repeat_lines(out) == ["  a, c (seeds 0, 2): 1 of 2 runs finished: no statistics until two have"]
     code, out, err = kit_compare(*(runs + [late]))
     assert "a, b, c (seeds 0, 1, 2): 2 finished runs; final 97.00 +/- 1.41" in out
+    # runs that are comparable get no verdict either while one of their repeats is not (here: unfinished)
+    ok = [mnist_run(tmp_path, "d", 0.99, 0.99, seed=0), mnist_run(tmp_path, "e", 0.99, 0.99, seed=1)]
+    code, out, err = kit_compare(*ok)
+    assert "the mean best 99.00 against densenet-mnist-taki0112's 99.20" in repeat_lines(out)[0]
+    early = mnist_run(tmp_path, "f", 0.99, 0.99, seed=2)
+    with open(os.path.join(early, "metrics.jsonl"), "w") as f:
+        f.write(first)
+    code, out, err = kit_compare(*(ok + [early]))
+    assert repeat_lines(out)[0].endswith("2 finished runs; final 99.00 +/- 0.00 (99.00 to 99.00); best 99.00 +/- "
+                                         "0.00 (99.00 to 99.00); no verdict: not every run is comparable with one "
+                                         "reference (see the table)")
     # a single run prints no such section
     code, out, err = kit_compare(runs[0])
     assert "Repeats of one experiment" not in out
