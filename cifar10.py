@@ -85,7 +85,8 @@ def download(url, dest, md5=None):
         if got != md5:
             _remove(part)
             raise DataError("checksum mismatch for %s from %s (MD5 %s, expected %s): the download is corrupt or "
-                            "not the official file; try again or use another mirror" % (os.path.basename(dest), url, got, md5))
+                            "not the official file; try again, use another mirror, or pass --trust_data if you vouch for it"
+                            % (os.path.basename(dest), url, got, md5))
     os.replace(part, dest)
     return dest
 
@@ -187,7 +188,9 @@ def fetch_archive(name, data_dir, source=None, trust=False):
     url = source if source else HOME + archive
     if source and not source.endswith((".tar.gz", ".tgz")):  # a mirror folder: append the file name
         url = source.rstrip("/") + "/" + archive
-    download(url, local, md5)
+    # A mirror the user vouches for (--trust_data) may serve another copy: it is kept, and the
+    # run is labelled an unverified copy, as for a local archive.
+    download(url, local, None if trust else md5)
     return _extract_checked(local, md5, folder, data_dir, trust)
 
 

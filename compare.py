@@ -1,6 +1,6 @@
 """Compare training runs with the published numbers in references.csv.
 
-    python compare.py RUN_DIR [RUN_DIR ...] [--plot out.png] [--reference ID]
+    python compare.py [RUN_DIR ...] [--plot out.png] [--reference ID]   (no RUN_DIR: every run under runs/)
     kit-compare RUN_DIR [RUN_DIR ...] [--plot out.png] [--reference ID]
 
 A run folder is what the training loop writes: config.json (model, preset,
@@ -827,12 +827,26 @@ def plot(runs, results, path):
 
 # ----------------------------------------------------------------------------- main
 
+RUNS = "runs"  # where the model scripts put a run without --run_dir
+
+
+def default_runs(root=RUNS):
+    """The run folders under `root` (those with a config.json), sorted, for a bare `compare.py`."""
+    found = sorted(os.path.join(root, d) for d in (os.listdir(root) if os.path.isdir(root) else [])
+                   if os.path.isfile(os.path.join(root, d, "config.json")))
+    if not found:
+        raise CompareError("no run folders under %s/: train a model first (python ResNeXt.py), or name run "
+                           "folders on the command line" % root)
+    return found
+
+
 def build_parser():
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Compare training runs with the published numbers in references.csv.")
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
-                   help="run folder(s) written by the training loop (config.json + metrics.jsonl)")
+    p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR",
+                   help="run folder(s) written by the training loop (config.json + metrics.jsonl); "
+                        "default: every run under %s/" % RUNS)
     p.add_argument("--plot", metavar="PATH.png", help="write test accuracy/loss curves to this PNG")
     p.add_argument("--reference", metavar="ID",
                    help="compare every run with this references.csv row instead of the automatic match")
@@ -847,7 +861,7 @@ def main(argv=None):
         if args.reference and args.reference not in set(r["id"] for r in refs):
             raise CompareError("unknown reference id %r: use an id from the first column of references.csv"
                                % args.reference)
-        runs = [load_run(d) for d in args.run_dirs]
+        runs = [load_run(d) for d in args.run_dirs or default_runs()]
     except CompareError as e:
         _emit("%s: error: %s" % (PROG, e), sys.stderr)
         return 2

@@ -160,11 +160,11 @@ def resolve(args, presets):
     by_dataset = preset.pop("by_dataset", {})  # a preset's values for one dataset, e.g. the original MNIST script's
     hp.update(preset, preset=args.preset or "original")
     hp.update(by_dataset.get(args.dataset or hp["dataset"], {}))
+    # Every flag has a key, None where neither the command line nor a preset gave it, so that
+    # no code path can depend on a flag that only some commands pass.
     for k, v in vars(args).items():
-        if v is not None and (k in hp or k not in ("summary", "eval", "fresh")):
+        if v is not None or k not in hp:
             hp[k] = v
-    for k in ("summary", "eval", "fresh"):
-        hp[k] = getattr(args, k)
     return hp
 
 
@@ -651,8 +651,27 @@ class _StopFlag(object):
             signal.signal(s, h)
 
 
-def default_run_dir(model_name, hp):
-    return os.path.join("runs", "%s-%s-%s" % (model_name, hp["preset"], hp["dataset"]))
+def run_folder(model_name, hp):
+    """--run_dir, or runs/<model>-<preset>-<dataset> where it is not given."""
+    return hp["run_dir"] or os.path.join("runs", "%s-%s-%s" % (model_name, hp["preset"], hp["dataset"]))
+
+
+def step_limit(total_steps, log):
+    """KIT_MAX_STEPS=N ends a run after step N, leaving its schedule and epoch count as they are:
+    a smoke test of any command exactly as written (the README's commands run so in the tests)."""
+    text = os.environ.get("KIT_MAX_STEPS", "").strip()
+    if not text:
+        return total_steps
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise KitError("KIT_MAX_STEPS must be a positive whole number of steps, got %r: set a number or unset it" % text)
+    if limit < total_steps:
+        log("KIT_MAX_STEPS=%d: this run stops after step %d of %d; run the same command without it to go on"
+            % (limit, limit, total_steps))
+    return min(limit, total_steps)
 
 
 def train(model_name, build_fn, hp, log=print, dist=None, overrides=None):
@@ -663,7 +682,7 @@ def train(model_name, build_fn, hp, log=print, dist=None, overrides=None):
     chief = dist is None or dist.is_chief
     if not chief:  # one voice per run: the other ranks of a distributed run print nothing
         log = _quiet
-    run_dir = hp["run_dir"] or default_run_dir(model_name, hp)
+    run_dir = run_folder(model_name, hp)
     if chief:
         os.makedirs(run_dir, exist_ok=True)
     # The lock and the checks of an existing checkpoint come first, so that a refused run
@@ -694,6 +713,7 @@ def train(model_name, build_fn, hp, log=print, dist=None, overrides=None):
         spe = batches.steps_per_epoch
         total_steps = hp["steps"] or hp["epochs"] * spe
         epochs = int(math.ceil(total_steps / float(spe)))
+        total_steps = step_limit(total_steps, log)
 
         t0 = time.time()
         g = Graph(build_fn, hp, spe, dist)
@@ -766,8 +786,8 @@ def train(model_name, build_fn, hp, log=print, dist=None, overrides=None):
                         acc["correct"] += int(correct)
                         acc["seen"] += len(bx)
                         if bar is not None:
-                            bar.update(1)
                             bar.set_postfix_str("loss %.3f, %.0f img/s" % (loss, images / max(time.time() - t_epoch, 1e-9)))
+                            bar.update(1)
                         if stop.requested is not None:
                             break
                         if hp["ckpt_every_steps"] and step % hp["ckpt_every_steps"] == 0 and step % spe:
@@ -816,11 +836,38 @@ class _Null(object):
 
 
 def _bar(hp, chief, total, start, epoch, epochs):
-    show = hp.get("progress", "auto")
+    show = hp["progress"]
     if not chief or show == "off" or (show == "auto" and not sys.stderr.isatty()):
         return None
-    from tqdm import tqdm
-    return tqdm(total=total, initial=start, desc="epoch %d/%d" % (epoch + 1, epochs), unit="step", leave=False)
+    desc = "epoch %d/%d" % (epoch + 1, epochs)
+    try:
+        from tqdm import tqdm
+    except ImportError:  # a bare TensorFlow image has no tqdm: plain lines instead of a bar
+        return PlainProgress(total, start, desc)
+    return tqdm(total=total, initial=start, desc=desc, unit="step", leave=False)
+
+
+class PlainProgress(object):
+    """What the loop needs of a tqdm bar, as a line on stderr every `every` seconds."""
+
+    def __init__(self, total, start, desc, every=30.0, out=None):
+        self.total, self.n, self.desc, self.every = total, start, desc, every
+        self.out = out or sys.stderr
+        self.postfix, self.last = "", time.time()
+
+    def update(self, n=1):
+        self.n += n
+        if time.time() - self.last >= self.every or self.n == self.total:
+            self.last = time.time()
+            self.out.write("%s: step %d/%d%s\n" % (self.desc, self.n, self.total,
+                                                    ", " + self.postfix if self.postfix else ""))
+            self.out.flush()
+
+    def set_postfix_str(self, text):
+        self.postfix = text
+
+    def close(self):
+        pass
 
 
 # Settings that may differ when a run is resumed: where things are, and how long to go on.
@@ -918,7 +965,7 @@ def run_eval(model_name, build_fn, hp, explicit=(), log=print):
 
     `explicit` names the settings given on the command line (the rest may follow the checkpoint).
     """
-    run_dir = hp["run_dir"] or default_run_dir(model_name, hp)
+    run_dir = run_folder(model_name, hp)
     if hp.get("ckpt_path"):
         folder = hp["ckpt_path"].rstrip("/")
         if os.path.basename(folder) == "model":
@@ -944,8 +991,11 @@ def run_eval(model_name, build_fn, hp, explicit=(), log=print):
     log(report.per_class_table(matrix, names))
     png = os.path.join(run_dir, "confusion_matrix.png")
     os.makedirs(run_dir, exist_ok=True)
-    report.confusion_png(matrix, names, png, title="%s %s: test accuracy %.2f%%" % (model_name, hp["preset"], 100 * acc))
-    log("wrote %s" % png)
+    try:
+        report.confusion_png(matrix, names, png, title="%s %s: test accuracy %.2f%%" % (model_name, hp["preset"], 100 * acc))
+        log("wrote %s" % png)
+    except ImportError:  # a bare TensorFlow image: the table above is the whole report
+        log("no confusion-matrix picture: Pillow is not installed (pip install Pillow to get %s)" % png)
     return dict(loss=loss, accuracy=acc, confusion=matrix)
 
 

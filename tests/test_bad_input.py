@@ -385,3 +385,13 @@ def test_nan_loss_stops_keeps_the_last_good_checkpoint_and_resumes(fake_cifar, t
     assert code == 0, err
     assert "resumed from %s: step 4" % ck.path(4) in out
     assert ck.latest_name() == "step-00000009"
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-3"])
+def test_a_bad_step_limit_is_one_line_and_leaves_the_checkpoint(value, fake_cifar, tmp_path, monkeypatch):
+    assert train(fake_cifar, tmp_path, "--steps", "2")[0] == 0
+    before = sorted(os.listdir(str(tmp_path / "run" / "checkpoints")))
+    monkeypatch.setenv("KIT_MAX_STEPS", value)
+    msg = one_line_error(train(fake_cifar, tmp_path, "--steps", "4"))
+    assert "KIT_MAX_STEPS must be a positive whole number of steps, got %r" % value in msg
+    assert sorted(os.listdir(str(tmp_path / "run" / "checkpoints"))) == before

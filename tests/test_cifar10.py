@@ -112,6 +112,23 @@ def test_download_from_a_mirror_verifies_then_renames(fake_cifar, tmp_path, monk
         server.shutdown()
 
 
+def test_a_mirror_url_of_another_copy_loads_with_trust_data_as_unverified(fake_cifar, tmp_path):
+    """The fake archive is not the official one: refused by default, kept and labelled with --trust_data."""
+    server = _serve(os.path.dirname(fake_cifar["bin_tar"]))
+    try:
+        url = "http://127.0.0.1:%d/cifar-10-binary.tar.gz" % server.server_address[1]
+        with pytest.raises(cifar10.DataError, match="pass --trust_data if you vouch for it"):
+            cifar10.load("cifar10", str(tmp_path / "plain"), source=url, binary=True)
+        d = cifar10.load("cifar10", str(tmp_path / "vouched"), source=url, trust=True, binary=True)
+        assert not d["verified"] and len(d["train_y"]) == 250
+        assert not os.path.exists(os.path.join(d["folder"], cifar10.VERIFIED))
+        # the kept archive is not mistaken for the official one by a later run without the flag
+        with pytest.raises(cifar10.DataError, match="checksum mismatch .*pass --trust_data"):
+            cifar10.load("cifar10", str(tmp_path / "vouched"), binary=True)
+    finally:
+        server.shutdown()
+
+
 def test_official_urls_and_checksums():
     # https://www.cs.toronto.edu/~kriz/cifar.html lists these MD5s
     assert cifar10.HOME == "https://www.cs.toronto.edu/~kriz/"

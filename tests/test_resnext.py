@@ -131,6 +131,54 @@ def test_run_folder_contents(fake_cifar, tmp_path):
     assert open(str(run / "checkpoints" / "latest")).read().strip() == "step-00000005"
 
 
+def test_without_run_dir_the_run_goes_to_runs_model_preset_dataset(fake_cifar, tmp_path, monkeypatch):
+    """The README's first command passes no --run_dir: training and --eval use the default folder."""
+    monkeypatch.chdir(tmp_path)
+    args = tiny_args(fake_cifar, "unused", *(TINY + ["--epochs", "1"]))
+    args = args[:args.index("--run_dir")] + args[args.index("--run_dir") + 2:]
+    code, out, err = run_main(ResNeXt, args)
+    assert code == 0, err
+    run = tmp_path / "runs" / "ResNeXt-original-cifar10"
+    assert open(str(run / "checkpoints" / "latest")).read().strip() == "step-00000005"
+    assert json.load(open(str(run / "config.json")))["model"] == "ResNeXt"
+    code, out, err = run_main(ResNeXt, ["--eval"] + args)
+    assert code == 0, err
+    assert os.path.join("runs", "ResNeXt-original-cifar10", "checkpoints", "step-00000005") in out
+
+
+@pytest.mark.parametrize("script", ["ResNeXt", "SE_ResNeXt", "Densenet", "ResNet"])
+def test_every_flag_has_a_setting_when_no_flag_is_given(script):
+    """No code path may depend on a flag that only some commands pass (`--run_dir` once did)."""
+    import importlib
+    module = importlib.import_module(script)
+    parser = trainer.build_parser(script, module.add_flags, module.PRESETS, script)
+    hp = settings(module, [])
+    missing = sorted(a.dest for a in parser._actions if a.dest != "help" and a.dest not in hp)
+    assert not missing
+    assert hp["run_dir"] is None and trainer.run_folder(script, hp) == os.path.join("runs", script + "-original-cifar10")
+
+
+def test_step_limit_ends_the_run_but_keeps_its_schedule(fake_cifar, tmp_path, monkeypatch):
+    monkeypatch.setenv("KIT_MAX_STEPS", "3")
+    code, out, err = run_main(ResNeXt, tiny_args(fake_cifar, tmp_path / "run", *(TINY + ["--epochs", "4"])))
+    assert code == 0, err
+    assert "KIT_MAX_STEPS=3: this run stops after step 3 of 20" in out
+    config = json.load(open(str(tmp_path / "run" / "config.json")))
+    assert config["epochs_planned"] == 4 and config["total_steps"] == 3
+    assert open(str(tmp_path / "run" / "checkpoints" / "latest")).read().strip() == "step-00000003"
+
+
+def test_without_tqdm_progress_is_plain_lines(fake_cifar, tmp_path, monkeypatch):
+    """A bare TensorFlow image has no tqdm: --progress on prints lines instead of failing."""
+    import sys
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # `from tqdm import tqdm` raises ImportError
+    monkeypatch.setattr(trainer.PlainProgress.__init__, "__defaults__", (0.0, None))  # a line every step
+    code, out, err = run_main(ResNeXt, tiny_args(fake_cifar, tmp_path / "run", *(TINY + ["--epochs", "1", "--progress", "on"])))
+    assert code == 0, err
+    lines = [l for l in err.splitlines() if l.startswith("epoch 1/1: step ")]
+    assert lines[0].startswith("epoch 1/1: step 1/5, loss ") and lines[-1].startswith("epoch 1/1: step 5/5")
+
+
 def test_resume_under_other_settings_is_refused_and_eval_follows_the_checkpoint(fake_cifar, tmp_path):
     """--stride_on changes the function but no variable: only the recorded settings can tell."""
     run = tmp_path / "run"
