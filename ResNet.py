@@ -94,7 +94,8 @@ STAGES = (("block1", 16, 1), ("block2", 32, 2), ("block3", 64, 2))
 MAX_UNITS = 400  # n per stage; 6 * 400 + 2 = 2402 layers, twice ResNet-1202
 
 PRESETS = {
-    # chao-ji/tf-resnet-cifar10: run_trainer.py flags, utils/resnet_utils.py, utils/model_utils.py.
+    # chao-ji/tf-resnet-cifar10 at 4720bb2 (2019-12-18, its latest commit; the TF1 files last changed in eb6c1d8,
+    # 2018-08-22): run_trainer.py flags, dataset.py, utils/resnet_utils.py, utils/model_utils.py.
     "original": dict(num_layers=20, unit="preact", shortcut_connections=True, shortcut_downsample="avg_pool",
                      preact_bn_scale=False, preact_bn_decay=0.999, head="conv", binary=True,
                      steps=64000, epochs=164,  # 164 = ceil(64000 / 391 steps per epoch), used only without steps
