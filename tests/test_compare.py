@@ -319,6 +319,20 @@ def test_repeats_ignore_exactly_the_settings_the_trainer_calls_bookkeeping():
     assert compare.BOOKKEEPING == trainer.BOOKKEEPING
 
 
+def test_a_run_that_records_no_batches_repeats_one_with_epoch_batches(tmp_path):
+    """--batches came after these runs were written: a run without it trained with epoch batches."""
+    import trainer
+    assert all(trainer.COMMON_DEFAULTS[k] == v for k, v in compare.ADDED_SETTINGS.items())
+    old = mnist_run(tmp_path, "old", 0.9870, 0.9860, seed=0)
+    new = mnist_run(tmp_path, "new", 0.9890, 0.9880, seed=1, batches="epoch")
+    stream = mnist_run(tmp_path, "stream", 0.9900, 0.9900, seed=2, batches="stream")
+    assert "batches" not in json.load(open(os.path.join(old, "config.json")))["hparams"]
+    code, out, err = kit_compare(old, new, stream)
+    assert code == 0, err
+    lines = repeat_lines(out)
+    assert len(lines) == 1 and lines[0].startswith("  old, new (seeds 0, 1): 2 finished runs"), lines
+
+
 def test_repeats_get_no_verdict_unless_every_run_is_comparable(tmp_path):
     runs = [mnist_run(tmp_path, "a", 0.97, 0.96, seed=0, dropout_rate=0.2),
             mnist_run(tmp_path, "b", 0.97, 0.98, seed=1, dropout_rate=0.2)]
