@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -91,6 +92,8 @@ def test_reference_table_parses_with_unique_ids_and_sources():
             assert float(r["spread"]) > 0 and r["mean"], r["id"]
         if r["preset"] == "paper":
             assert "arXiv" in r["source"], r["id"]
+        else:  # a repository, at the commit the original preset reproduces (README, "Presets and deviations")
+            assert re.search(r"\(GitHub repository\) at [0-9a-f]{7}, \d{4}-\d\d-\d\d$", r["source"]), r["id"]
     # compare.py reads the same file without complaint
     assert len(compare.load_references(REFERENCES)) == len(rows)
 
