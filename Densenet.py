@@ -64,7 +64,10 @@ STEMS = {
 }
 
 PRESETS = {
-    # taki0112/Densenet-Tensorflow, Cifar10/Densenet_Cifar10.py; MNIST/Densenet_MNIST.py for --dataset mnist.
+    # taki0112/Densenet-Tensorflow at dd2db93 (2019-03-04, its latest commit), Cifar10/Densenet_Cifar10.py.
+    # --dataset mnist: MNIST/Densenet_MNIST.py as of 08b6cb9 (2017-12-14), the script before dd2db93 changed
+    # its transitions: the README's 99.2 % sentence (2017) is older than that change, and dd2db93's
+    # transitions cannot be built under TF 1.15 as written (--transition_k=false gives them).
     "original": dict(growth_k=24, layers="6,12,48,32", depth=0, bc=True, compression=0.5, stem="7x7s2",
                      stem_channels=0, dropout_rate=0.2, conv_bias=False, init="glorot",
                      optimizer="adam", lr=1e-4, adam_epsilon=1e-4, weight_decay=0.0, batch_size=64,

@@ -39,7 +39,7 @@ from ops import (conv_layer, Batch_Normalization, Relu, Concatenation, Average_p
 import trainer
 
 PRESETS = {
-    # taki0112/ResNeXt-Tensorflow, ResNeXt.py module constants.
+    # taki0112/ResNeXt-Tensorflow at 60bfd72 (2018-08-14, its latest commit), ResNeXt.py module constants.
     "original": dict(cardinality=8, depth=64, blocks=3, stem_dim=64, out_dims="64,128,256", widen=False, stride_on="1x1",
                      shortcut="pad", fc_bias=False, init="glorot",
                      epochs=300, batch_size=128, optimizer="momentum", momentum=0.9, nesterov=True,
@@ -208,8 +208,9 @@ def residual_layer(input_x, out_dim, depth, first_stride, training, hp, layer_nu
         if excite is not None:
             x = excite(x, out_dim, "squeeze_layer_" + name)
         input_x = Relu(x + shortcut(input_x, out_dim, stride, training, hp, scope="shortcut_" + name))
-    # SENet-Tensorflow's residual_layer returns the last block's pre-merge tensor, as this
-    # repository's did before 2018-01-19; SE_ResNeXt.py's original preset keeps that.
+    # Before 2018-01-19 both originals' residual_layer returned the last block's tensor before
+    # the add and ReLU (ResNeXt-Tensorflow fixed it in 04e6595, SENet-Tensorflow in afa2529);
+    # SE_ResNeXt.py's --pre_merge_output brings that back.
     return x if hp.get("pre_merge_output") else input_x
 
 

@@ -62,8 +62,11 @@ Differences of the harness from chao-ji's (same model and recipe, different loop
   * the original's `--epochs 64000` counts steps; here the presets hold `steps=64000`, and
     `--epochs N` counts passes over the training set (an explicit --epochs replaces the
     preset's step budget; --epochs 10000 and more is refused as a likely step count);
-  * the original streams tf.data with one 50000-image shuffle buffer across epoch
-    boundaries; here every epoch is a fresh permutation;
+  * the original streams tf.data (`repeat -> shuffle(50000) -> batch(128)`), so every step
+    has 128 images; so does the preset (`--batches stream`: the passes' permutations end to
+    end, step n taking images 128n to 128n + 127). The order differs: here each pass over
+    the data is a permutation of its own, where the shuffle buffer lets neighbouring passes
+    mix. An epoch of the logs is 391 steps (50,048 images);
   * the original never evaluates while training (run_evaluator.py, a separate program,
     scores the 10000 test images as one batch); the kit evaluates every epoch in inference
     mode, and `--eval` does what run_evaluator.py did. Its `--ckpt_path` named a checkpoint
@@ -94,7 +97,8 @@ STAGES = (("block1", 16, 1), ("block2", 32, 2), ("block3", 64, 2))
 MAX_UNITS = 400  # n per stage; 6 * 400 + 2 = 2402 layers, twice ResNet-1202
 
 PRESETS = {
-    # chao-ji/tf-resnet-cifar10: run_trainer.py flags, utils/resnet_utils.py, utils/model_utils.py.
+    # chao-ji/tf-resnet-cifar10 at 4720bb2 (2019-12-18, its latest commit; the TF1 files last changed in eb6c1d8,
+    # 2018-08-22): run_trainer.py flags, dataset.py, utils/resnet_utils.py, utils/model_utils.py.
     "original": dict(num_layers=20, unit="preact", shortcut_connections=True, shortcut_downsample="avg_pool",
                      preact_bn_scale=False, preact_bn_decay=0.999, head="conv", binary=True,
                      steps=64000, epochs=164,  # 164 = ceil(64000 / 391 steps per epoch), used only without steps
@@ -102,7 +106,8 @@ PRESETS = {
                      lr=0.1, warmup_steps=500, warmup_lr=0.01, warmup_min_layers=0,
                      lr_decay_epochs="", lr_decay_steps="32000,48000", lr_decay_factor=0.1,
                      weight_decay=2e-4, decay_on="kernels", init="glorot", bn_decay=0.99,
-                     normalization="pixel_mean", augment=True),
+                     normalization="pixel_mean", augment=True,
+                     batches="stream"),  # dataset.py: repeat -> shuffle -> batch, every step 128 images
     # He et al. 2015 section 4.2 / Table 6 (the same recipe He et al. 2016 use for ResNet-110;
     # preact_bn_* apply to --unit preact only).
     "paper": dict(num_layers=20, unit="original", shortcut_connections=True, shortcut_downsample="subsample",

@@ -22,10 +22,10 @@ Presets:
             Its training loop counts epochs from 1 and divides at the *start* of epochs
             30, 60, 90 (`epoch % 30 == 0`), so lr_decay_epochs is 29,59,89 here: the kit
             counts completed epochs, and its log then shows the same rate per epoch.
-            The original's residual_layer returns the last block's pre-merge tensor
-            (SE output before the add and ReLU) as the stage output; this preset keeps
-            that (`--pre_merge_output`; pass `--pre_merge_output=false` for the merged
-            output, as ResNeXt.py fixed it).
+            A stage outputs its last block's merged tensor, ReLU(SE output + shortcut),
+            as SE_ResNeXt.py's residual_layer does since afa2529 (2018-01-19).
+            `--pre_merge_output` gives the 2017 code (e.g. 4fa2d78, 2017-09-15), whose
+            residual_layer returned the last block's SE output before the add and ReLU.
   paper     ResNeXt.py's paper preset (ResNeXt-29 8x64d, Xie et al. 2017, Table 7 recipe)
             with an SE block of reduction ratio 16 (the SE paper's default) in each of
             its 9 blocks. The SE paper reports no SE-ResNeXt number on CIFAR (its CIFAR
@@ -40,8 +40,9 @@ import ResNeXt
 import trainer
 
 PRESETS = {
-    # taki0112/SENet-Tensorflow, SE_ResNeXt.py module constants and training loop.
-    "original": dict(ResNeXt.PRESETS["original"], reduction_ratio=4, stride_on="3x3", pre_merge_output=True,
+    # taki0112/SENet-Tensorflow at 41b12c4 (2018-08-14, its latest commit): SE_ResNeXt.py's module
+    # constants, training loop and residual_layer, which returns the merged output since afa2529.
+    "original": dict(ResNeXt.PRESETS["original"], reduction_ratio=4, stride_on="3x3", pre_merge_output=False,
                      epochs=100, lr_decay_epochs="29,59,89"),
     # ResNeXt-29 8x64d as in ResNeXt.py's paper preset, plus SE with the SE paper's r = 16.
     "paper": dict(ResNeXt.PRESETS["paper"], reduction_ratio=16, pre_merge_output=False),
@@ -52,7 +53,8 @@ def add_flags(g):
     ResNeXt.add_flags(g)
     g.add_argument("--reduction_ratio", type=int, default=None,
                    help="r: the SE block's first fully connected layer has out_dim / r units")
-    trainer.bool_flag(g, "pre_merge_output", "a stage outputs its last block's pre-merge tensor (the original's code)")
+    trainer.bool_flag(g, "pre_merge_output", "a stage outputs its last block's SE output before the add and ReLU, "
+                                             "as SENet-Tensorflow's code did before 2018-01-19 (afa2529)")
 
 
 def validate(hp):

@@ -77,6 +77,10 @@ BOOKKEEPING = frozenset(["progress", "threads", "keep_checkpoints", "ckpt_every_
                          "path", "trust_data", "dataset_label", "run_dir", "eval", "summary", "fresh", "ckpt_path",
                          "seed", "formulation", "dataset"])
 BOOL_KEYS = ("shortcut", "se", "bc")
+# Settings the kit gained after runs had been written, with the value those runs trained with
+# (trainer.COMMON_DEFAULTS; a test keeps the two equal): a run that records none repeats a run
+# that records this value.
+ADDED_SETTINGS = {"batches": "epoch"}
 
 # Plot geometry (pixels): the tests read these.
 PLOT_SIZE = (1000, 700)
@@ -609,7 +613,9 @@ def report(runs, results):
 
 def experiment_key(run):
     """What two runs must share to be repeats of one experiment with other seeds."""
-    h = dict((k, v) for k, v in run["hparams"].items() if k not in BOOKKEEPING)
+    h = dict(ADDED_SETTINGS)
+    h.update(run["hparams"])
+    h = dict((k, v) for k, v in h.items() if k not in BOOKKEEPING)
     return json.dumps([run["model"], run["preset"], run["dataset"], run["dataset_label"], h], sort_keys=True)
 
 

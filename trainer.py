@@ -52,7 +52,7 @@ COMMON_DEFAULTS = dict(
     lr=0.1, lr_decay_epochs="", lr_decay_steps="", lr_decay_factor=0.1, warmup_steps=0, warmup_lr=0.01,
     weight_decay=5e-4, decay_on="all", init="glorot", bn_decay=0.9,
     normalization="channel", augment=True, seed=0,
-    test_own_stats=False, second_train_pass=False, shuffle_once=False,
+    test_own_stats=False, second_train_pass=False, shuffle_once=False, batches="epoch",
 )
 
 EXIT_USAGE, EXIT_DISK, EXIT_NAN, EXIT_INTERRUPTED = 2, 3, 4, 130
@@ -115,6 +115,10 @@ def build_parser(model_name, add_model_flags, presets, description):
     g.add_argument("--train_subset", type=int, default=0, help="use only the first N training images (0: all)")
     g.add_argument("--test_subset", type=int, default=0, help="use only the first N test images (0: all)")
     bool_flag(g, "augment", "random crop and flip during training")
+    g.add_argument("--batches", choices=["epoch", "stream"], default=None,
+                   help="epoch: each epoch one permutation, its last batch short (taki0112); stream: the epochs' "
+                        "permutations end to end and every batch full (chao-ji's repeat-shuffle-batch); an epoch "
+                        "is ceil(images / batch_size) steps either way")
     g.add_argument("--normalization", choices=["channel", "pixel_mean", "unit"], default=None,
                    help="channel: per-channel (x-mean)/std; pixel_mean: subtract the per-pixel training mean; "
                         "unit: x/255, pixels in [0, 1]")
@@ -245,26 +249,68 @@ def load_data(hp):
 class Batches(object):
     """Training batches as a pure function of (seed, epoch, index), made ahead by a thread.
 
-    `shard(order)` lets a distributed run take its slice of each epoch's order.
+    Pass p over the data is the permutation `permutation(p)` of the training set. `stream`
+    (--batches) says how steps cut the passes into batches:
+      epoch   (False) epoch e is pass e cut into ceil(N / B) batches, the last one short
+              (N mod B images, as the taki0112 loops' last slice);
+      stream  (True) passes 0, 1, 2, ... are one endless sequence and step n takes its
+              images n*B to (n+1)*B - 1, so every batch is full and one may straddle two
+              passes, as chao-ji's `repeat -> shuffle -> batch` pipeline.
+    Either way an epoch is ceil(N / B) steps, so --epochs, --lr_decay_epochs and the per-epoch
+    evaluation and checkpoint fall on the same steps; in a stream an epoch holds
+    ceil(N / B) * B images (50,048 for CIFAR-10 at 128) and its start drifts through the passes.
+
+    `shard(order)` lets a distributed run take its slice of each epoch's order; in a stream,
+    rank r of `workers` takes shard(the global batch of workers x B images), its r::workers share.
     """
 
-    def __init__(self, x, y, batch_size, seed, augment, shuffle_once=False, pad=4, shard=None, prefetch=2, rank=0):
+    def __init__(self, x, y, batch_size, seed, augment, shuffle_once=False, pad=4, shard=None, prefetch=2, rank=0,
+                 stream=False, workers=1):
         self.x, self.y, self.bs, self.seed, self.aug = x, y, batch_size, seed, augment
         self.rank = rank  # a distributed run's other ranks draw their own crops and flips
         self.shuffle_once, self.pad, self.shard = shuffle_once, pad, shard
-        self.n = len(x) if shard is None else len(shard(np.arange(len(x))))
-        self.steps_per_epoch = int(math.ceil(self.n / float(batch_size)))
+        self.stream, self.global_bs = stream, batch_size * workers
+        if stream:
+            self.steps_per_epoch = int(math.ceil(len(x) / float(self.global_bs)))
+        else:
+            n = len(x) if shard is None else len(shard(np.arange(len(x))))
+            self.steps_per_epoch = int(math.ceil(n / float(batch_size)))
         self.prefetch = prefetch
+        self._last_pass = (None, None)  # (p, permutation(p)): a stream reads one pass for many steps
+
+    def permutation(self, p):
+        rng = np.random.RandomState([self.seed, 0 if self.shuffle_once else p, 7])
+        return rng.permutation(len(self.x))
 
     def order(self, epoch):
-        rng = np.random.RandomState([self.seed, 0 if self.shuffle_once else epoch, 7])
-        o = rng.permutation(len(self.x))
+        o = self.permutation(epoch)
         return o if self.shard is None else self.shard(o)
+
+    def _pass(self, p):
+        last = self._last_pass
+        if last[0] != p:
+            last = self._last_pass = (p, self.permutation(p))
+        return last[1]
+
+    def stream_indices(self, step):
+        """This rank's share of images [step * G, (step + 1) * G) of the concatenated passes,
+        G being the global batch."""
+        at, need, parts = step * self.global_bs, self.global_bs, []
+        while need:
+            p, offset = divmod(at, len(self.x))
+            part = self._pass(p)[offset:offset + need]
+            parts.append(part)
+            at, need = at + len(part), need - len(part)
+        idx = np.concatenate(parts)
+        return idx if self.shard is None else self.shard(idx)
 
     def batch(self, epoch, index, order=None):
         import cifar10
-        o = self.order(epoch) if order is None else order
-        idx = o[index * self.bs:(index + 1) * self.bs]
+        if self.stream:
+            idx = self.stream_indices(epoch * self.steps_per_epoch + index)
+        else:
+            o = self.order(epoch) if order is None else order
+            idx = o[index * self.bs:(index + 1) * self.bs]
         bx = self.x[idx]
         if self.aug:
             key = [self.seed, epoch, index, 11] + ([self.rank] if self.rank else [])
@@ -275,7 +321,7 @@ class Batches(object):
         """Yield (index, images, labels) for indices start..steps_per_epoch-1, one step ahead."""
         q = queue.Queue(maxsize=self.prefetch)
         stop = threading.Event()
-        order = self.order(epoch)
+        order = None if self.stream else self.order(epoch)
 
         def work():
             for i in range(start, self.steps_per_epoch):
@@ -651,6 +697,17 @@ class _StopFlag(object):
             signal.signal(s, h)
 
 
+def make_batches(hp, data, dist=None, meta=None):
+    """The run's Batches. `meta`: the checkpoint being resumed, whose batching must not change."""
+    saved = ((meta or {}).get("config") or {}).get("hparams") or {}
+    if meta is not None and "batches" not in saved and hp["batches"] != "epoch":
+        raise KitError("the checkpoint was written before --batches existed, by a run with --batches epoch: pass "
+                       "--batches epoch to resume it, or another --run_dir")
+    return Batches(data["train_x"], data["train_y"], hp["batch_size"], hp["seed"], hp["augment"], hp["shuffle_once"],
+                   shard=dist.shard if dist is not None else None, rank=dist.rank if dist is not None else 0,
+                   stream=hp["batches"] == "stream", workers=dist.size if dist is not None else 1)
+
+
 def run_folder(model_name, hp):
     """--run_dir, or runs/<model>-<preset>-<dataset> where it is not given."""
     return hp["run_dir"] or os.path.join("runs", "%s-%s-%s" % (model_name, hp["preset"], hp["dataset"]))
@@ -707,9 +764,7 @@ def train(model_name, build_fn, hp, log=print, dist=None, overrides=None):
                                "the script with horovodrun" % (" and ".join(ignored), "is" if len(ignored) == 1
                                                                else "are", "it" if len(ignored) == 1 else "them"))
         data = load_data(hp)
-        shard = dist.shard if dist is not None else None
-        batches = Batches(data["train_x"], data["train_y"], hp["batch_size"], hp["seed"], hp["augment"],
-                          hp["shuffle_once"], shard=shard, rank=dist.rank if dist is not None else 0)
+        batches = make_batches(hp, data, dist, meta)
         spe = batches.steps_per_epoch
         total_steps = hp["steps"] or hp["epochs"] * spe
         epochs = int(math.ceil(total_steps / float(spe)))
@@ -892,7 +947,7 @@ def preset_overrides(parser, args, presets, hp):
 # Settings that shape training only, not the function a checkpoint computes (ignored by --eval).
 TRAINING_ONLY = {"optimizer", "momentum", "nesterov", "adam_epsilon", "lr", "lr_decay_epochs", "lr_decay_steps",
                  "lr_decay_factor", "warmup_steps", "warmup_lr", "warmup_min_layers", "weight_decay", "decay_on",
-                 "init", "bn_decay", "seed", "augment", "second_train_pass", "shuffle_once", "batch_size",
+                 "init", "bn_decay", "seed", "augment", "second_train_pass", "shuffle_once", "batches", "batch_size",
                  "train_subset", "test_subset", "dropout_rate", "horovod", "hvd_scale_lr", "hvd_warmup_epochs"}
 
 

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -91,6 +92,8 @@ def test_reference_table_parses_with_unique_ids_and_sources():
             assert float(r["spread"]) > 0 and r["mean"], r["id"]
         if r["preset"] == "paper":
             assert "arXiv" in r["source"], r["id"]
+        else:  # a repository, at the commit the original preset reproduces (README, "Presets and deviations")
+            assert re.search(r"\(GitHub repository\) at [0-9a-f]{7}, \d{4}-\d\d-\d\d$", r["source"]), r["id"]
     # compare.py reads the same file without complaint
     assert len(compare.load_references(REFERENCES)) == len(rows)
 
@@ -317,6 +320,20 @@ def test_repeats_ignore_exactly_the_settings_the_trainer_calls_bookkeeping():
     """compare.py reads no TensorFlow, so it keeps its own copy of the set; they must not drift."""
     import trainer
     assert compare.BOOKKEEPING == trainer.BOOKKEEPING
+
+
+def test_a_run_that_records_no_batches_repeats_one_with_epoch_batches(tmp_path):
+    """--batches came after these runs were written: a run without it trained with epoch batches."""
+    import trainer
+    assert all(trainer.COMMON_DEFAULTS[k] == v for k, v in compare.ADDED_SETTINGS.items())
+    old = mnist_run(tmp_path, "old", 0.9870, 0.9860, seed=0)
+    new = mnist_run(tmp_path, "new", 0.9890, 0.9880, seed=1, batches="epoch")
+    stream = mnist_run(tmp_path, "stream", 0.9900, 0.9900, seed=2, batches="stream")
+    assert "batches" not in json.load(open(os.path.join(old, "config.json")))["hparams"]
+    code, out, err = kit_compare(old, new, stream)
+    assert code == 0, err
+    lines = repeat_lines(out)
+    assert len(lines) == 1 and lines[0].startswith("  old, new (seeds 0, 1): 2 finished runs"), lines
 
 
 def test_repeats_get_no_verdict_unless_every_run_is_comparable(tmp_path):

@@ -7,8 +7,10 @@ one resume runs as a fresh `python ResNeXt.py` to show it ends at the same bits.
 kill moments come from a seeded RNG (how many checkpoints a child may write, then a
 random fraction of two steps) and from the trainer's test hook KIT_TEST_KILL_AT, which
 kills the child exactly inside the short windows of a checkpoint write or an evaluation.
-Everything is compared bitwise, with --threads 1. The disk-full cases patch the writers
-in this process instead.
+Everything is compared bitwise, with --threads 1. The runs cut 64 images into batches of 10
+both ways --batches can (epoch: the last batch of each epoch has 4 images; stream: every batch
+10, some straddling two passes over the data), so resuming is exact for both. The disk-full
+cases patch the writers in this process instead.
 """
 import errno
 import fcntl
@@ -32,20 +34,27 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the crash tests
 
 SEED = 20240601  # of the kill schedule; the training seed is the kit's default
 TINY = ["--cardinality", "1", "--depth", "4", "--blocks", "1", "--stem_dim", "8", "--out_dims", "8,16,32"]
-EPOCHS, SPE = 16, 6  # 60 images / batch 10
+EPOCHS, SPE = 16, 7  # ceil(64 images / batch 10)
 TOTAL = EPOCHS * SPE
 TIMING_KEYS = ("images_per_sec", "wall_time")
 
 
-def run_args(fake, run_dir, *extra):
+def run_args(fake, run_dir, batches, *extra):
     return tiny_args(fake, run_dir) + TINY + [
-        "--train_subset", "60", "--test_subset", "40", "--batch_size", "10", "--epochs", str(EPOCHS),
-        "--ckpt_every_steps", "2", "--keep_checkpoints", "2", "--lr_decay_steps", "30,70"] + list(extra)
+        "--train_subset", "64", "--test_subset", "40", "--batch_size", "10", "--epochs", str(EPOCHS),
+        "--ckpt_every_steps", "2", "--keep_checkpoints", "2", "--lr_decay_steps", "30,70",
+        "--batches", batches] + list(extra)
+
+
+@pytest.fixture(scope="module", params=["epoch", "stream"])
+def batches(request):
+    """--batches of every run of a test (the tests that use the fork server run for both)."""
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def server(fake_cifar, tmp_path_factory):
-    s = ForkServer(prime_argv=run_args(fake_cifar, tmp_path_factory.mktemp("prime")))
+def server(fake_cifar, tmp_path_factory, batches):
+    s = ForkServer(prime_argv=run_args(fake_cifar, tmp_path_factory.mktemp("prime"), batches))
     yield s
     s.close()
 
@@ -114,7 +123,7 @@ def truncate(path, keep=0.5):
         f.truncate(int(size * keep))
 
 
-def start_damaged_copy(fake, ref_dir, root):
+def start_damaged_copy(fake, ref_dir, root, batches):
     """Copy the finished run, truncate its newest checkpoint's weights, leave a .tmp folder
     that looks complete, and start `python ResNeXt.py` on it in a fresh process."""
     run_dir = str(root / "run")
@@ -126,13 +135,13 @@ def start_damaged_copy(fake, ref_dir, root):
     truncate(os.path.join(ckpt_dir, newest, "model.data-00000-of-00001"))
     tmp = os.path.join(ckpt_dir, ".tmp-step-%08d" % (TOTAL + 2))  # a step past the end: taking it would show
     shutil.copytree(os.path.join(ckpt_dir, previous), tmp)
-    proc = subprocess.Popen([sys.executable, "ResNeXt.py"] + run_args(fake, run_dir), cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "ResNeXt.py"] + run_args(fake, run_dir, batches), cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
     return dict(proc=proc, run_dir=run_dir, newest=newest, previous=previous, tmp=tmp)
 
 
 @pytest.fixture(scope="module")
-def reference(server, fake_cifar, tmp_path_factory):
+def reference(server, fake_cifar, tmp_path_factory, batches):
     """An uninterrupted run and its pace (seconds per step, after the first epoch).
 
     Also starts the fresh process of test_damaged_newest_checkpoint_falls_back_in_a_fresh_process
@@ -140,18 +149,19 @@ def reference(server, fake_cifar, tmp_path_factory):
     """
     root = tmp_path_factory.mktemp("reference")
     run_dir, log = str(root / "run"), str(root / "log.txt")
-    assert server.run(run_args(fake_cifar, run_dir), log) == (0, None), read(log)
+    assert server.run(run_args(fake_cifar, run_dir, batches), log) == (0, None), read(log)
     history = [json.loads(l) for l in read(os.path.join(run_dir, "metrics.jsonl")).splitlines()]
     assert len(history) == EPOCHS
-    epoch_seconds = [60.0 / r["images_per_sec"] for r in history[1:]]
-    damaged = start_damaged_copy(fake_cifar, run_dir, tmp_path_factory.mktemp("damaged"))
+    assert json.loads(read(os.path.join(run_dir, "config.json")))["hparams"]["batches"] == batches
+    epoch_seconds = [(64.0 if batches == "epoch" else 70.0) / r["images_per_sec"] for r in history[1:]]
+    damaged = start_damaged_copy(fake_cifar, run_dir, tmp_path_factory.mktemp("damaged"), batches)
     yield dict(run_dir=run_dir, step=float(np.median(epoch_seconds)) / SPE, damaged=damaged)
     if damaged["proc"].poll() is None:
         damaged["proc"].kill()
         damaged["proc"].communicate()
 
 
-def test_sigkill_at_random_moments_loses_nothing(server, reference, fake_cifar, tmp_path):
+def test_sigkill_at_random_moments_loses_nothing(server, reference, fake_cifar, tmp_path, batches):
     """22 SIGKILLs across one run, each followed by a resume: the final weights, step,
     learning rate, history and logs equal the uninterrupted run's, bit for bit."""
     import trainer
@@ -186,7 +196,7 @@ def test_sigkill_at_random_moments_loses_nothing(server, reference, fake_cifar, 
         logs.append(log)
         before = latest(run_dir)
         env = {"KIT_TEST_KILL_AT": "%s:%d" % (point, n)} if point != "time" else {}
-        pid = server.start(run_args(fake_cifar, run_dir), log, env)
+        pid = server.start(run_args(fake_cifar, run_dir, batches), log, env)
         ended = wait_for_line(server, pid, log, "trainable parameters")
         if point == "time" and ended is None:
             ended = kill_later(pid)
@@ -208,7 +218,7 @@ def test_sigkill_at_random_moments_loses_nothing(server, reference, fake_cifar, 
         hit.add(point)
     assert kills >= 20 and hit == {"checkpoint-files", "checkpoint-renamed", "evaluate", "time"}
     log = str(tmp_path / "log-final.txt")
-    assert server.run(run_args(fake_cifar, run_dir), log) == (0, None), read(log)
+    assert server.run(run_args(fake_cifar, run_dir, batches), log) == (0, None), read(log)
     logs.append(log)
     for path in logs:  # `latest` was never damaged, so no resume had to fall back
         assert "damaged" not in read(path) and "Traceback" not in read(path), read(path)
@@ -231,7 +241,7 @@ def test_damaged_newest_checkpoint_falls_back_in_a_fresh_process(reference):
     assert_same_run(d["run_dir"], reference["run_dir"])
 
 
-def test_latest_naming_a_missing_folder_falls_back(server, reference, fake_cifar, tmp_path):
+def test_latest_naming_a_missing_folder_falls_back(server, reference, fake_cifar, tmp_path, batches):
     run_dir = str(tmp_path / "run")
     shutil.copytree(reference["run_dir"], run_dir)
     ckpt_dir = os.path.join(run_dir, "checkpoints")
@@ -240,19 +250,20 @@ def test_latest_naming_a_missing_folder_falls_back(server, reference, fake_cifar
     with open(os.path.join(ckpt_dir, "latest"), "w") as f:
         f.write(newest + "\n")
     log = str(tmp_path / "log.txt")
-    assert server.run(run_args(fake_cifar, run_dir), log) == (0, None), read(log)
+    assert server.run(run_args(fake_cifar, run_dir, batches), log) == (0, None), read(log)
     assert "checkpoint %s is incomplete or damaged; resuming from" % newest in read(log)
     assert_same_run(run_dir, reference["run_dir"])
 
 
-def test_ctrl_c_checkpoints_at_the_next_step_and_a_second_one_stops_at_once(server, reference, fake_cifar, tmp_path):
+def test_ctrl_c_checkpoints_at_the_next_step_and_a_second_one_stops_at_once(server, reference, fake_cifar, tmp_path,
+                                                                             batches):
     """SIGTERM (or one Ctrl-C) stops at the next step with a checkpoint and exit code 130; a
     second signal stops at once with one line; either way the run resumes to the same end."""
     import trainer
     run_dir = str(tmp_path / "run")
     ckpts = trainer.Checkpoints(run_dir)
     log = str(tmp_path / "term.txt")
-    pid = server.start(run_args(fake_cifar, run_dir), log)
+    pid = server.start(run_args(fake_cifar, run_dir, batches), log)
     assert wait_for_line(server, pid, log, "epoch: 1/") is None, read(log)
     os.kill(pid, signal.SIGTERM)
     assert server.wait(pid) == (130, None), read(log)
@@ -261,7 +272,7 @@ def test_ctrl_c_checkpoints_at_the_next_step_and_a_second_one_stops_at_once(serv
     stopped = int(m.group(1))
     assert latest(run_dir) == "step-%08d" % stopped and ckpts.verify(ckpts.path(stopped)) is not None
     log = str(tmp_path / "twice.txt")
-    pid = server.start(run_args(fake_cifar, run_dir), log)
+    pid = server.start(run_args(fake_cifar, run_dir, batches), log)
     assert wait_for_line(server, pid, log, "epoch: ") is None, read(log)
     assert "resumed from %s:" % ckpts.path(stopped) in read(log)
     os.kill(pid, signal.SIGINT)  # two different signals, so that Python runs the handler twice
@@ -272,16 +283,16 @@ def test_ctrl_c_checkpoints_at_the_next_step_and_a_second_one_stops_at_once(serv
     assert "Traceback" not in read(log)
     assert ckpts.verify(os.path.join(ckpts.dir, latest(run_dir))) is not None
     log = str(tmp_path / "final.txt")
-    assert server.run(run_args(fake_cifar, run_dir), log) == (0, None), read(log)
+    assert server.run(run_args(fake_cifar, run_dir, batches), log) == (0, None), read(log)
     assert_same_run(run_dir, reference["run_dir"])
 
 
-def test_second_run_on_a_run_folder_is_refused_until_the_first_dies(server, fake_cifar, tmp_path):
+def test_second_run_on_a_run_folder_is_refused_until_the_first_dies(server, fake_cifar, tmp_path, batches):
     run_dir = str(tmp_path / "run")
-    first = server.start(run_args(fake_cifar, run_dir), str(tmp_path / "first.txt"))
+    first = server.start(run_args(fake_cifar, run_dir, batches), str(tmp_path / "first.txt"))
     assert wait_for_line(server, first, str(tmp_path / "first.txt"), "trainable parameters") is None
     second_log = str(tmp_path / "second.txt")
-    assert server.run(run_args(fake_cifar, run_dir), second_log) == (2, None)
+    assert server.run(run_args(fake_cifar, run_dir, batches), second_log) == (2, None)
     lines = read(second_log).splitlines()
     assert lines == ["error: run folder %s is in use by another training process (pid %d): wait for it to finish "
                      "or pass another --run_dir" % (run_dir, first)]
@@ -297,7 +308,7 @@ def test_second_run_on_a_run_folder_is_refused_until_the_first_dies(server, fake
     finally:
         os.close(fd)
     third_log = str(tmp_path / "third.txt")
-    third = server.start(run_args(fake_cifar, run_dir), third_log)
+    third = server.start(run_args(fake_cifar, run_dir, batches), third_log)
     assert wait_for_line(server, third, third_log, "trainable parameters") is None, read(third_log)
     os.kill(third, signal.SIGKILL)
     server.wait(third)

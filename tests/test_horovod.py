@@ -81,6 +81,26 @@ def test_shard_is_what_batches_feed_each_rank():
             assert sorted(np.concatenate(parts)) == sorted(combined)
 
 
+@pytest.mark.parametrize("n,size,bs", [(43, 2, 4), (25, 3, 4), (5, 2, 4)])
+def test_a_stream_deals_every_global_batch_over_the_ranks(n, size, bs):
+    """--batches stream: step k of rank r is its r::size share of the single process's step k at
+    batch size x bs, every rank batch full, across the ends of the passes."""
+    x = np.zeros((n, 1, 1, 1), np.float32)
+    y = np.arange(n)
+    single = trainer.Batches(x, y, size * bs, 3, False, stream=True)
+    ranks = [trainer.Batches(x, y, bs, 3, False, shard=fake_dist(r, size, bs).shard, rank=r, stream=True,
+                             workers=size) for r in range(size)]
+    spe = int(math.ceil(n / float(size * bs)))
+    assert single.steps_per_epoch == spe and [b.steps_per_epoch for b in ranks] == [spe] * size
+    for epoch in range(3):
+        for k in range(single.steps_per_epoch):
+            combined = single.batch(epoch, k)[1]
+            parts = [b.batch(epoch, k)[1] for b in ranks]
+            assert [len(p) for p in parts] == [bs] * size
+            for r in range(size):
+                assert np.array_equal(parts[r], combined[r::size])
+
+
 def test_rank_zero_augments_like_a_single_process_and_rank_one_differently():
     x = np.random.RandomState(0).rand(16, 8, 8, 3).astype(np.float32)
     y = np.zeros(16, np.int64)

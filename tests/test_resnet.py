@@ -420,6 +420,60 @@ def test_training_lowers_loss_and_eval_matches_the_log(fake_cifar, tmp_path):
     assert code == 2 and "trained with --shortcut_connections True, this command says --shortcut_connections False" in err, err
 
 
+def fake_data(n):
+    """n 1x1 images whose labels are their indices, so a batch's labels say which images it took."""
+    return dict(train_x=np.zeros((n, 1, 1, 1), np.float32), train_y=np.arange(n))
+
+
+def test_original_preset_steps_draw_full_batches_across_epochs():
+    """chao-ji's dataset.py feeds repeat -> shuffle(50000) -> batch(128): every one of its 64,000
+    steps has 128 images. The preset streams the passes' permutations end to end."""
+    hp = settings(ResNet, [])
+    assert hp["batches"] == "stream"
+    b = trainer.make_batches(hp, fake_data(50000))
+    assert b.steps_per_epoch == 391  # an epoch of the logs: ceil(50000 / 128) steps, 50,048 images
+    steps = [b.batch(e, i)[1] for e in range(3) for i in range(391)]
+    assert len(steps) == 3 * 391 and set(len(s) for s in steps) == {128}
+    taken = np.concatenate(steps)  # 150,144 images: three passes and 144 of the fourth
+    passes = np.concatenate([b.permutation(p) for p in range(4)])
+    assert np.array_equal(taken, passes[:len(taken)])
+    for p in range(3):
+        assert sorted(taken[p * 50000:(p + 1) * 50000]) == list(range(50000))
+    assert np.array_equal(b.batch(2, 100)[1], steps[2 * 391 + 100])  # a pure function of the step
+    # the paper preset cuts each epoch alone: its last batch has 50000 - 390 * 128 images
+    paper = trainer.make_batches(settings(ResNet, ["--preset", "paper"]), fake_data(50000))
+    assert len(paper.batch(0, 390)[1]) == 80 and len(paper.batch(1, 0)[1]) == 128
+
+
+def test_original_preset_training_feeds_full_batches(fake_cifar, tmp_path, monkeypatch):
+    """Training itself takes the stream: 250 images at batch 64 give 4 steps per epoch, none short."""
+    fed, real = [], trainer.Batches.batch
+
+    def batch(self, epoch, index, order=None):
+        bx, by = real(self, epoch, index, order)
+        fed.append((epoch, index, len(bx)))
+        return bx, by
+    monkeypatch.setattr(trainer.Batches, "batch", batch)
+    run_dir = tmp_path / "run"
+    argv = ["--path", fake_cifar["bin"], "--num_layers", "8", "--batch_size", "64", "--steps", "9",
+            "--run_dir", str(run_dir), "--threads", "1", "--progress", "off"]
+    code, out, err = run_main(ResNet, argv)
+    assert code == 0, err
+    assert sorted(fed)[:9] == [(0, 0, 64), (0, 1, 64), (0, 2, 64), (0, 3, 64), (1, 0, 64), (1, 1, 64), (1, 2, 64),
+                               (1, 3, 64), (2, 0, 64)]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["hparams"]["batches"] == "stream" and config["steps_per_epoch"] == 4
+
+
+def test_a_checkpoint_from_before_batches_existed_resumes_only_as_epoch_batches():
+    hp = settings(ResNet, [])
+    old = {"config": {"hparams": {"lr": 0.1}}}  # a checkpoint's record without "batches"
+    with pytest.raises(trainer.KitError, match="pass --batches epoch to resume it"):
+        trainer.make_batches(hp, fake_data(10), meta=old)
+    assert not trainer.make_batches(settings(ResNet, ["--batches", "epoch"]), fake_data(10), meta=old).stream
+    assert trainer.make_batches(hp, fake_data(10), meta={"config": {"hparams": {"batches": "stream"}}}).stream
+
+
 @pytest.fixture(scope="module")
 def original_unit_run(fake_cifar, tmp_path_factory):
     """ResNet-8 with He et al. 2015's unit and recipe (--preset paper: lr 0.1 from the first

@@ -105,12 +105,41 @@ def test_original_preset_recipe():
         [0.1, 0.01, 0.01, 0.001, 0.001, 0.0001])
 
 
-def test_stage_output_is_pre_merge_in_the_original_only():
-    tiny = ["--cardinality", "1", "--depth", "2", "--blocks", "1", "--shortcut", "projection", "--out_dims", "4,8,8"]
-    _, stages, _ = build(tiny)
-    assert stages["residual_layer_1"].op.type == "Mul"  # the SE output, before the add and ReLU
-    _, stages, _ = build(tiny + ["--pre_merge_output=false"])
-    assert stages["residual_layer_1"].op.type == "Relu"
+def stage_one(argv, monkeypatch):
+    """Stage 1 of a tiny SE-ResNeXt (one block, identity shortcut) with weights of our own, in
+    inference mode: (stage input, the block's SE output, the stage output) for one input batch."""
+    hp = resolve(["--cardinality", "2", "--depth", "2", "--blocks", "1", "--stem_dim", "4", "--out_dims", "4,8,16"]
+                 + argv)
+    se_outputs = []
+    real = SE_ResNeXt.squeeze_excitation_layer
+
+    def recorded(*args, **kwargs):
+        se_outputs.append(real(*args, **kwargs))
+        return se_outputs[-1]
+    monkeypatch.setattr(SE_ResNeXt, "squeeze_excitation_layer", recorded)
+    ops._tflearn_module()
+    rng = np.random.RandomState(1)
+    with tf.Graph().as_default(), tf.Session() as sess:
+        x = tf.placeholder(tf.float32, [None, 32, 32, 3])
+        SE_ResNeXt.Build_SEnet(x, tf.constant(False), hp, 10)
+        stages = dict(tf.get_collection(ops.STAGES))
+        sess.run(tf.global_variables_initializer())
+        for v in tf.trainable_variables():  # known weights, large enough that no ReLU is idle everywhere
+            v.load(rng.normal(0.0, 0.5, v.get_shape().as_list()).astype(np.float32), sess)
+        return sess.run([stages["first_layer"], se_outputs[0], stages["residual_layer_1"]],
+                        {x: rng.randn(2, 32, 32, 3).astype(np.float32)})
+
+
+def test_stage_output_is_merged_in_the_original_and_pre_merge_only_with_the_switch(monkeypatch):
+    """SENet-Tensorflow's residual_layer returns ReLU(SE(x) + shortcut) since afa2529 (2018-01-19);
+    --pre_merge_output gives its 2017 code, which returned SE(x) alone."""
+    assert resolve([])["pre_merge_output"] is False
+    stage_in, se, out = stage_one([], monkeypatch)
+    assert (se < 0).any() and (stage_in > 0).any()  # so ReLU(se + shortcut) differs from both parts
+    np.testing.assert_allclose(out, np.maximum(se + stage_in, 0), rtol=1e-5, atol=1e-5)
+    stage_in, se, out = stage_one(["--pre_merge_output"], monkeypatch)
+    np.testing.assert_array_equal(out, se)
+    assert not np.allclose(out, np.maximum(se + stage_in, 0), atol=1e-3)
 
 
 def test_bad_reduction_ratio_is_one_line_error():
