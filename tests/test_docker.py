@@ -555,3 +555,5 @@ def test_readme_builds_by_hand_under_the_tag_run_sh_uses(tmp_path):
     assert tag.startswith("tf1-residual-kit:official-") and tag_ngc.startswith("tf1-residual-kit:ngc-")
     assert tag in dry_run()[1].split()
     assert tag_ngc in dry_run({"KIT_IMAGE": "ngc"})[1].split()
+    for dockerfile in ("docker/Dockerfile", "docker/Dockerfile.ngc"):
+        assert not re.search(r"-t tf1-residual-kit:(official|ngc)\b", read(dockerfile)), dockerfile
