@@ -15,7 +15,7 @@ from conftest import ROOT
 
 RUN_SH = os.path.join(ROOT, "docker", "run.sh")
 # Every shell script of docker/ and of its CI checks.
-SCRIPTS = [RUN_SH, os.path.join(ROOT, ".ci", "check-docker")]
+SCRIPTS = [RUN_SH] + [os.path.join(ROOT, *p) for p in (("docker", "standin", "build.sh"), (".ci", "check-docker"))]
 
 # What each image is meant to be. The lock of an image adds the packages of requirements/tf1.txt,
 # less TensorFlow, less what the base image ships as dependencies of its TensorFlow (left as
@@ -240,7 +240,7 @@ def test_dockerignore_sends_only_what_the_dockerfile_copies(image):
 def test_hadolint_passes_at_error_level():
     hadolint = need("hadolint")
     code, out, err = run([hadolint, "--no-color", "--failure-threshold", "error",
-                          "docker/Dockerfile", "docker/Dockerfile.ngc"])
+                          "docker/Dockerfile", "docker/Dockerfile.ngc", "docker/standin/Dockerfile"])
     assert code == 0, out + err
 
 
