@@ -15,7 +15,8 @@ from conftest import ROOT
 
 RUN_SH = os.path.join(ROOT, "docker", "run.sh")
 # Every shell script of docker/ and of its CI checks.
-SCRIPTS = [RUN_SH] + [os.path.join(ROOT, *p) for p in (("docker", "standin", "build.sh"), (".ci", "check-docker"))]
+SCRIPTS = [RUN_SH] + [os.path.join(ROOT, *p) for p in (("docker", "standin", "build.sh"), (".ci", "check-docker"),
+                                                        (".ci", "docker-e2e"))]
 
 # What each image is meant to be. The lock of an image adds the packages of requirements/tf1.txt,
 # less TensorFlow, less what the base image ships as dependencies of its TensorFlow (left as
