@@ -19,16 +19,22 @@
 #   KIT_DRY_RUN=1    print the docker commands instead of running them
 #
 # The image tag is tf1-residual-kit:<KIT_IMAGE>-<hash>, the hash covering the Dockerfile, its
-# lock file and the files the image copies from this checkout (*.py, references.csv), so any
-# change to them builds a new image; Docker's layer cache keeps that quick when only the kit's
-# code changed, as the Python layer comes first.
+# lock file and the files the image copies from this checkout (*.py, references.csv), with their
+# executable bits, so any change to them builds a new image; Docker's layer cache keeps that
+# quick when only the kit's code changed, as the Python layer comes first. The build context is
+# a copy of just those files with fixed modes (0644, 0755 where executable), whatever the
+# caller's umask, so the image is readable by every --user. `KIT_DRY_RUN=1 docker/run.sh`
+# prints the tag on its first line (docker/README.md: building by hand under that tag).
 # The container runs as the calling user (--user UID:GID) with HOME=/home/kit, so what it writes
 # into the two mounted folders belongs to that user and outlives the container.
+# With the default KIT_GPUS and a Docker without the NVIDIA runtime (no GPU, or no NVIDIA
+# Container Toolkit), the command runs on the CPU after a one-line notice.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 variant="${KIT_IMAGE:-official}"
 gpus="${KIT_GPUS:-all}"
+gpus_explicit="${KIT_GPUS+set}"
 docker_cmd="${KIT_DOCKER:-docker}"
 dry_run="${KIT_DRY_RUN:-}"
 
@@ -54,51 +60,114 @@ fi
 files=()
 while IFS= read -r f; do files+=("$f"); done < <(
   cd "$repo" && LC_ALL=C && shopt -s nullglob && printf '%s\n' "$dockerfile" "$lock" *.py references.csv)
-digest="$(cd "$repo" && for f in "${files[@]}"; do printf '%s\n' "$f"; cat -- "$f" || exit 1; done | sha256sum | cut -c1-12)" \
+
+# mode_of FILE: the mode FILE gets in the build context, 755 if any execute bit is set, else 644.
+mode_of() {
+  local perms
+  perms="$(ls -ld -- "$1")" || return 1
+  case "${perms%% *}" in *x*) echo 755 ;; *) echo 644 ;; esac
+}
+
+# Each file's name, context mode and bytes. The first line names how the context is staged, so
+# images staged before the modes were fixed (with the caller's umask, maybe unreadable to other
+# users) never match a tag computed here.
+digest="$(cd "$repo" && { printf 'context modes 644/755\n'; for f in "${files[@]}"; do
+            printf '%s %s\n' "$f" "$(mode_of "$f")" && cat -- "$f" || exit 1
+          done; } | sha256sum | cut -c1-12)" \
   || die "could not read ${files[*]} (references.csv must exist)."
 image="tf1-residual-kit:${variant}-${digest}"
 
-run=("$docker_cmd" run --rm --init -i)
-[ -t 0 ] && [ -t 1 ] && run+=(-t)
+# The run command, without its --gpus words (gpu_args, settled below).
+gpu_args=()
 case "$gpus" in
   none|"") ;;
-  *) run+=(--gpus "$gpus") ;;
+  *) gpu_args=(--gpus "$gpus") ;;
 esac
-run+=(--user "$(id -u):$(id -g)"
-      -e HOME=/home/kit
-      -e KIT_DATA_DIR=/opt/kit/data
-      -v "$data_dir:/opt/kit/data"
-      -v "$runs_dir:/opt/kit/runs"
-      -w /opt/kit)
+run_options=(--user "$(id -u):$(id -g)"
+             -e HOME=/home/kit
+             -e KIT_DATA_DIR=/opt/kit/data
+             -v "$data_dir:/opt/kit/data"
+             -v "$runs_dir:/opt/kit/runs"
+             -w /opt/kit)
 if [ -n "${KIT_DOCKER_ARGS:-}" ]; then
   read -r -a extra <<< "$KIT_DOCKER_ARGS"
-  run+=("${extra[@]}")
+  run_options+=("${extra[@]}")
 fi
-run+=("$image")
-if [ $# -gt 0 ]; then run+=("$@"); else run+=(bash); fi
+command_args=("$@")
+[ $# -gt 0 ] || command_args=(bash)
+
+run_command() {
+  local run=("$docker_cmd" run --rm --init -i)
+  [ -t 0 ] && [ -t 1 ] && run+=(-t)
+  # (${a[@]+"${a[@]}"}: an empty array under set -u, in bash before 4.4 too)
+  run+=(${gpu_args[@]+"${gpu_args[@]}"} "${run_options[@]}" "$image" "${command_args[@]}")
+  "$@" "${run[@]}"
+}
 
 if [ -n "$dry_run" ]; then
-  printf '# build, when %s is missing, from a folder CONTEXT holding:' "$image"
+  printf '# image: %s\n' "$image"
+  printf '# build, when %s is missing, from a folder CONTEXT holding (modes 644, or 755 if executable):' "$image"
   printf ' %s' "${files[@]}"; printf '\n'
   printf '%q' "$docker_cmd"; printf ' %q' build -f "CONTEXT/$dockerfile" -t "$image" CONTEXT; printf '\n'
-  printf '# run:\n'
-  printf '%q' "${run[0]}"; printf ' %q' "${run[@]:1}"; printf '\n'
+  printf '# run (without --gpus when KIT_GPUS is unset and Docker has no NVIDIA runtime):\n'
+  run_command printf '%q ' | sed 's/ $//'; printf '\n'
   exit 0
 fi
 
 command -v "$docker_cmd" >/dev/null 2>&1 || die "'$docker_cmd' not found: install Docker (and the NVIDIA Container Toolkit for --gpus)."
-if ! "$docker_cmd" image inspect "$image" >/dev/null 2>&1; then
+
+# docker_failed WHAT MESSAGE: stop with one line saying what to do about Docker's MESSAGE.
+docker_failed() {
+  local first="${2%%$'\n'*}"
+  case "$2" in
+    *"ermission denied"*)
+      die "$1: Docker refused this user ($first): add $(id -un) to the docker group (usermod -aG docker $(id -un), then log in again), or run as root." ;;
+    *"annot connect to the Docker daemon"*|*"s the docker daemon running"*)
+      die "$1: no Docker daemon answers ($first): start it (e.g. systemctl start docker), or set DOCKER_HOST." ;;
+    *) die "$1: $first" ;;
+  esac
+}
+
+# Is the image there? Only Docker's "No such image" means no; any other failure is reported.
+status=0
+inspect_err="$("$docker_cmd" image inspect "$image" 2>&1 >/dev/null)" || status=$?
+if [ "$status" -ne 0 ]; then
+  case "$inspect_err" in
+    *[Nn]"o such image"*|*[Nn]"o such object"*) ;;
+    *) docker_failed "cannot ask Docker for $image" "$inspect_err" ;;
+  esac
   echo "docker/run.sh: building $image from $dockerfile" >&2
   # The build context is a temporary folder with only the files hashed above, so nothing else of
-  # the checkout (.venv-*, data/, runs/, .git) is sent to the builder, whichever builder it is.
+  # the checkout (.venv-*, data/, runs/, .git) is sent to the builder, whichever builder it is;
+  # their modes are set here, so the image is the same under any umask.
   context="$(mktemp -d "${TMPDIR:-/tmp}/kit-docker.XXXXXX")"
-  (cd "$repo" && cp --parents -- "${files[@]}" "$context/") || { rm -rf "$context"; die "could not stage the build context."; }
+  stage() {
+    local f
+    cd "$repo" && cp --parents -- "${files[@]}" "$context/" || return 1
+    find "$context" -type d -exec chmod 755 {} + || return 1
+    for f in "${files[@]}"; do chmod "$(mode_of "$f")" "$context/$f" || return 1; done
+  }
+  (stage) || { rm -rf "$context"; die "could not stage the build context."; }
   status=0
   "$docker_cmd" build -f "$context/$dockerfile" -t "$image" "$context" >&2 || status=$?
   rm -rf "$context"
   [ "$status" -eq 0 ] || die "building $image failed (see the output above)."
 fi
 
+# The default --gpus all needs the NVIDIA runtime; without it Docker says only "could not select
+# device driver". Try it once with a command that does nothing, and fall back to the CPU.
+if [ -z "$gpus_explicit" ] && [ ${#gpu_args[@]} -gt 0 ]; then
+  status=0
+  probe_err="$("$docker_cmd" run --rm "${gpu_args[@]}" --entrypoint true "$image" 2>&1 >/dev/null)" || status=$?
+  case "$status:$probe_err" in
+    0:*) ;;
+    *"could not select device driver"*)
+      echo "docker/run.sh: no NVIDIA GPU runtime in this Docker (--gpus $gpus: could not select device driver): running on the CPU; set KIT_GPUS=none to skip this check, or install the NVIDIA Container Toolkit for the GPUs." >&2
+      gpu_args=() ;;
+    *) die "docker run --gpus $gpus failed (${probe_err%%$'\n'*}): fix the NVIDIA runtime, or set KIT_GPUS=none to run on the CPU." ;;
+  esac
+fi
+
 # Create the mounted folders as the calling user; left to Docker they would belong to root.
 mkdir -p "$data_dir" "$runs_dir"
-exec "${run[@]}"
+run_command exec

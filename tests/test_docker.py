@@ -14,6 +14,9 @@ import pytest
 from conftest import ROOT
 
 RUN_SH = os.path.join(ROOT, "docker", "run.sh")
+# Every shell script of docker/ and of its CI checks.
+SCRIPTS = [RUN_SH] + [os.path.join(ROOT, *p) for p in (("docker", "standin", "build.sh"), (".ci", "check-docker"),
+                                                        (".ci", "docker-e2e"))]
 
 # What each image is meant to be. The lock of an image adds the packages of requirements/tf1.txt,
 # less TensorFlow, less what the base image ships as dependencies of its TensorFlow (left as
@@ -238,7 +241,7 @@ def test_dockerignore_sends_only_what_the_dockerfile_copies(image):
 def test_hadolint_passes_at_error_level():
     hadolint = need("hadolint")
     code, out, err = run([hadolint, "--no-color", "--failure-threshold", "error",
-                          "docker/Dockerfile", "docker/Dockerfile.ngc"])
+                          "docker/Dockerfile", "docker/Dockerfile.ngc", "docker/standin/Dockerfile"])
     assert code == 0, out + err
 
 
@@ -246,7 +249,7 @@ def test_hadolint_passes_at_error_level():
 
 def test_run_sh_parses():
     bash = need("bash")
-    for script in (RUN_SH, os.path.join(ROOT, ".ci", "check-docker")):
+    for script in SCRIPTS:
         code, out, err = run([bash, "-n", script])
         assert code == 0, err
         assert os.stat(script).st_mode & stat.S_IXUSR, "%s is not executable" % script
@@ -254,7 +257,7 @@ def test_run_sh_parses():
 
 def test_shellcheck_passes():
     shellcheck = need("shellcheck")
-    code, out, err = run([shellcheck, RUN_SH, os.path.join(ROOT, ".ci", "check-docker")])
+    code, out, err = run([shellcheck] + SCRIPTS)
     assert code == 0, out + err
 
 
@@ -347,28 +350,51 @@ def test_run_sh_tag_follows_the_dockerfile_lock_and_code(tmp_path):
     assert image_of(repo) not in (first, second, third)
 
 
+# A stand-in docker client: logs its arguments; `image inspect` answers as Docker does for a
+# missing image, or prints FAKE_INSPECT_ERR; `build` lists the context with each file's mode;
+# `run --gpus ... --entrypoint true` (run.sh's probe) fails with FAKE_GPU_ERR when set.
 FAKE_DOCKER = u"""#!/usr/bin/env bash
 echo "$*" >> "$FAKE_LOG"
 case "$1" in
-  image) [ -n "$FAKE_HAS_IMAGE" ] ;;
-  build) ctx="${!#}"; (cd "$ctx" && find . -type f | LC_ALL=C sort | sed 's/^/context: /') >> "$FAKE_LOG"
+  image) if [ -n "$FAKE_INSPECT_ERR" ]; then echo "$FAKE_INSPECT_ERR" >&2; exit 1; fi
+         [ -n "$FAKE_HAS_IMAGE" ] || { echo "Error: No such image: $3" >&2; exit 1; } ;;
+  build) ctx="${!#}"; (cd "$ctx" && find . -type f | LC_ALL=C sort | sed 's/^/context: /'
+                       find . | LC_ALL=C sort | xargs stat -c 'mode: %a %n') >> "$FAKE_LOG"
          [ -z "$FAKE_BUILD_FAILS" ] ;;
-  run) exit 0 ;;
+  run) case "$* " in
+         *" --gpus "*"--entrypoint true "*) [ -z "$FAKE_GPU_ERR" ] || { echo "$FAKE_GPU_ERR" >&2; exit 125; } ;;
+       esac
+       exit 0 ;;
   *) exit 9 ;;
 esac
 """
 
 
-def test_run_sh_builds_a_missing_image_from_a_minimal_context_then_runs(tmp_path):
-    need("bash")
-    repo = make_checkout(tmp_path)
+def fake_docker(tmp_path, **settings):
+    """(env, log path) for running docker/run.sh against FAKE_DOCKER with FAKE_* `settings`."""
     fake = tmp_path / "docker"
     fake.write_text(FAKE_DOCKER)
     fake.chmod(0o755)
     log = tmp_path / "log"
+    log.write_text(u"")
     scratch = tmp_path / "tmp"  # TMPDIR: where the build context is staged
-    scratch.mkdir()
-    env = {"KIT_DOCKER": str(fake), "FAKE_LOG": str(log), "FAKE_HAS_IMAGE": "", "TMPDIR": str(scratch)}
+    scratch.mkdir(exist_ok=True)
+    env = {"KIT_DOCKER": str(fake), "FAKE_LOG": str(log), "TMPDIR": str(scratch), "FAKE_HAS_IMAGE": "",
+           "FAKE_INSPECT_ERR": "", "FAKE_GPU_ERR": "", "FAKE_BUILD_FAILS": ""}
+    env.update(settings)
+    return env, log
+
+
+def calls_of(log):
+    """The docker commands run.sh ran, without the build's context listing."""
+    return [c for c in log.read_text().splitlines() if not c.startswith(("context: ", "mode: "))]
+
+
+def test_run_sh_builds_a_missing_image_from_a_minimal_context_then_runs(tmp_path):
+    need("bash")
+    repo = make_checkout(tmp_path)
+    env, log = fake_docker(tmp_path)
+    scratch = env["TMPDIR"]
     code, out, err = run(["bash", str(repo / "docker" / "run.sh"), "python", "model.py"], env=env, cwd=str(repo))
     assert code == 0, err
     calls = log.read_text().splitlines()
@@ -381,21 +407,154 @@ def test_run_sh_builds_a_missing_image_from_a_minimal_context_then_runs(tmp_path
     assert "--user %d:%d" % (os.getuid(), os.getgid()) in calls[-1]
     # The mounted folders exist on the host before the container starts; the context is gone.
     assert (repo / "data").is_dir() and (repo / "runs").is_dir()
-    assert os.listdir(str(scratch)) == []
+    assert os.listdir(scratch) == []
 
     # A failed build: an error, nothing run, the context removed all the same.
     log.write_text(u"")
     env["FAKE_BUILD_FAILS"] = "1"
     code, out, err = run(["bash", str(repo / "docker" / "run.sh"), "true"], env=env, cwd=str(repo))
     assert code == 2 and "building tf1-residual-kit:official-" in err and "failed (see the output above)" in err
-    assert [c.split()[0] for c in log.read_text().splitlines() if not c.startswith("context: ")] == ["image", "build"]
-    assert os.listdir(str(scratch)) == []
-    del env["FAKE_BUILD_FAILS"]
+    assert [c.split()[0] for c in calls_of(log)] == ["image", "build"]
+    assert os.listdir(scratch) == []
+    env["FAKE_BUILD_FAILS"] = ""
 
-    # With the image present, nothing is built.
+    # With the image present, nothing is built: the GPU probe, then the command.
     log.write_text(u"")
     env["FAKE_HAS_IMAGE"] = "1"
     code, out, err = run(["bash", str(repo / "docker" / "run.sh"), "true"], env=env, cwd=str(repo))
     assert code == 0, err
-    calls = log.read_text().splitlines()
-    assert [c.split()[0] for c in calls] == ["image", "run"]
+    assert [c.split()[0] for c in calls_of(log)] == ["image", "run", "run"]
+
+
+def run_sh(repo, env, *args):
+    return run(["bash", str(repo / "docker" / "run.sh")] + list(args), env=env, cwd=str(repo))
+
+
+def test_run_sh_falls_back_to_the_cpu_without_an_nvidia_runtime(tmp_path):
+    """Docker without the NVIDIA runtime answers --gpus with only "could not select device driver"."""
+    need("bash")
+    repo = make_checkout(tmp_path)
+    no_driver = 'docker: Error response from daemon: could not select device driver "" with capabilities: [[gpu]].'
+    env, log = fake_docker(tmp_path, FAKE_HAS_IMAGE="1", FAKE_GPU_ERR=no_driver)
+    code, out, err = run_sh(repo, env, "python", "ResNeXt.py", "--summary")
+    assert code == 0, err
+    probe, final = calls_of(log)[1:]
+    assert "--gpus all" in probe and "--entrypoint true" in probe
+    assert "--gpus" not in final and final.endswith(" python ResNeXt.py --summary")
+    notice = err.strip().splitlines()
+    assert len(notice) == 1 and "no NVIDIA GPU runtime" in notice[0] and "running on the CPU" in notice[0]
+    assert "KIT_GPUS=none" in notice[0]
+
+    # With a working runtime the probe passes and the command gets --gpus all, silently.
+    env, log = fake_docker(tmp_path, FAKE_HAS_IMAGE="1")
+    code, out, err = run_sh(repo, env, "true")
+    assert code == 0 and err == ""
+    assert "--gpus all" in calls_of(log)[-1] and "--entrypoint" not in calls_of(log)[-1]
+
+
+def test_run_sh_asks_no_probe_when_kit_gpus_is_set(tmp_path):
+    need("bash")
+    repo = make_checkout(tmp_path)
+    for gpus, expected in (("all", "--gpus all"), ("device=1", "--gpus device=1"), ("none", None)):
+        env, log = fake_docker(tmp_path, FAKE_HAS_IMAGE="1", KIT_GPUS=gpus, FAKE_GPU_ERR="could not select device driver")
+        code, out, err = run_sh(repo, env, "true")
+        assert code == 0, err
+        calls = calls_of(log)
+        assert [c.split()[0] for c in calls] == ["image", "run"], calls
+        assert (expected in calls[-1]) if expected else ("--gpus" not in calls[-1])
+
+
+def test_run_sh_stops_on_another_gpu_failure_saying_what_to_set(tmp_path):
+    need("bash")
+    repo = make_checkout(tmp_path)
+    env, log = fake_docker(tmp_path, FAKE_HAS_IMAGE="1",
+                           FAKE_GPU_ERR="nvidia-container-cli: initialization error: nvml error: driver not loaded")
+    code, out, err = run_sh(repo, env, "true")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "driver not loaded" in err and "KIT_GPUS=none" in err
+    assert len(calls_of(log)) == 2  # inspect and the probe; the command never ran
+
+
+@pytest.mark.parametrize("message, advice", [
+    ("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?",
+     "start it"),
+    ("permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock: "
+     "Get \"http://%2Fvar%2Frun%2Fdocker.sock/v1.24/images/json\": dial unix /var/run/docker.sock: connect: "
+     "permission denied", "docker group"),
+    ("error during connect: this error may indicate that the docker daemon is not running", "error during connect"),
+])
+def test_run_sh_reports_docker_failures_instead_of_building(tmp_path, message, advice):
+    """Only Docker's "No such image" means the image is missing; anything else is said as it is."""
+    need("bash")
+    repo = make_checkout(tmp_path)
+    env, log = fake_docker(tmp_path, FAKE_INSPECT_ERR=message)
+    code, out, err = run_sh(repo, env, "true")
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("docker/run.sh: cannot ask Docker for tf1-residual-kit:official-")
+    assert advice in err and message.split(":")[0] in err
+    assert "building" not in err
+    assert [c.split()[0] for c in calls_of(log)] == ["image"]
+
+
+def built_context(tmp_path, repo, umask):
+    """{path: mode} of the build context run.sh stages under `umask`, and the image tag."""
+    env, log = fake_docker(tmp_path)
+    code, out, err = run(["bash", "-c", "umask %s && exec bash docker/run.sh true" % umask], env=env, cwd=str(repo))
+    assert code == 0, err
+    modes = dict(reversed(l[len("mode: "):].split(" ", 1)) for l in log.read_text().splitlines()
+                 if l.startswith("mode: "))
+    return modes, image_of(repo)
+
+
+def test_run_sh_context_modes_do_not_follow_the_umask(tmp_path):
+    """Under umask 077 the image used to get mode-600 modules (Permission denied for every --user)."""
+    need("bash")
+    repo = make_checkout(tmp_path)
+    (repo / "model.py").chmod(0o600)  # a checkout made under umask 077
+    (repo / "tool.py").write_text(u"print('tool')\n")
+    (repo / "tool.py").chmod(0o700)
+    modes, tag = built_context(tmp_path, repo, "077")
+    assert modes["./model.py"] == "644" and modes["./references.csv"] == "644"
+    assert modes["./docker/Dockerfile"] == "644" and modes["./tool.py"] == "755"
+    assert modes["."] == "755" and modes["./docker"] == "755"
+    again, tag_again = built_context(tmp_path, repo, "022")
+    assert again == modes and tag_again == tag
+    # The executable bit reaches the image, so it is part of the tag.
+    (repo / "tool.py").chmod(0o600)
+    assert image_of(repo) != tag
+
+
+def test_run_sh_tag_differs_from_tags_of_contexts_staged_with_the_umask(tmp_path):
+    """The tag's hash names the staging rule, so images staged before the fix are never reused."""
+    need("bash")
+    repo = make_checkout(tmp_path)
+    old = subprocess.check_output(
+        ["bash", "-c", 'for f in "$@"; do printf "%s\\n" "$f"; cat -- "$f"; done | sha256sum | cut -c1-12', "_",
+         "docker/Dockerfile", "docker/requirements-py36.lock", "model.py", "references.csv"],
+        cwd=str(repo), universal_newlines=True).strip()
+    assert image_of(repo) != "tf1-residual-kit:official-" + old
+
+
+def readme_build_by_hand():
+    """The shell block of docker/README.md's "Build and run by hand" section."""
+    text = read("docker/README.md")
+    section = text.split("## Build and run by hand", 1)[1].split("\n## ", 1)[0]
+    return re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+
+
+def test_readme_builds_by_hand_under_the_tag_run_sh_uses(tmp_path):
+    need("bash")
+    block = readme_build_by_hand()
+    tags = re.findall(r'-t "?(\S+?)"? ', block)
+    assert tags and all(t.startswith("$") for t in tags), "a fixed tag that run.sh never looks for: %s" % tags
+    # Run the block's tag lines (before its docker commands) and compare with run.sh's own tags.
+    setup = "\n".join(l for l in block.splitlines() if re.match(r"^\w+=", l))
+    code, out, err = run(["bash", "-c", setup + '\necho "$tag $tag_ngc"'])
+    assert code == 0, err
+    tag, tag_ngc = out.split()
+    assert tag.startswith("tf1-residual-kit:official-") and tag_ngc.startswith("tf1-residual-kit:ngc-")
+    assert tag in dry_run()[1].split()
+    assert tag_ngc in dry_run({"KIT_IMAGE": "ngc"})[1].split()
+    for dockerfile in ("docker/Dockerfile", "docker/Dockerfile.ngc"):
+        assert not re.search(r"-t tf1-residual-kit:(official|ngc)\b", read(dockerfile)), dockerfile
