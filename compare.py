@@ -25,8 +25,8 @@ other bookkeeping) are summarised below the table: mean +/- standard deviation o
 the final and best accuracy over the finished runs, and, where all of them are
 comparable with one row, the mean's verdict.
 
---plot writes a PNG (Pillow only) of test accuracy and test loss per epoch,
-with each run's reference accuracy as a dashed horizontal line.
+--plot writes a PNG (drawn with matplotlib) of test accuracy and test loss per
+epoch, with each run's reference accuracy as a dashed horizontal line.
 """
 import argparse
 import csv
@@ -35,6 +35,7 @@ import json
 import math
 import os
 import sys
+import textwrap
 
 PROG = "kit-compare"
 
@@ -82,14 +83,11 @@ BOOL_KEYS = ("shortcut", "se", "bc")
 # that records this value.
 ADDED_SETTINGS = {"batches": "epoch"}
 
-# Plot geometry (pixels): the tests read these.
-PLOT_SIZE = (1000, 700)
-ACC_PANEL = (70, 40, 760, 360)     # left, top, right, bottom
-LOSS_PANEL = (70, 420, 760, 640)
-LEGEND_X = 780
-BACKGROUND = (255, 255, 255)
-COLORS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14),
-          (148, 103, 189), (140, 86, 75), (227, 119, 194), (23, 190, 207)]
+# The --plot figure: its size in inches (at report.DPI, 1000 x 700 pixels), and the share of its
+# width the two panels take; the legend (run names, reference rows) fills the rest on the right.
+PLOT_INCHES = (10.0, 7.0)
+PANELS_RIGHT = 0.68
+LEGEND_CHARS = 32  # longer run names and reference ids wrap (at a '-' where they can) to stay in the figure
 
 
 class CompareError(Exception):
@@ -676,159 +674,73 @@ def repeats(runs, results):
 
 # ----------------------------------------------------------------------------- plot
 
-def _nice_ticks(lo, hi, max_ticks=7):
-    if hi <= lo:
-        hi = lo + 1.0
-    span = hi - lo
-    raw = span / max_ticks
-    mag = 10 ** math.floor(math.log10(raw))
-    step = mag
-    for m in (1, 2, 2.5, 5, 10):
-        step = m * mag
-        if span / step <= max_ticks:
-            break
-    lo_t = math.floor(lo / step) * step
-    hi_t = math.ceil(hi / step) * step
-    ticks = []
-    t = lo_t
-    while t <= hi_t + step * 1e-6:
-        ticks.append(round(t, 6))
-        t += step
-    return lo_t, hi_t, ticks
+def _curves(run):
+    """(epochs, accuracies in %), (epochs, losses) of a run's evaluated epochs; non-finite losses left out."""
+    acc, loss = ([], []), ([], [])
+    for rec in run["records"]:
+        ep = _as_float(rec.get("epoch"))
+        if ep is None:
+            continue
+        a, l = _pct(rec.get("test_acc")), _as_float(rec.get("test_loss"))
+        if a is not None:
+            acc[0].append(ep)
+            acc[1].append(a)
+        if l is not None and math.isfinite(l):
+            loss[0].append(ep)
+            loss[1].append(l)
+    return acc, loss
 
 
-def _tick_label(v):
-    if abs(v - round(v)) < 1e-6:
-        return "%d" % int(round(v))
-    return ("%.2f" % v).rstrip("0").rstrip(".")
+def _wrap(label):
+    return "\n".join(textwrap.wrap(label, LEGEND_CHARS)) or label
 
 
-def _text_size(draw, text, font):
-    """Width and height of text: textbbox where Pillow has it for this font (>= 9.2), else textsize."""
-    try:
-        box = draw.textbbox((0, 0), text, font=font)
-        return box[2] - box[0], box[3] - box[1]
-    except (AttributeError, ValueError):     # Pillow < 9.2 with the bitmap font, or Pillow < 8
-        return draw.textsize(text, font=font)
-
-
-def _latin1(text):
-    return text.encode("latin-1", "replace").decode("latin-1")
-
-
-def _dashed_hline(draw, x0, x1, y, color, dash=8, gap=5, width=2):
-    x = x0
-    while x < x1:
-        draw.line([(x, y), (min(x + dash, x1), y)], fill=color, width=width)
-        x += dash + gap
-
-
-def _panel(draw, font, box, series, refs, ylabel, xmax, ylim=None):
-    """Draw axes, ticks, grid and lines of one panel. series: [(color, [(x, y)])]; refs: [(color, y)]."""
-    left, top, right, bottom = box
-    ys = [y for _, pts in series for _, y in pts] + [y for _, y in refs]
-    lo, hi = (min(ys), max(ys)) if ys else (0.0, 1.0)
-    pad = (hi - lo) * 0.05 or 0.5
-    lo, hi = lo - pad, hi + pad
-    if ylim:
-        lo, hi = max(lo, ylim[0]), min(hi, ylim[1])
-    ylo, yhi, yticks = _nice_ticks(lo, hi)
-    if ylim:
-        ylo, yhi = max(ylo, ylim[0]), min(yhi, ylim[1])
-        yticks = [t for t in yticks if ylo - 1e-9 <= t <= yhi + 1e-9]
-    xlo, xhi, xticks = _nice_ticks(0, max(1, xmax))
-
-    def px(x):
-        return left + (x - xlo) / (xhi - xlo) * (right - left)
-
-    def py(y):
-        return bottom - (y - ylo) / (yhi - ylo) * (bottom - top)
-
-    grid, axis, ink = (225, 225, 225), (90, 90, 90), (0, 0, 0)
-    for t in yticks:
-        y = py(t)
-        draw.line([(left, y), (right, y)], fill=grid)
-        draw.line([(left - 4, y), (left, y)], fill=axis)
-        label = _tick_label(t)
-        w, h = _text_size(draw, label, font)
-        draw.text((left - 7 - w, y - h / 2 - 1), label, fill=ink, font=font)
-    for t in xticks:
-        x = px(t)
-        draw.line([(x, top), (x, bottom)], fill=grid)
-        draw.line([(x, bottom), (x, bottom + 4)], fill=axis)
-        label = _tick_label(t)
-        w, h = _text_size(draw, label, font)
-        draw.text((x - w / 2, bottom + 7), label, fill=ink, font=font)
-    draw.rectangle([left, top, right, bottom], outline=axis)
-    draw.text((left, top - 16), ylabel, fill=ink, font=font)
-
-    for color, y in refs:
-        if ylo <= y <= yhi:
-            _dashed_hline(draw, left + 1, right - 1, py(y), color)
-    for color, pts in series:
-        xy = [(px(x), py(min(max(y, ylo), yhi))) for x, y in pts]
-        if len(xy) == 1:
-            x, y = xy[0]
-            draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=color)
-        elif xy:
-            draw.line(xy, fill=color, width=2)
+def curves_figure(runs, results):
+    """The --plot figure: test accuracy per epoch (top, each run's reference accuracy a dashed line of
+    its colour) and test loss per epoch (bottom), one colour per run, with a legend naming runs and
+    reference rows. Returns the matplotlib Figure; raises ImportError without matplotlib."""
+    from report import figure  # the module, not report() above: its Agg figure, shared with --eval
+    fig = figure(*PLOT_INCHES)
+    grid = fig.add_gridspec(2, 1, height_ratios=(3, 2), left=0.08, right=PANELS_RIGHT, top=0.92, bottom=0.09,
+                            hspace=0.08)
+    acc_ax = fig.add_subplot(grid[0])
+    loss_ax = fig.add_subplot(grid[1], sharex=acc_ax)
+    for i, (run, res) in enumerate(zip(runs, results)):
+        color = "C%d" % (i % 10)
+        (ex, acc), (lx, loss) = _curves(run)
+        marker = "o" if len(ex) == 1 else None   # a run with one evaluated epoch is a dot, not nothing
+        acc_ax.plot(ex, acc, color=color, marker=marker, linewidth=1.8, label=_wrap(run["name"]))
+        loss_ax.plot(lx, loss, color=color, marker=marker, linewidth=1.8)
+        if res["ref_acc"] is not None:
+            acc_ax.axhline(res["ref_acc"], color=color, linestyle="--", linewidth=1.2,
+                           label=_wrap("%.2f %% %s" % (res["ref_acc"], res["row"]["id"])))
+    acc_ax.set_ylabel("test accuracy (%)")
+    loss_ax.set_ylabel("test loss")
+    loss_ax.set_xlabel("epoch")
+    for ax in (acc_ax, loss_ax):
+        ax.grid(True, color="0.88")
+    acc_ax.tick_params(labelbottom=False)
+    loss_ax.set_ylim(bottom=0.0)
+    loss_ax.set_xlim(left=0.0)
+    fig.suptitle("Test accuracy and test loss per epoch (dashed: reference accuracy)")
+    acc_ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=9,
+                  title="runs (solid), references (dashed)", title_fontsize=9)
+    return fig
 
 
 def plot(runs, results, path):
-    """Write a PLOT_SIZE PNG: test accuracy (top, with dashed reference lines) and test loss (bottom)."""
-    from PIL import Image, ImageDraw, ImageFont
+    """Write curves_figure(runs, results) to `path` as a PNG of PLOT_INCHES at report.DPI."""
+    from report import save_png
+    return save_png(curves_figure(runs, results), path)
 
-    img = Image.new("RGB", PLOT_SIZE, BACKGROUND)
-    draw = ImageDraw.Draw(img)
-    font = ImageFont.load_default()
-    acc_series, loss_series, refs = [], [], []
-    xmax = 1
-    for i, (run, res) in enumerate(zip(runs, results)):
-        color = COLORS[i % len(COLORS)]
-        acc, loss = [], []
-        for rec in run["records"]:
-            ep = _as_float(rec.get("epoch"))
-            if ep is None:
-                continue
-            xmax = max(xmax, ep)
-            a = _pct(rec.get("test_acc"))
-            if a is not None:
-                acc.append((ep, a))
-            l = _as_float(rec.get("test_loss"))
-            if l is not None and math.isfinite(l):
-                loss.append((ep, l))
-        acc_series.append((color, acc))
-        loss_series.append((color, loss))
-        if res["ref_acc"] is not None:
-            refs.append((color, res["ref_acc"]))
 
-    draw.text((ACC_PANEL[0], 8), "Test accuracy and test loss per epoch (dashed: reference accuracy)",
-              fill=(0, 0, 0), font=font)
-    _panel(draw, font, ACC_PANEL, acc_series, refs, "test accuracy (%)", xmax, ylim=(0.0, 100.0))
-    _panel(draw, font, LOSS_PANEL, loss_series, [], "test loss", xmax, ylim=(0.0, float("inf")))
-    w, h = _text_size(draw, "epoch", font)
-    draw.text(((LOSS_PANEL[0] + LOSS_PANEL[2]) / 2 - w / 2, LOSS_PANEL[3] + 24), "epoch", fill=(0, 0, 0), font=font)
-
-    # Legend
-    y = ACC_PANEL[1]
-    draw.text((LEGEND_X, y), "runs", fill=(0, 0, 0), font=font)
-    y += 18
-    for i, (run, res) in enumerate(zip(runs, results)):
-        color = COLORS[i % len(COLORS)]
-        draw.line([(LEGEND_X, y + 6), (LEGEND_X + 22, y + 6)], fill=color, width=3)
-        draw.text((LEGEND_X + 28, y), _latin1(run["name"])[:30], fill=(0, 0, 0), font=font)
-        y += 15
-        if res["row"] is not None:
-            _dashed_hline(draw, LEGEND_X, LEGEND_X + 22, y + 6, color, dash=5, gap=3)
-            text = "%.2f %s" % (res["ref_acc"], res["row"]["id"])
-            draw.text((LEGEND_X + 28, y), _latin1(text)[:30], fill=(60, 60, 60), font=font)
-            y += 15
-        y += 6
-        if y > PLOT_SIZE[1] - 20:
-            break
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    img.save(path, format="PNG")
-    return path
+def check_plotting():
+    """--plot needs matplotlib: say what to install before any work, where it is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise CompareError("--plot needs matplotlib, which is not installed for %s: pip install matplotlib "
+                           "(./kit's environments and the Docker images have it)" % sys.executable)
 
 
 # ----------------------------------------------------------------------------- main
@@ -868,6 +780,8 @@ def main(argv=None):
             raise CompareError("unknown reference id %r: use an id from the first column of references.csv"
                                % args.reference)
         runs = [load_run(d) for d in args.run_dirs or default_runs()]
+        if args.plot:
+            check_plotting()
     except CompareError as e:
         _emit("%s: error: %s" % (PROG, e), sys.stderr)
         return 2

@@ -12,7 +12,7 @@ setup(
     package_data={"": ["references.csv"]},
     data_files=[("share/tf1-residual-kit", ["references.csv"])],
     python_requires=">=3.6",
-    install_requires=["numpy", "six", "tqdm", "Pillow"],  # TensorFlow itself: see requirements/
+    install_requires=["numpy", "six", "tqdm", "Pillow", "matplotlib"],  # TensorFlow itself: see requirements/
     extras_require={"tf1": ["tensorflow==1.15.5", "protobuf==3.20.3", "tflearn==0.5.0", "h5py==2.10.0"]},
     entry_points={"console_scripts": [
         "kit-resnext=ResNeXt:main",

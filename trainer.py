@@ -625,7 +625,7 @@ def append_logs(run_dir, rec, epochs):
 
 
 class Scalars(object):
-    """TensorBoard scalars under the originals' tags, once per epoch."""
+    """TensorBoard scalars under the originals' tags, once per epoch; and images (--eval's confusion matrix)."""
 
     def __init__(self, logdir):
         self.writer = tf.summary.FileWriter(logdir)
@@ -635,6 +635,14 @@ class Scalars(object):
                 ("test_accuracy", "test_acc"), ("learning_rate", "lr"), ("images_per_sec", "images_per_sec")]
         summary = tf.Summary(value=[tf.Summary.Value(tag=t, simple_value=float(rec[k])) for t, k in tags])
         self.writer.add_summary(summary, rec["step"])
+        self.writer.flush()
+
+    def image(self, tag, png, step):
+        """A PNG file's bytes as an image summary at `step`: TensorBoard's Images tab, beside the scalars."""
+        width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")  # PNG's IHDR
+        channels = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}[png[25]]  # by IHDR's colour type: grey, RGB, palette, +alpha
+        image = tf.Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=png)
+        self.writer.add_summary(tf.Summary(value=[tf.Summary.Value(tag=tag, image=image)]), step)
         self.writer.flush()
 
     def close(self):
@@ -1038,6 +1046,7 @@ def run_eval(model_name, build_fn, hp, explicit=(), log=print):
     g = Graph(build_fn, hp, 1)
     with tf.Session(graph=g.graph, config=session_config(hp)) as sess:
         restore(sess, g, folder, meta, model_name, hp)
+        step = int(sess.run(g.global_step))
         loss, acc, preds = evaluate(sess, g, data["test_x"], data["test_y"])
     import report
     matrix = report.confusion_matrix(data["test_y"], preds, g.num_classes)
@@ -1047,10 +1056,17 @@ def run_eval(model_name, build_fn, hp, explicit=(), log=print):
     png = os.path.join(run_dir, "confusion_matrix.png")
     os.makedirs(run_dir, exist_ok=True)
     try:
-        report.confusion_png(matrix, names, png, title="%s %s: test accuracy %.2f%%" % (model_name, hp["preset"], 100 * acc))
-        log("wrote %s" % png)
+        report.confusion_png(matrix, names, png, title="%s %s: test accuracy %.2f%% at step %d"
+                             % (model_name, hp["preset"], 100 * acc, step))
     except ImportError:  # a bare TensorFlow image: the table above is the whole report
-        log("no confusion-matrix picture: Pillow is not installed (pip install Pillow to get %s)" % png)
+        log("no confusion-matrix picture: matplotlib is not installed (pip install matplotlib to get %s)" % png)
+    else:  # the same picture into the training's event folder, so TensorBoard shows it beside the scalars
+        tb = Scalars(os.path.join(run_dir, "tb"))
+        with open(png, "rb") as f:
+            tb.image("confusion_matrix", f.read(), step)
+        tb.close()
+        log("wrote %s, and the TensorBoard image confusion_matrix at step %d into %s"
+            % (png, step, os.path.join(run_dir, "tb")))
     return dict(loss=loss, accuracy=acc, confusion=matrix)
 
 

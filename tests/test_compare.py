@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import ROOT, run_main
@@ -462,38 +463,89 @@ def test_command_line_entry_point():
 
 # ----------------------------------------------------------------------------- plot
 
-def test_plot_is_a_png_of_the_expected_size_with_curves(tmp_path):
+BLUE, ORANGE = (31, 119, 180), (255, 127, 14)  # matplotlib's first two colours, C0 and C1: runs 1 and 2
+
+
+def assessed(*names):
+    """(runs, results) of fixture runs, as main() makes them for the table and the plot."""
+    runs = [compare.load_run(fixture(n)) for n in names]
+    refs = compare.load_references()
+    results = [compare.assess(run, *compare.match_reference(run, refs)[:2]) for run in runs]
+    return runs, results
+
+
+def test_plot_figure_has_a_curve_per_run_and_a_dashed_reference_line_each():
+    runs, results = assessed("resnet20-paper-cifar10", "resnet110-paper-cifar10")
+    fig = compare.curves_figure(runs, results)
+    acc_ax, loss_ax = fig.axes
+    solid = [l for l in acc_ax.lines if l.get_linestyle() == "-"]
+    dashed = [l for l in acc_ax.lines if l.get_linestyle() == "--"]
+    assert len(solid) == len(dashed) == len(loss_ax.lines) == 2
+    for run, line, loss in zip(runs, solid, loss_ax.lines):
+        epochs = [r["epoch"] for r in run["records"]]
+        assert list(line.get_xdata()) == list(loss.get_xdata()) == epochs
+        assert list(line.get_ydata()) == pytest.approx([100 * r["test_acc"] for r in run["records"]])
+        assert list(loss.get_ydata()) == pytest.approx([r["test_loss"] for r in run["records"]])
+    assert [list(l.get_ydata()) for l in dashed] == [[91.25, 91.25], [93.39, 93.39]]  # He et al. 2015
+    assert [l.get_color() for l in solid] == [l.get_color() for l in dashed] == ["C0", "C1"]
+    legend = [t.get_text() for t in acc_ax.get_legend().get_texts()]
+    assert legend == ["resnet20-paper-cifar10", "91.25 % resnet20-c10-he2015",
+                      "resnet110-paper-cifar10", "93.39 % resnet110-c10-he2015"]
+    assert acc_ax.get_ylabel() == "test accuracy (%)" and loss_ax.get_xlabel() == "epoch"
+
+
+def texts_outside(fig):
+    """The texts of a drawn figure (titles, labels, tick labels, legend entries) that do not lie
+    wholly inside it: cut off in the PNG."""
+    from matplotlib.text import Text
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    outside = []
+    for text in fig.findobj(Text):
+        if text.get_visible() and text.get_text():
+            box = text.get_window_extent(renderer)
+            if not (0 <= box.x0 and box.x1 <= fig.bbox.x1 and 0 <= box.y0 and box.y1 <= fig.bbox.y1):
+                outside.append(text.get_text())
+    return outside
+
+
+def test_plot_legend_and_labels_stay_inside_the_image():
+    """Long run names and reference ids wrap instead of running off the right edge."""
+    fig = compare.curves_figure(*assessed(*GOOD))
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "95.49 % densenet-\nbc100-k12-c10plus-huang2017" in legend and len(legend) == 2 * len(GOOD)
+    assert texts_outside(fig) == []
+
+
+def test_plot_is_a_png_of_the_expected_size_with_both_runs_in_both_panels(tmp_path):
     from PIL import Image
 
     png = os.path.join(str(tmp_path), "sub", "curves.png")
     code, out, err = kit_compare(fixture("resnet20-paper-cifar10"), fixture("resnet110-paper-cifar10"),
-                              "--plot", png)
+                                 "--plot", png)
     assert code == 0, err
-    assert "Plot written to" in out
+    assert "Plot written to %s" % png in out
     img = Image.open(png)
     assert img.format == "PNG"
-    assert img.size == compare.PLOT_SIZE == (1000, 700)
-    img = img.convert("RGB")
-    px = img.load()
+    assert img.size == (1000, 700) == tuple(int(i * report.DPI) for i in compare.PLOT_INCHES)
+    px = img.convert("RGB").load()
+    panels_right = int(compare.PANELS_RIGHT * 1000)
 
-    def count(box, color):
-        left, top, right, bottom = box
-        return sum(1 for x in range(left + 2, right - 1) for y in range(top + 2, bottom - 1) if px[x, y] == color)
+    def count(top, bottom, colour):
+        return sum(1 for x in range(80, panels_right) for y in range(top, bottom) if px[x, y] == colour)
 
-    for i in range(2):
-        assert count(compare.ACC_PANEL, compare.COLORS[i]) > 200, "no accuracy curve for run %d" % i
-        assert count(compare.LOSS_PANEL, compare.COLORS[i]) > 200, "no loss curve for run %d" % i
-    # the reference lines are dashed: along some row of the accuracy panel the first run's colour
-    # alternates with other pixels many times
-    left, top, right, bottom = compare.ACC_PANEL
-    best_runs = 0
-    for y in range(top + 2, bottom - 1):
-        row = [px[x, y] == compare.COLORS[0] for x in range(left + 2, right - 1)]
-        runs = sum(1 for a, b in zip(row, row[1:]) if a and not b)
-        best_runs = max(best_runs, runs)
-    assert best_runs >= 30
-    # outside the panels and the legend stays background
-    assert px[5, compare.PLOT_SIZE[1] - 5] == compare.BACKGROUND
+    for colour in (BLUE, ORANGE):  # the accuracy panel is the upper 3/5, the loss panel the lower 2/5
+        assert count(60, 380, colour) > 300 and count(420, 630, colour) > 300, colour
+    assert px[995, 695] == (255, 255, 255)  # below the legend: background
+
+
+def test_plot_without_matplotlib_is_a_one_line_error_before_any_output(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
+    png = str(tmp_path / "curves.png")
+    code, out, err = kit_compare(fixture("resnet20-paper-cifar10"), "--plot", png)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith("kit-compare: error: --plot needs matplotlib") and "pip install matplotlib" in err
+    assert not os.path.exists(png)
 
 
 # ----------------------------------------------------------------------------- report.py (--eval)
@@ -512,18 +564,45 @@ def test_class_names():
     assert report.class_names("cifar100", 100)[99] == "99"
 
 
+def cell_pixel(fig, i, j):
+    """The PNG pixel (x, y from the top) of cell (true i, predicted j), a third of a cell off its centre
+    (where the count is printed)."""
+    x, y = fig.axes[0].transData.transform((j + 0.3, i + 0.3))
+    return int(x), int(fig.bbox.height - y)
+
+
 def test_confusion_png_shades_each_cell_by_its_share_of_the_row(tmp_path):
     from PIL import Image
 
-    m = report.confusion_matrix([0, 0, 1, 1], [0, 1, 1, 1], 10)
-    path = report.confusion_png(m, report.class_names("cifar10", 10), str(tmp_path / "cm.png"), title="t")
+    m = report.confusion_matrix([0, 0, 1, 1, 1], [0, 1, 1, 1, 1], 10)
+    names = report.class_names("cifar10", 10)
+    fig = report.confusion_figure(m, names, title="t")
+    path = report.save_png(fig, str(tmp_path / "sub" / "cm.png"))
     img = Image.open(path).convert("RGB")
-    cell, left, top = 48, 110, 40  # 10 classes: 48-pixel cells right of the class names
-    assert img.size == (left + 10 * cell + 20, top + 10 * cell + 60)
+    assert img.size == (800, 700) == (fig.bbox.width, fig.bbox.height)
+    heat = fig.axes[0].images[0]
 
-    def colour(i, j):  # away from the count printed in the cell's upper left
-        return img.getpixel((left + j * cell + cell - 6, top + i * cell + cell - 6))
+    def colour(i, j):
+        return img.getpixel(cell_pixel(fig, i, j))
 
-    assert colour(1, 1) == (0, 0, 255)        # all of class 1 predicted 1
-    assert colour(0, 0) == colour(0, 1) == (127, 127, 255)  # class 0: half right, half as 1
-    assert colour(0, 2) == colour(5, 5) == (255, 255, 255)  # nothing, and a class with no image
+    def shade(share):  # the colour map's colour for a share of the row, as 8-bit RGB
+        return tuple(int(c) for c in heat.to_rgba(share, bytes=True)[:3])
+
+    assert colour(1, 1) == shade(1.0)                       # all of class 1 predicted 1
+    assert colour(0, 0) == colour(0, 1) == shade(0.5)       # class 0: half right, half as 1
+    assert colour(0, 2) == colour(5, 5) == shade(0.0)       # nothing, and a class with no image
+    assert sum(shade(1.0)) < 300 < 600 < sum(shade(0.0))    # dark where right, light where empty
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == names
+    assert [t.get_text() for t in ax.get_xticklabels()] == names
+    counts = dict((t.get_position(), t.get_text()) for t in ax.texts)
+    assert len(counts) == 100 and counts[(1, 1)] == "3" and counts[(1, 0)] == "1" and counts[(0, 9)] == "0"
+
+
+def test_confusion_figure_labels_stay_inside_the_image_and_100_classes_get_colour_only():
+    fig = report.confusion_figure(np.eye(10, dtype=np.int64) * 1000, report.class_names("cifar10", 10),
+                                  title="ResNeXt original: test accuracy 100.00% at step 117300")
+    assert texts_outside(fig) == []
+    fig = report.confusion_figure(np.eye(100, dtype=np.int64), report.class_names("cifar100", 100))
+    assert len(fig.axes[0].texts) == 0 and list(fig.axes[0].get_xticks()) == list(range(0, 100, 10))
+    assert texts_outside(fig) == []

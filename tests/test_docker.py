@@ -18,9 +18,13 @@ RUN_SH = os.path.join(ROOT, "docker", "run.sh")
 SCRIPTS = [RUN_SH] + [os.path.join(ROOT, *p) for p in (("docker", "standin", "build.sh"), (".ci", "check-docker"),
                                                         (".ci", "docker-e2e"))]
 
+# Packages of requirements/tf1.txt that Python 3.6's matplotlib 3.3.4 does not require, so neither
+# requirements/tf1-py36.txt nor the official image's lock has them.
+PY36_NOT_NEEDED = {"fonttools", "packaging"}
+
 # What each image is meant to be. The lock of an image adds the packages of requirements/tf1.txt,
 # less TensorFlow, less what the base image ships as dependencies of its TensorFlow (left as
-# shipped), plus what the added packages need on that Python.
+# shipped), plus what the added packages need on that Python, less what they do not need there.
 IMAGES = {
     "official": {
         "dockerfile": "docker/Dockerfile",
@@ -31,6 +35,8 @@ IMAGES = {
         "base_ships": {"numpy", "h5py"},
         # tqdm 4.64.1 requires importlib-resources on Python < 3.7, which requires zipp.
         "extra": {"importlib-resources", "zipp"},
+        # matplotlib 3.3.4, the last for Python 3.6, needs neither (3.5 on Python 3.7 does).
+        "not_needed": PY36_NOT_NEEDED,
         # The pins for Python 3.6, shared with KIT_ENV=tf1-py36.
         "versions_from": "requirements/tf1-py36.txt",
     },
@@ -41,6 +47,7 @@ IMAGES = {
         # Requirements of NVIDIA's TensorFlow 1.15.5 build, left as NVIDIA ships them.
         "base_ships": {"numpy", "h5py", "protobuf", "six"},
         "extra": set(),
+        "not_needed": set(),
         "versions_from": "requirements/tf1.txt",
     },
 }
@@ -152,7 +159,8 @@ def test_lock_adds_exactly_what_the_base_image_lacks(image):
     spec = IMAGES[image]
     reference = set(pins("requirements/tf1.txt"))
     assert "tensorflow" in reference
-    wanted = {n for n in reference if not TENSORFLOW_NAMES.match(n)} - spec["base_ships"] | spec["extra"]
+    wanted = {n for n in reference if not TENSORFLOW_NAMES.match(n)} - spec["base_ships"] - spec["not_needed"] \
+        | spec["extra"]
     locked = {e[0] for e in lock_entries(spec["lock"])}
     assert locked == wanted
 
@@ -182,7 +190,7 @@ def test_tf1_py36_environment_is_fully_pinned():
         assert PIN.match(line), "not pinned with ==: %s" % line
     py36 = pins("requirements/tf1-py36.txt")
     assert py36["tensorflow-gpu"] == "1.15.5"
-    assert set(py36) == set(pins("requirements/tf1.txt")) - {"tensorflow"} | {"tensorflow-gpu"}
+    assert set(py36) == set(pins("requirements/tf1.txt")) - {"tensorflow"} - PY36_NOT_NEEDED | {"tensorflow-gpu"}
 
 
 @pytest.mark.parametrize("image", sorted(IMAGES))

@@ -179,6 +179,40 @@ def test_without_tqdm_progress_is_plain_lines(fake_cifar, tmp_path, monkeypatch)
     assert lines[0].startswith("epoch 1/1: step 1/5, loss ") and lines[-1].startswith("epoch 1/1: step 5/5")
 
 
+def tensorboard_images(run):
+    """[(tag, step, width, height, PNG bytes)] of the image summaries in run/tb/."""
+    found = []
+    for name in sorted(os.listdir(str(run / "tb"))):
+        for event in tf.train.summary_iterator(str(run / "tb" / name)):
+            for value in event.summary.value:
+                if value.HasField("image"):
+                    image = value.image
+                    found.append((value.tag, event.step, image.width, image.height, image.encoded_image_string))
+    return found
+
+
+def test_eval_draws_the_confusion_matrix_into_a_png_and_tensorboard(fake_cifar, tmp_path, monkeypatch):
+    import sys
+    from PIL import Image
+    run = tmp_path / "run"
+    assert run_main(ResNeXt, tiny_args(fake_cifar, run, *(TINY + ["--epochs", "1"])))[0] == 0
+    png = run / "confusion_matrix.png"
+    with monkeypatch.context() as m:  # a bare TensorFlow image: no matplotlib
+        m.setitem(sys.modules, "matplotlib", None)
+        code, out, err = run_main(ResNeXt, tiny_args(fake_cifar, run, "--eval"))
+    assert code == 0, err
+    assert ("no confusion-matrix picture: matplotlib is not installed (pip install matplotlib to get %s)" % png) in out
+    assert not png.exists() and tensorboard_images(run) == []
+    code, out, err = run_main(ResNeXt, tiny_args(fake_cifar, run, "--eval"))
+    assert code == 0, err
+    assert "the TensorBoard image confusion_matrix at step 5 into %s" % (run / "tb") in out
+    size = Image.open(str(png)).size
+    assert size == (800, 700)
+    [(tag, step, width, height, encoded)] = tensorboard_images(run)
+    assert (tag, step, (width, height)) == ("confusion_matrix", 5, size)  # 5: the checkpoint's global step
+    assert encoded == png.read_bytes()
+
+
 def test_resume_under_other_settings_is_refused_and_eval_follows_the_checkpoint(fake_cifar, tmp_path):
     """--stride_on changes the function but no variable: only the recorded settings can tell."""
     run = tmp_path / "run"
