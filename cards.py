@@ -920,8 +920,8 @@ def _variable_homes(graph):
         own = [v.op] + [c for t in v.op.outputs for c in t.consumers() if c.name.startswith(name + "/")]
         readers = sorted((c for op in own for t in op.outputs for c in t.consumers()
                           if not c.name.startswith(name + "/")), key=order.get)
-        parts = readers[0].name.split("/") if readers else []
-        if top in parts[1:-1]:
+        parts = readers[0].name.split("/") if readers else [top]
+        if parts[0] != top and top in parts[1:-1]:  # else it is drawn beside its reader already
             homes[name] = "/".join(parts[:parts.index(top)])
     return homes
 

@@ -155,3 +155,14 @@ def test_graph_flag_writes_tensorboard_and_pbtxt(tmp_path):
 
     code, out, err = run_main(ResNeXt, small + ["--graph", str(tmp_path / "elsewhere")])
     assert code == 0 and os.path.exists(str(tmp_path / "elsewhere" / "graph.pbtxt")), err
+
+
+def test_graph_flag_leaves_variables_that_sit_with_their_layer(tmp_path):
+    """ResNet's variables are in its layers' scopes already (init_conv/BatchNorm/gamma): they stay."""
+    import ResNet
+    code, out, err = run_main(ResNet, ["--preset", "paper", "--num_layers", "8", "--graph", str(tmp_path)])
+    assert code == 0, err
+    names = {n.name for n in _events_graph(str(tmp_path)).node}
+    assert {"init_conv/BatchNorm/gamma", "block1/unit_1/conv1/kernel", "logits/kernel"} <= names
+    assert not [n for n in names if n.startswith("/") or "//" in n]
+    assert {n.split("/")[0] for n in names} >= {"init_conv", "block1", "block2", "block3", "logits"}
