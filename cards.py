@@ -37,6 +37,7 @@ from __future__ import division, print_function
 
 import argparse
 import hashlib
+import importlib
 import io
 import json
 import os
@@ -44,6 +45,12 @@ import re
 import shutil
 import subprocess
 import sys
+
+from compat import tf
+from flops import op_flops
+import compare
+import ops as kit_ops
+import trainer
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 OUT_DIR = os.path.join(ROOT, "docs", "architecture")
@@ -92,8 +99,6 @@ class CardError(Exception):
 
 def settings(model, argv):
     """(module, checked settings) of `model` for the flags `argv`, as its script would run."""
-    import importlib
-    import trainer
     module = importlib.import_module(model)
     hp = trainer.hparams(model, module.PRESETS, module.add_flags, module.validate, list(argv))
     return module, hp
@@ -101,9 +106,6 @@ def settings(model, argv):
 
 def forward_graph(model, hp):
     """What trainer.Graph builds up to the logits: its placeholders, global step and the model."""
-    import importlib
-    import trainer
-    from compat import tf
     build_fn = getattr(importlib.import_module(model), BUILD_FN[model])
     shape, num_classes = trainer.input_shape(hp["dataset"])
     graph = tf.Graph()
@@ -245,62 +247,53 @@ class Net(object):
     """Stages, blocks, parameters and multiply-adds of a built graph, read from its ops."""
 
     def __init__(self, graph):
-        import ops as kit_ops
-        from compat import tf
-        from flops import op_flops
-        self.graph = graph
         reported = graph.get_collection(kit_ops.STAGES)
         self.stage_names = [name for name, _ in reported]
         self.outputs = dict((name, _shape(t)) for name, t in reported)
         self.input = _shape(graph.get_operation_by_name("images").outputs[0])
-        order = dict((op, i) for i, op in enumerate(graph.get_operations()))
-        self.order = order
+        self.order = dict((op, i) for i, op in enumerate(graph.get_operations()))
         self.path = data_path(graph, reported[-1][1])
-        bounds = [order[t.op] for _, t in reported]
-        self.stage_of, self.block_of = {}, {}
-        for op in self.path:
-            stage = self._stage(op, bounds)
-            self.stage_of[op] = stage
-            parts = op.name.split("/")
-            if parts[0] == stage and len(parts) >= 3 and BLOCK_SCOPE.match(parts[1]):
-                self.block_of[op] = parts[1]
-        self.ops = dict((s, []) for s in self.stage_names)       # stage -> its path ops in graph order
-        self.blocks = dict((s, []) for s in self.stage_names)    # stage -> its block names in order
-        self.block_ops = {}                                        # (stage, block) -> ops
-        for op in sorted(self.path, key=order.get):
-            stage = self.stage_of[op]
-            self.ops[stage].append(op)
-            block = self.block_of.get(op)
-            if block is not None:
-                if (stage, block) not in self.block_ops:
-                    self.blocks[stage].append(block)
-                    self.block_ops[(stage, block)] = []
-                self.block_ops[(stage, block)].append(op)
-        self.macs = {}
+        self.bounds = [self.order[t.op] for _, t in reported]
+        self._group()
+        self.macs = {}   # (stage, block or None) -> multiply-adds of its ops
         for op in self.path:
             key = (self.stage_of[op], self.block_of.get(op))
             self.macs[key] = self.macs.get(key, 0) + op_flops(op) // 2
-        self.params = {}
+        self.params = {}  # (stage, block or None) -> trainable parameters its ops read
         trainable = graph.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES)
         for v in trainable:
             user = self._first_user(v.op)
-            key = (self.stage_of[user], self.block_of.get(user)) if user is not None else (self._stage(v.op, bounds), None)
-            n = 1
-            for d in v.get_shape().as_list():
-                n *= d
-            self.params[key] = self.params.get(key, 0) + n
+            key = (self.stage_of[user], self.block_of.get(user)) if user is not None else (self._stage(v.op), None)
+            self.params[key] = self.params.get(key, 0) + kit_ops.count_params([v])
         names = sorted("%s %s" % (v.op.name, v.get_shape().as_list())
                        for v in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES))
         self.variables = dict(count=len(names), trainable=len(trainable),
                               sha256=hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest())
 
-    def _stage(self, op, bounds):
+    def _group(self):
+        """stage_of, block_of, and the path ops of each stage and block in graph order."""
+        self.stage_of, self.block_of = {}, {}
+        self.ops = dict((s, []) for s in self.stage_names)
+        self.blocks = dict((s, []) for s in self.stage_names)  # block names in graph order
+        self.block_ops = {}                                      # (stage, block) -> ops
+        for op in sorted(self.path, key=self.order.get):
+            stage = self.stage_of[op] = self._stage(op)
+            self.ops[stage].append(op)
+            parts = op.name.split("/")
+            if parts[0] == stage and len(parts) >= 3 and BLOCK_SCOPE.match(parts[1]):
+                block = self.block_of[op] = parts[1]
+                if (stage, block) not in self.block_ops:
+                    self.blocks[stage].append(block)
+                    self.block_ops[(stage, block)] = []
+                self.block_ops[(stage, block)].append(op)
+
+    def _stage(self, op):
         """The stage whose name scope holds `op`, else the first one reported after it was made."""
         head = op.name.split("/", 1)[0]
         if head in self.outputs:
             return head
         i = self.order[op]
-        for name, bound in zip(self.stage_names, bounds):
+        for name, bound in zip(self.stage_names, self.bounds):
             if i <= bound:
                 return name
         return self.stage_names[-1]
@@ -383,8 +376,10 @@ class Net(object):
 
 
 def _stride(item):
-    return {"conv": lambda i: i[4], "avg pool": lambda i: i[2], "max pool": lambda i: i[2]}.get(
-        item[0], lambda i: 1)(item)
+    """The stride of a conv or pooling item; 1 for the others."""
+    if item[0] == "conv":
+        return item[4]
+    return item[2] if item[0] in ("avg pool", "max pool") else 1
 
 
 # ----------------------------------------------------------------------------- the paper's side
@@ -433,9 +428,8 @@ def fmt_value(value):
 
 def deviations(model, hp, paper_hp, readme_text):
     """The README table rows whose flags this card's settings set otherwise than the paper preset."""
-    from trainer import build_parser
-    module, _ = settings(model, [])
-    actions = build_parser(model, module.add_flags, module.PRESETS, model)._option_string_actions
+    module = importlib.import_module(model)
+    actions = trainer.build_parser(model, module.add_flags, module.PRESETS, model)._option_string_actions
     tables = deviation_tables(readme_text)
     if model not in tables:
         raise CardError("README.md's \"Presets and deviations\" has no table for %s.py" % model)
@@ -474,13 +468,13 @@ def paper_argv(argv):
 
 def reference(model, hp, preset):
     """(row, why there is none) of references.csv for this network under `preset`, as compare.py matches runs."""
-    import compare
     run = dict(model=model, preset=preset, dataset=hp["dataset"], hparams=hp)
     row, reasons, _ = compare.match_reference(run, compare.load_references())
     if row is None:
         return None, reasons[0]
     if reasons:
-        return None, "no row in references.csv for this network (the nearest, `%s`: %s)" % (row["id"], "; ".join(reasons))
+        return None, "no row in references.csv for this network (the nearest, `%s`: %s)" % (row["id"],
+                                                                                             "; ".join(reasons))
     keys = ("id", "variant", "params", "metric", "value", "as_printed", "value_kind", "runs", "source", "where",
             "dataset", "augmented")
     return dict((k, row.get(k, "")) for k in keys), None
@@ -620,7 +614,12 @@ def index_markdown(cards):
              "them, the deviations from the paper, and two diagrams drawn from the graph's name scopes. Regenerate "
              "with `./kit python cards.py` (SVGs need Graphviz: `apt-get install graphviz`); "
              "`tests/test_cards.py` fails when a card no longer matches its graph. `--summary` names the card of "
-             "the network it builds.", "",
+             "the network it builds; `--graph [DIR]` writes that graph for TensorBoard and netron.", "",
+             "Stages are the tensors a model reports to `--summary` and the name scopes they are built in; blocks "
+             "are the name scopes `block_i`, `unit_i` and `bottleN_i` inside them. Only the ops between the images "
+             "and the logits count. The diagrams are DOT text written by cards.py itself, so the tests can "
+             "regenerate and compare them in the training environments, and Graphviz's `dot` renders them; each "
+             "SVG records the sha256 of the DOT text it came from.", "",
              "| card | flags | parameters | the paper's network | multiply-adds | network | block |",
              "|---|---|---:|---|---:|---|---|"]
     for c in cards:
@@ -905,14 +904,13 @@ def print_location(model, graph, out):
 
 
 def _variable_homes(graph):
-    """{variable name: name scope its nodes are shown in} for the variables that need one.
+    """{variable name: the name scope its nodes are shown in} for the variables that need one.
 
     The originals name variables after flat layer names (split_layer_1_0_conv1/kernel) which
     sit outside the stage and block scopes the layer's ops are built in (the name scopes do
     not touch variable names, so checkpoints keep them). A variable goes where the first op
     that reads it has the variable's own first scope, e.g. residual_layer_1/block_0/.
     """
-    from compat import tf
     homes, order = {}, dict((op, i) for i, op in enumerate(graph.get_operations()))
     for v in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES):
         name = v.op.name
@@ -958,7 +956,6 @@ def tensorboard_graph_def(graph):
 
 def write_graph(graph, folder, out):
     """`--graph`: the graph for TensorBoard (events file) and as a text GraphDef (graph.pbtxt, for netron)."""
-    from compat import tf
     if not os.path.isdir(folder):
         os.makedirs(folder)
     writer = tf.summary.FileWriter(folder)
