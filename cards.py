@@ -956,12 +956,17 @@ def tensorboard_graph_def(graph):
 
 def write_graph(graph, folder, out):
     """`--graph`: the graph for TensorBoard (events file) and as a text GraphDef (graph.pbtxt, for netron)."""
-    if not os.path.isdir(folder):
-        os.makedirs(folder)
-    writer = tf.summary.FileWriter(folder)
-    writer.add_graph(None, graph_def=tensorboard_graph_def(graph))
-    writer.close()
-    tf.io.write_graph(graph.as_graph_def(), folder, "graph.pbtxt", as_text=True)
+    try:
+        if not os.path.isdir(folder):
+            os.makedirs(folder)
+        writer = tf.summary.FileWriter(folder)
+        writer.add_graph(None, graph_def=tensorboard_graph_def(graph))
+        writer.close()
+        tf.io.write_graph(graph.as_graph_def(), folder, "graph.pbtxt", as_text=True)
+    except (OSError, IOError, tf.errors.OpError) as e:
+        reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
+        raise trainer.KitError("cannot write the graph to %s (%s): pass --graph a folder you can write"
+                               % (folder, reason))
     out.write("wrote the graph to %s: events for `tensorboard --logdir %s` (each variable drawn inside the scope of "
               "the layer that reads it), graph.pbtxt for netron (every name as in the graph and the checkpoints)\n"
               % (folder, folder))

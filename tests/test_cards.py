@@ -81,7 +81,8 @@ def test_summary_names_the_card_and_its_total_is_the_cards(name):
     card = json.loads(committed(name + ".json"))
     assert summary_params(out) == card["params"]
     lines = out.splitlines()
-    assert lines[-2].startswith("architecture card: ") and lines[-2].endswith(os.path.join("architecture", name + ".md"))
+    assert lines[-2].startswith("architecture card: ")
+    assert lines[-2].endswith(os.path.join("architecture", name + ".md"))
     assert lines[-1].startswith("diagrams: ") and (name + ".svg") in lines[-1] and (name + "-block.svg") in lines[-1]
 
 
@@ -166,3 +167,12 @@ def test_graph_flag_leaves_variables_that_sit_with_their_layer(tmp_path):
     assert {"init_conv/BatchNorm/gamma", "block1/unit_1/conv1/kernel", "logits/kernel"} <= names
     assert not [n for n in names if n.startswith("/") or "//" in n]
     assert {n.split("/")[0] for n in names} >= {"init_conv", "block1", "block2", "block3", "logits"}
+
+
+def test_graph_flag_to_a_folder_it_cannot_make_is_one_line(tmp_path):
+    import ResNet
+    blocker = tmp_path / "a_file"
+    blocker.write_text(u"not a folder")
+    code, out, err = run_main(ResNet, ["--num_layers", "8", "--graph", str(blocker / "graph")])
+    assert code == 2
+    assert err.startswith("error: cannot write the graph to %s" % (blocker / "graph")) and err.count("\n") == 1, err
