@@ -52,6 +52,7 @@ Presets:
 import math
 import sys
 
+from compat import tf
 from ops import (conv_layer, Batch_Normalization, Relu, Drop_out, Concatenation, Average_pooling, Max_Pooling,
                  Global_Average_Pooling, Flatten, Linear, he_normal, report)
 import trainer
@@ -185,14 +186,17 @@ def dense_block(input_x, nb_layers, training, hp, layer_name, bottleneck=True):
     """`nb_layers` layers, each fed the concatenation of the input and every earlier output.
 
     Returns that whole concatenation: input channels + nb_layers * growth_k.
+    Each layer, with the concatenation it reads, is a name scope bottleN_i (op names only).
     """
     layer = bottleneck_layer if bottleneck else plain_layer
     layers_concat = [input_x]
-    x = layer(input_x, training, hp, scope=layer_name + "_bottleN_0")
+    with tf.name_scope("bottleN_0"):
+        x = layer(input_x, training, hp, scope=layer_name + "_bottleN_0")
     layers_concat.append(x)
     for i in range(nb_layers - 1):
-        x = Concatenation(layers_concat)
-        x = layer(x, training, hp, scope=layer_name + "_bottleN_" + str(i + 1))
+        with tf.name_scope("bottleN_" + str(i + 1)):
+            x = Concatenation(layers_concat)
+            x = layer(x, training, hp, scope=layer_name + "_bottleN_" + str(i + 1))
         layers_concat.append(x)
     return Concatenation(layers_concat)
 
@@ -221,12 +225,14 @@ def Dense_net(input_x, training, hp, num_classes=10):
     for i, nb_layers in enumerate(blocks):
         last = i == len(blocks) - 1
         name = "dense_final" if last else "dense_%d" % (i + 1)
-        x = report(name, dense_block(x, nb_layers, training, hp, layer_name=name, bottleneck=arch["bottleneck"]))
+        with tf.name_scope(name):  # stages are name scopes named as --summary reports them
+            x = report(name, dense_block(x, nb_layers, training, hp, layer_name=name, bottleneck=arch["bottleneck"]))
         if not last:
             name = "trans_%d" % (i + 1)
             filters = arch["growth_k"] if arch["transition_k"] else int(math.floor(
                 x.get_shape().as_list()[-1] * arch["compression"]))
-            x = report(name, transition_layer(x, filters, training, hp, scope=name))
+            with tf.name_scope(name):
+                x = report(name, transition_layer(x, filters, training, hp, scope=name))
     x = Batch_Normalization(x, training=training, scope="linear_batch", decay=hp["bn_decay"])
     x = Relu(x)
     x = report("global_average_pool", Flatten(Global_Average_Pooling(x)))

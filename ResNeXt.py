@@ -203,11 +203,12 @@ def residual_layer(input_x, out_dim, depth, first_stride, training, hp, layer_nu
         stride = first_stride if i == 0 else 1
         name = layer_num + "_" + str(i)
         split = split_layer_fused if hp.get("formulation", "fused") == "fused" else split_layer
-        x = split(input_x, stride, depth, training, hp, layer_name="split_layer_" + name)
-        x = transition_layer(x, out_dim, training, hp, scope="trans_layer_" + name)
-        if excite is not None:
-            x = excite(x, out_dim, "squeeze_layer_" + name)
-        input_x = Relu(x + shortcut(input_x, out_dim, stride, training, hp, scope="shortcut_" + name))
+        with tf.name_scope("block_%d" % i):  # op names only: the variables keep the original's names
+            x = split(input_x, stride, depth, training, hp, layer_name="split_layer_" + name)
+            x = transition_layer(x, out_dim, training, hp, scope="trans_layer_" + name)
+            if excite is not None:
+                x = excite(x, out_dim, "squeeze_layer_" + name)
+            input_x = Relu(x + shortcut(input_x, out_dim, stride, training, hp, scope="shortcut_" + name))
     # Before 2018-01-19 both originals' residual_layer returned the last block's tensor before
     # the add and ReLU (ResNeXt-Tensorflow fixed it in 04e6595, SENet-Tensorflow in afa2529);
     # SE_ResNeXt.py's --pre_merge_output brings that back.
@@ -217,13 +218,18 @@ def residual_layer(input_x, out_dim, depth, first_stride, training, hp, layer_nu
 def Build_ResNext(input_x, training, hp, num_classes=10, excite=None):
     """Stem, three stages, global average pool, fully connected layer; returns logits.
 
-    `excite` is passed to every residual_layer (see there)."""
+    `excite` is passed to every residual_layer (see there). Each stage is a name scope named
+    as `--summary` reports it (TensorBoard's graph view and docs/architecture group by them)."""
     out_dims = trainer.int_list(hp["out_dims"])
-    x = report("first_layer", first_layer(input_x, training, hp, scope="first_layer"))
+    with tf.name_scope("first_layer"):
+        x = report("first_layer", first_layer(input_x, training, hp, scope="first_layer"))
     for s, out_dim in enumerate(out_dims):
         depth = hp["depth"] * (2 ** s if hp["widen"] else 1)
-        x = residual_layer(x, out_dim, depth, 1 if s == 0 else 2, training, hp, layer_num=str(s + 1), excite=excite)
-        report("residual_layer_%d" % (s + 1), x)
+        stage = "residual_layer_%d" % (s + 1)
+        with tf.name_scope(stage):
+            x = residual_layer(x, out_dim, depth, 1 if s == 0 else 2, training, hp, layer_num=str(s + 1),
+                               excite=excite)
+            report(stage, x)
     x = report("global_average_pool", Flatten(Global_Average_Pooling(x)))
     return report("logits", Linear(x, units=num_classes, use_bias=hp["fc_bias"], layer_name="linear"))
 

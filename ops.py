@@ -54,8 +54,11 @@ def Batch_Normalization(x, training, scope, decay=0.9, epsilon=1e-3, scale=True,
     a third of ResNeXt's training memory. Outputs and training gradients are unchanged;
     gradients taken in inference mode are zero (nothing in the kit takes them).
     """
-    with arg_scope([batch_norm], scope=scope, updates_collections=None, decay=decay,
-                   epsilon=epsilon, center=True, scale=scale, zero_debias_moving_mean=zero_debias_moving_mean):
+    # The name scope only groups the cond's ops under the BN's own name (one node in TensorBoard's
+    # graph view instead of a cond_N beside it); variable names come from `scope` alone.
+    with tf.name_scope(scope), arg_scope([batch_norm], scope=scope, updates_collections=None, decay=decay,
+                                         epsilon=epsilon, center=True, scale=scale,
+                                         zero_debias_moving_mean=zero_debias_moving_mean):
         return tf.cond(training,
                        lambda: batch_norm(inputs=x, is_training=True, reuse=None),
                        lambda: tf.stop_gradient(batch_norm(inputs=x, is_training=False, reuse=True)))
@@ -124,15 +127,16 @@ def Drop_out(x, rate, training):
     """
     if not rate:
         return x
-    index = len(tf.get_collection("kit_dropout"))
-    tf.add_to_collection("kit_dropout", x)
-    step = tf.cast(tf.train.get_or_create_global_step(), tf.int64)
-    base = tf.get_default_graph().seed or 0
-    seed = tf.stack([tf.constant(base * 1000 + index, tf.int64), step])
-    noise = tf.random.stateless_uniform(tf.shape(x), seed=seed, dtype=x.dtype)
-    kept = x * tf.cast(noise >= rate, x.dtype) / (1.0 - rate)
-    # stop_gradient: as in Batch_Normalization, it spares backprop a zero tensor per layer for the untaken branch
-    return tf.cond(training, lambda: kept, lambda: tf.stop_gradient(x))
+    with tf.name_scope("dropout"):  # one node in TensorBoard's graph view
+        index = len(tf.get_collection("kit_dropout"))
+        tf.add_to_collection("kit_dropout", x)
+        step = tf.cast(tf.train.get_or_create_global_step(), tf.int64)
+        base = tf.get_default_graph().seed or 0
+        seed = tf.stack([tf.constant(base * 1000 + index, tf.int64), step])
+        noise = tf.random.stateless_uniform(tf.shape(x), seed=seed, dtype=x.dtype)
+        kept = x * tf.cast(noise >= rate, x.dtype) / (1.0 - rate)
+        # stop_gradient: as in Batch_Normalization, it spares backprop a zero tensor per layer for the untaken branch
+        return tf.cond(training, lambda: kept, lambda: tf.stop_gradient(x))
 
 
 def Linear(x, units, use_bias=False, layer_name="linear"):

@@ -87,6 +87,14 @@ def int_list(s):
 
 # ----------------------------------------------------------------------------- configuration
 
+class _GraphAction(argparse.Action):
+    """--graph [DIR] is --summary plus the graph written out (print_summary does both)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.summary = True
+
+
 def build_parser(model_name, add_model_flags, presets, description):
     p = argparse.ArgumentParser(prog=model_name + ".py", description=description,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -94,7 +102,11 @@ def build_parser(model_name, add_model_flags, presets, description):
     g.add_argument("--preset", choices=sorted(presets), default=None,
                    help="original (the default): the original repository's code and recipe; paper: the paper's")
     g.add_argument("--run_dir", default=None, help="folder for logs and checkpoints (default runs/<model>-<preset>-<dataset>)")
-    g.add_argument("--summary", action="store_true", help="print each stage's output shape and the parameter total, then exit")
+    g.add_argument("--summary", action="store_true", help="print each stage's output shape and the parameter total, "
+                                                          "and where the network's architecture card is, then exit")
+    g.add_argument("--graph", nargs="?", const="", default=None, metavar="DIR", action=_GraphAction,
+                   help="--summary, and write the graph for TensorBoard and graph.pbtxt (netron) to DIR "
+                        "(default: RUN_DIR/graph)")
     g.add_argument("--eval", action="store_true", help="evaluate the latest checkpoint (or --ckpt_path) on the test set and exit")
     g.add_argument("--ckpt_path", default=None, help="checkpoint folder (runs/.../checkpoints/step-N) for --eval")
     g.add_argument("--fresh", action="store_true", help="refuse to resume: fail if the run folder already has checkpoints")
@@ -364,14 +376,19 @@ class Graph(object):
             self.training = tf.placeholder(tf.bool, [], name="training")
             self.global_step = tf.train.get_or_create_global_step()
             self.logits = build_fn(self.x, self.training, hp, self.num_classes)
-            self.xent = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=self.y, logits=self.logits))
-            self.correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(self.logits, 1), self.y), tf.int32))
-            self.predictions = tf.argmax(self.logits, 1)
-            decayed = [v for v in tf.trainable_variables()
-                       if hp["decay_on"] == "all" or v.op.name.endswith("kernel")]
-            l2 = tf.add_n([tf.nn.l2_loss(v) for v in decayed]) if decayed and hp["weight_decay"] else 0.0
-            self.loss = self.xent + hp["weight_decay"] * l2
-            self.lr = learning_rate(self.global_step, hp, steps_per_epoch, dist)
+            # Name scopes (op names only) keep TensorBoard's graph view (--graph) to a few nodes.
+            with tf.name_scope("metrics"):
+                self.correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(self.logits, 1), self.y), tf.int32))
+                self.predictions = tf.argmax(self.logits, 1)
+            with tf.name_scope("loss"):
+                self.xent = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=self.y,
+                                                                                          logits=self.logits))
+                decayed = [v for v in tf.trainable_variables()
+                           if hp["decay_on"] == "all" or v.op.name.endswith("kernel")]
+                l2 = tf.add_n([tf.nn.l2_loss(v) for v in decayed]) if decayed and hp["weight_decay"] else 0.0
+                self.loss = self.xent + hp["weight_decay"] * l2
+            with tf.name_scope("learning_rate"):
+                self.lr = learning_rate(self.global_step, hp, steps_per_epoch, dist)
             if hp["optimizer"] == "adam":
                 opt = tf.train.AdamOptimizer(self.lr, epsilon=hp["adam_epsilon"])
             else:
@@ -681,6 +698,11 @@ def print_summary(model_name, hp, g, out=None):
     for name, shape in g.stages:
         out.write("  %-28s %s\n" % (name, shape))
     out.write("trainable parameters: %d\n" % g.num_params)
+    import cards
+    cards.print_location(model_name, g.graph, out)
+    if hp.get("graph") is not None:
+        cards.write_graph(g.graph, hp["graph"] or os.path.join(hp["run_dir"] or default_run_dir(model_name, hp),
+                                                               "graph"), out)
 
 
 class _StopFlag(object):

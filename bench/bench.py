@@ -45,6 +45,10 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+from flops import count_flops  # noqa: E402  (the GFLOP/img column; cards.py counts with it too)
+
 MODELS = ["ResNeXt", "SE_ResNeXt", "Densenet", "ResNet"]
 MARK = "BENCH_RESULT "
 
@@ -60,56 +64,6 @@ def peak_rss_bytes():
     except (IOError, OSError):
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-
-
-def _dims(tensor):
-    """Static shape with the unknown batch dimension (None) taken as 1: a per-image count."""
-    shape = tensor.get_shape()
-    if shape.ndims is None:
-        return None
-    return [d if d is not None else 1 for d in shape.as_list()]
-
-
-def count_flops(graph):
-    """(forward, training) FLOPs per image: 2 x multiply-adds of the graph's conv and matmul ops.
-
-    Read off the graph itself, so it counts what the graph computes: a fused formulation has
-    the same multiply-adds as the literal one. An op whose output nothing reads is left out
-    (a step never runs it). The trainer's `minimize` gates each op's gradients together
-    (GATE_OP), which reads, and so runs, even the first conv's input gradient: it is counted.
-    """
-    fwd = train = 0
-    for op in graph.get_operations():
-        if not any(out.consumers() for out in op.outputs) and not op._control_outputs:
-            continue
-        t = op.type
-        if t == "Conv2D":
-            out, k = _dims(op.outputs[0]), _dims(op.inputs[1])
-        elif t == "Conv2DBackpropInput":
-            out, k = _dims(op.inputs[2]), _dims(op.inputs[1])
-        elif t == "Conv2DBackpropFilter":
-            out, k = _dims(op.inputs[2]), _dims(op.outputs[0])
-        elif t == "MatMul":
-            a, b = _dims(op.inputs[0]), _dims(op.inputs[1])
-            if a is None or b is None:
-                continue
-            ta, tb = op.get_attr("transpose_a"), op.get_attr("transpose_b")
-            m, kk = (a[1], a[0]) if ta else (a[0], a[1])
-            n = b[0] if tb else b[1]
-            flops = 2 * m * kk * n
-            train += flops
-            if not op.name.startswith("gradients"):
-                fwd += flops
-            continue
-        else:
-            continue
-        if out is None or k is None:
-            continue
-        flops = 2 * out[1] * out[2] * out[3] * k[0] * k[1] * k[2]
-        train += flops
-        if t == "Conv2D" and not op.name.startswith("gradients"):
-            fwd += flops
-    return fwd, train
 
 
 def import_model(name):

@@ -73,5 +73,11 @@ def summary(module, argv):
         if line.startswith("  "):
             name, shape = line.split(None, 1)
             shapes[name] = json.loads(shape.replace("None", "null"))
-    return shapes, int(out.rsplit("trainable parameters:", 1)[1])
+    return shapes, summary_params(out)
+
+
+def summary_params(out):
+    """The total of --summary's "trainable parameters: N" line."""
+    import re
+    return int(re.search(r"^trainable parameters: (\d+)$", out, re.M).group(1))
 

@@ -8,7 +8,7 @@ from compat import tf
 import Densenet
 import ops
 import trainer
-from conftest import settings, run_main, tiny_args
+from conftest import settings, run_main, summary_params, tiny_args
 
 TINY = ["--layers", "2,2", "--growth_k", "4", "--batch_size", "50", "--lr", "0.01"]
 
@@ -81,7 +81,7 @@ def test_summary_of_densenet_40():
     assert code == 0, err
     shapes = {l.split()[0]: json.loads(l.split(None, 1)[1].replace("None", "null"))
               for l in out.splitlines() if l.startswith("  ")}
-    params = int(out.rsplit("trainable parameters:", 1)[1])
+    params = summary_params(out)
     assert (shapes, params, 40) == build(["--preset", "paper"])
     assert compare_depth(["--preset", "paper"]) == 40
     assert shapes["conv0"] == [None, 32, 32, 16]

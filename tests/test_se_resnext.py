@@ -82,7 +82,8 @@ def test_original_preset_parameters_derived_by_hand():
     assert params - 3957696 == se_params((64, 128, 256), 3, 4) == 129024
     assert stages["residual_layer_3"].get_shape().as_list() == [None, 8, 8, 256]
     # stride 2 on the paths' 3x3 convs (stride_on=3x3), not on their 1x1 convs
-    convs = [op for op in graph.get_operations() if op.type == "Conv2D" and op.name.startswith("split_layer_2_0_")]
+    convs = [op for op in graph.get_operations()
+             if op.type == "Conv2D" and op.name.startswith("residual_layer_2/block_0/split_layer_2_0_")]
     assert {(op.inputs[1].get_shape().as_list()[0], tuple(op.get_attr("strides"))) for op in convs} == {
         (1, (1, 1, 1, 1)), (3, (1, 2, 2, 1))}
 

@@ -1,0 +1,178 @@
+"""docs/architecture: the cards, diagrams and index are what cards.py reads off the graphs the model
+scripts build today; --summary names them; --graph writes the graph for TensorBoard and netron.
+
+Regenerating every card builds 16 forward graphs (DenseNet-201's is the slowest, about 8 s);
+the whole file takes about a minute on two cores. The committed files are the same text on
+every runtime (TF 1.15 on Python 3.6 and 3.7, TF 2.15): parameter counts, shapes and the
+multiply-adds of the conv and matmul ops do not depend on the runtime, nor do the op names
+the block diagrams are drawn from, so this test compares them byte for byte everywhere.
+"""
+import glob
+import io
+import json
+import os
+import re
+import shutil
+
+import pytest
+
+from conftest import ROOT, run_main, summary_params
+import cards
+from compat import tf
+
+OUT = os.path.join(ROOT, "docs", "architecture")
+
+
+def committed(name):
+    with io.open(os.path.join(OUT, name), encoding="utf-8") as f:
+        return f.read()
+
+
+@pytest.fixture(scope="module")
+def generated():
+    return cards.generate()
+
+
+def test_committed_cards_are_what_the_graphs_give(generated):
+    stale = cards.stale(generated)
+    assert not stale, "out of date in docs/architecture: %s; run ./kit python cards.py" % ", ".join(stale)
+    assert sorted(f for f in os.listdir(OUT) if not f.endswith(".svg")) == sorted(generated), \
+        "docs/architecture holds files cards.py does not make"
+
+
+def test_deleting_a_layer_makes_the_cards_stale(monkeypatch):
+    """DenseNet-BC without the 1x1 conv of its bottleneck layers: the card test would fail."""
+    import Densenet
+    monkeypatch.setattr(Densenet, "bottleneck_layer", Densenet.plain_layer)
+    stale = cards.stale(cards.generate(["Densenet-paper-bc"]))
+    assert {"Densenet-paper-bc.md", "Densenet-paper-bc.json", "Densenet-paper-bc.dot"} <= set(stale)
+
+
+def test_stage_figures_add_up_and_the_paper_sizes_agree():
+    papers = {"ResNeXt-paper": "34.4M", "Densenet-paper": "1.0M", "Densenet-paper-bc": "0.8M",
+              "ResNet-paper-20": "0.27M", "ResNet-paper-56": "0.85M", "ResNet-paper-110": "1.7M"}
+    with io.open(cards.README, encoding="utf-8") as f:
+        readme = f.read()
+    anchors = {cards.github_anchor(h) for h in re.findall(r"^#+ (.*)$", readme, re.M)}
+    for path in sorted(glob.glob(os.path.join(OUT, "*.json"))):
+        card = json.loads(committed(os.path.basename(path)))
+        assert sum(s["params"] for s in card["stages"]) == card["params"], path
+        assert sum(s["multiply_adds"] for s in card["stages"]) == card["multiply_adds"], path
+        for s in card["stages"]:
+            if s["runs"]:
+                assert sum(r["params"] for r in s["runs"]) == s["params"], (path, s["name"])
+                assert sum(r["multiply_adds"] for r in s["runs"]) == s["multiply_adds"], (path, s["name"])
+        assert card["readme_anchor"] in anchors
+        assert all(d["anchor"] in anchors for d in card["deviations"])
+        if card["name"] in papers:
+            assert card["paper"]["row"]["params"] == papers[card["name"]]
+            assert card["paper"]["params_agree"] is True, card["name"]
+            assert card["deviations"] == [], card["name"]
+        if card["preset"] == "original" and card["dataset"] == "cifar10":
+            assert card["deviations"], card["name"]
+
+
+@pytest.mark.parametrize("name", ["ResNet-original-20", "ResNeXt-original", "Densenet-paper"])
+def test_summary_names_the_card_and_its_total_is_the_cards(name):
+    import importlib
+    _, model, argv, _ = [c for c in cards.CARDS if c[0] == name][0]
+    code, out, err = run_main(importlib.import_module(model), argv + ["--summary"])
+    assert code == 0, err
+    card = json.loads(committed(name + ".json"))
+    assert summary_params(out) == card["params"]
+    lines = out.splitlines()
+    assert lines[-2].startswith("architecture card: ")
+    assert lines[-2].endswith(os.path.join("architecture", name + ".md"))
+    assert lines[-1].startswith("diagrams: ") and (name + ".svg") in lines[-1] and (name + "-block.svg") in lines[-1]
+
+
+def test_card_multiply_adds_are_benchs_forward_count():
+    import ResNet
+    import trainer
+    from flops import count_flops
+    hp = trainer.hparams("ResNet", ResNet.PRESETS, ResNet.add_flags, ResNet.validate, [])
+    g = trainer.Graph(ResNet.Build_ResNet, hp, 1)
+    card = json.loads(committed("ResNet-original-20.json"))
+    assert count_flops(g.graph)[0] == 2 * card["multiply_adds"] == 2 * 40551040
+    assert g.num_params == card["params"] == 269370
+
+
+def test_summary_of_a_network_without_a_card_says_so():
+    import ResNet
+    code, out, _ = run_main(ResNet, ["--summary", "--num_layers", "8"])
+    assert code == 0
+    assert out.splitlines()[-1] == "architecture card: none for these settings (cards of every preset: %s)" % \
+        os.path.relpath(os.path.join(OUT, "README.md"))
+
+
+def test_svg_renders_from_the_dot_source(generated):
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot is not installed (apt-get install graphviz): the committed SVGs are checked "
+                    "against the sha256 of their DOT source only")
+    svg = cards.render_svg(generated["ResNeXt-paper-block.dot"], "ResNeXt-paper-block.dot")
+    assert svg.startswith("<?xml") and "<svg" in svg
+    assert cards.svg_source_hash(svg) == cards.sha256_text(generated["ResNeXt-paper-block.dot"])
+    for text in ("split_layer_2_0_conv2", "conv 3×3, 1024, C=8, /2", "shortcut_2_0_conv1", "16×16×512"):
+        assert text in svg
+    svg = cards.render_svg(generated["ResNeXt-paper.dot"], "ResNeXt-paper.dot")
+    for text in ("residual_layer_3: 26,247,168 params", "block_1 ... block_2 (×2)", "8×8×1024"):
+        assert text in svg
+
+
+def _events_graph(folder):
+    graph_def = None
+    for path in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
+        for event in tf.train.summary_iterator(path):
+            if event.graph_def:
+                graph_def = tf.GraphDef()
+                graph_def.ParseFromString(event.graph_def)
+    return graph_def
+
+
+def test_graph_flag_writes_tensorboard_and_pbtxt(tmp_path):
+    from google.protobuf import text_format
+    import ResNeXt
+    small = ["--cardinality", "2", "--depth", "4", "--blocks", "1", "--stem_dim", "8", "--out_dims", "8,16,32"]
+    code, out, err = run_main(ResNeXt, small + ["--run_dir", str(tmp_path / "run"), "--graph"])
+    assert code == 0, err
+    folder = str(tmp_path / "run" / "graph")
+    assert "wrote the graph to %s" % folder in out and "trainable parameters" in out
+    assert not os.path.exists(str(tmp_path / "run" / "checkpoints"))  # nothing trained
+    pbtxt = tf.GraphDef()
+    with io.open(os.path.join(folder, "graph.pbtxt"), encoding="utf-8") as f:
+        text_format.Merge(f.read(), pbtxt)
+    real = {n.name for n in pbtxt.node}
+    assert {"images", "split_layer_1_0_conv1/kernel", "residual_layer_1/block_0/split_layer_1_0_conv1/Conv2D"} <= real
+    shown = _events_graph(folder)
+    names = {n.name for n in shown.node}
+    assert len(names) == len(real)
+    assert "residual_layer_1/block_0/split_layer_1_0_conv1/kernel" in names
+    assert "split_layer_1_0_conv1/kernel" not in names
+    tops = {n.split("/")[0] for n in names}
+    assert {"first_layer", "residual_layer_1", "residual_layer_2", "residual_layer_3", "loss", "metrics",
+            "gradients"} <= tops and len(tops) <= 20, sorted(tops)
+    with tf.Graph().as_default():
+        tf.import_graph_def(shown, name="")  # every input still names a node
+
+    code, out, err = run_main(ResNeXt, small + ["--graph", str(tmp_path / "elsewhere")])
+    assert code == 0 and os.path.exists(str(tmp_path / "elsewhere" / "graph.pbtxt")), err
+
+
+def test_graph_flag_leaves_variables_that_sit_with_their_layer(tmp_path):
+    """ResNet's variables are in its layers' scopes already (init_conv/BatchNorm/gamma): they stay."""
+    import ResNet
+    code, out, err = run_main(ResNet, ["--preset", "paper", "--num_layers", "8", "--graph", str(tmp_path)])
+    assert code == 0, err
+    names = {n.name for n in _events_graph(str(tmp_path)).node}
+    assert {"init_conv/BatchNorm/gamma", "block1/unit_1/conv1/kernel", "logits/kernel"} <= names
+    assert not [n for n in names if n.startswith("/") or "//" in n]
+    assert {n.split("/")[0] for n in names} >= {"init_conv", "block1", "block2", "block3", "logits"}
+
+
+def test_graph_flag_to_a_folder_it_cannot_make_is_one_line(tmp_path):
+    import ResNet
+    blocker = tmp_path / "a_file"
+    blocker.write_text(u"not a folder")
+    code, out, err = run_main(ResNet, ["--num_layers", "8", "--graph", str(blocker / "graph")])
+    assert code == 2
+    assert err.startswith("error: cannot write the graph to %s" % (blocker / "graph")) and err.count("\n") == 1, err
