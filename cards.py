@@ -12,7 +12,7 @@ writes, under docs/architecture/:
                        (stage, output size H x W x C, block specification, parameters,
                        multiply-adds), the paper's figures beside the measured ones
                        (references.csv), and each deviation from the paper linked to its row
-                       in the README's "Presets and deviations" tables;
+                       in the "Presets and deviations" tables of docs/deviations.md;
   NAME.dot, NAME.svg   the network: stages, and runs of equal blocks, with the output shape on
                        every edge;
   NAME-block.dot/.svg  one block (the first that downsamples), drawn from the name scopes of its
@@ -54,8 +54,8 @@ import trainer
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 OUT_DIR = os.path.join(ROOT, "docs", "architecture")
-README = os.path.join(ROOT, "README.md")
-README_LINK = "../../README.md"  # the README as a card links it
+README = os.path.join(ROOT, "docs", "deviations.md")  # the deviation tables the cards link to
+README_LINK = "../deviations.md"  # that page as a card links it
 
 # (file name, model script, flags, title). The flags are what a user types after the script.
 CARDS = [
@@ -391,14 +391,14 @@ def github_anchor(heading):
 
 
 def deviation_tables(readme_text):
-    """{model: (anchor, rows)} of the README's "Presets and deviations" section.
+    """{model: (anchor, rows)} of docs/deviations.md's "Presets and deviations" section.
 
     A row is (point, original cell, paper cell, [flags]); the model is the script named in
     the subsection's heading, e.g. "### ResNeXt (`ResNeXt.py`)".
     """
     start = readme_text.find("\n## Presets and deviations")
     if start < 0:
-        raise CardError("README.md has no \"## Presets and deviations\" section: the cards link their deviations "
+        raise CardError("docs/deviations.md has no \"## Presets and deviations\" section: the cards link their deviations "
                         "to its tables")
     end = readme_text.find("\n## ", start + 1)
     section = readme_text[start:end if end > 0 else len(readme_text)]
@@ -427,19 +427,19 @@ def fmt_value(value):
 
 
 def deviations(model, hp, paper_hp, readme_text):
-    """The README table rows whose flags this card's settings set otherwise than the paper preset."""
+    """The deviation table rows whose flags this card's settings set otherwise than the paper preset."""
     module = importlib.import_module(model)
     actions = trainer.build_parser(model, module.add_flags, module.PRESETS, model)._option_string_actions
     tables = deviation_tables(readme_text)
     if model not in tables:
-        raise CardError("README.md's \"Presets and deviations\" has no table for %s.py" % model)
+        raise CardError("docs/deviations.md's \"Presets and deviations\" has no table for %s.py" % model)
     anchor, rows = tables[model]
     found = []
     for point, original, paper, flags in rows:
         differing, dests = [], set()
         for flag in flags:
             if flag not in actions:
-                raise CardError("README.md's %s table names %s, which %s.py does not have: correct the table"
+                raise CardError("docs/deviations.md's %s table names %s, which %s.py does not have: correct the table"
                                 % (model, flag, model))
             dest = actions[flag].dest
             if dest in dests:  # two spellings of one flag, e.g. --bn_decay and --batch_norm_decay
@@ -590,15 +590,15 @@ def card_markdown(card):
     anchor_link = "%s#%s" % (README_LINK, card["readme_anchor"])
     lines += ["", "## Deviations from the paper", ""]
     if card["deviations"]:
-        lines += ["Where these settings differ from %s (rows of the README's table; rows without a flag, such as "
+        lines += ["Where these settings differ from %s (rows of the deviations table; rows without a flag, such as "
                   "the optimiser's, are there too):" % paper_net, "",
                   "| point | here | paper | table |", "|---|---|---|---|"]
         for d in card["deviations"]:
-            lines.append("| %s | %s | %s | [README](%s#%s) |" % (d["point"], "<br>".join("`%s`" % x for x in d["here"]),
+            lines.append("| %s | %s | %s | [deviations](%s#%s) |" % (d["point"], "<br>".join("`%s`" % x for x in d["here"]),
                                                                  "<br>".join("`%s`" % x for x in d["paper"]),
                                                                  README_LINK, d["anchor"]))
     else:
-        lines.append("None: no flag of the [README's table](%s) is set otherwise than `--preset paper` sets it."
+        lines.append("None: no flag of the [deviations table](%s) is set otherwise than `--preset paper` sets it."
                      % anchor_link)
     lines += ["", "## Diagrams", "", "![%s: network](%s)" % (name, card["diagrams"]["network"])]
     if card["diagrams"]["block"]:

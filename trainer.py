@@ -701,8 +701,7 @@ def print_summary(model_name, hp, g, out=None):
     import cards
     cards.print_location(model_name, g.graph, out)
     if hp.get("graph") is not None:
-        cards.write_graph(g.graph, hp["graph"] or os.path.join(hp["run_dir"] or default_run_dir(model_name, hp),
-                                                               "graph"), out)
+        cards.write_graph(g.graph, hp["graph"] or os.path.join(run_folder(model_name, hp), "graph"), out)
 
 
 class _StopFlag(object):

@@ -158,6 +158,16 @@ def test_graph_flag_writes_tensorboard_and_pbtxt(tmp_path):
     assert code == 0 and os.path.exists(str(tmp_path / "elsewhere" / "graph.pbtxt")), err
 
 
+def test_bare_graph_flag_writes_into_the_default_run_folder(tmp_path, monkeypatch):
+    """`--graph` alone, no --run_dir: the graph goes to runs/<model>-<preset>-<dataset>/graph."""
+    import ResNeXt
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_main(ResNeXt, ["--cardinality", "2", "--depth", "4", "--blocks", "1", "--stem_dim", "8",
+                                        "--out_dims", "8,16,32", "--graph"])
+    assert code == 0, err
+    assert os.path.exists(str(tmp_path / "runs" / "ResNeXt-original-cifar10" / "graph" / "graph.pbtxt"))
+
+
 def test_graph_flag_leaves_variables_that_sit_with_their_layer(tmp_path):
     """ResNet's variables are in its layers' scopes already (init_conv/BatchNorm/gamma): they stay."""
     import ResNet
