@@ -396,6 +396,7 @@ def deviation_tables(readme_text):
     A row is (point, original cell, paper cell, [flags]); the model is the script named in
     the subsection's heading, e.g. "### ResNeXt (`ResNeXt.py`)".
     """
+    readme_text = "\n" + readme_text  # the section may open the page
     start = readme_text.find("\n## Presets and deviations")
     if start < 0:
         raise CardError("docs/deviations.md has no \"## Presets and deviations\" section: the cards link their deviations "

@@ -160,8 +160,9 @@ def test_every_readme_command_is_run_or_explained():
     ran = [c for c, _ in RUN] + [TF2]
     unexplained = [c for c in commands if c not in ran and not_run_reason(c) is None]
     assert not unexplained, "README commands neither run by test_readme.py nor in its NOT_RUN: %s" % unexplained
-    # every command the tests claim to run is still in the README, in this order
-    assert [c for c in commands if c in ran] == ran
+    # every command the tests claim to run is still in the README, RUN's in their order
+    present = [c for c in commands if c in ran]
+    assert sorted(set(present)) == sorted(ran) and [c for c in present if c != TF2] == [c for c, _ in RUN]
 
 
 def test_the_opening_command_then_eval_and_compare(checkout):
@@ -202,3 +203,48 @@ def test_the_tf2_command(tmp_path):
     out = run(checkout, TF2)
     assert latest(checkout, "runs/ResNeXt-original-cifar10") == LAST, out
     assert config(checkout, "runs/ResNeXt-original-cifar10")["tensorflow"].startswith("2.")
+
+
+def readme_table(heading):
+    """The rows (lists of cells) of the first table after `heading` in the README."""
+    text = open(README).read()
+    rows = []
+    for line in text[text.index(heading):].splitlines()[1:]:
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not set(cells[0]) <= set("-: "):
+                rows.append(cells)
+        elif rows:
+            break
+    return rows
+
+
+def test_where_is_names_code_that_exists():
+    """Every `name` the "Where is" table puts after a file link is defined in that file."""
+    import ast
+    rows = readme_table("## Where is")
+    assert len(rows) >= 10
+    for _, where in rows:
+        for path, names in re.findall(r"\[`([\w/.]+\.py)`\]\([\w/.]+\)(?::\s*((?:`\w+`(?:,\s*)?)+))?", where):
+            tree = ast.parse(open(os.path.join(ROOT, path)).read())
+            defined = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+            for name in re.findall(r"`(\w+)`", names):
+                assert name in defined, "%s has no %s (README, Where is)" % (path, name)
+
+
+def test_the_models_table_gives_the_cards_parameter_totals():
+    """The opening table's parameter totals are those the architecture cards read off the built graphs."""
+    cards = {}
+    folder = os.path.join(ROOT, "docs", "architecture")
+    for name in os.listdir(folder):
+        if name.endswith(".json"):
+            cards[name[:-5]] = json.load(open(os.path.join(folder, name)))["params"]
+    want = {"ResNeXt.py": ("ResNeXt-original", "ResNeXt-paper"),
+            "SE_ResNeXt.py": ("SE_ResNeXt-original", "SE_ResNeXt-paper"),
+            "Densenet.py": ("Densenet-original", "Densenet-paper", "Densenet-paper-bc"),
+            "ResNet.py": ("ResNet-original-20", "ResNet-paper-20")}
+    rows = {r[0].strip("`"): r for r in readme_table("| script | `--preset original` reproduces")}
+    assert set(rows) == set(want)
+    for script, names in want.items():
+        printed = [int(n.replace(",", "")) for n in re.findall(r"\d[\d,]{4,}", rows[script][-1])]
+        assert printed == [cards[n] for n in names], (script, printed)
