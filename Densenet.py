@@ -1,53 +1,16 @@
-"""DenseNet on CIFAR and MNIST (Huang et al., "Densely Connected Convolutional Networks",
-arXiv 1608.06993), as taki0112/Densenet-Tensorflow builds it.
+"""DenseNet on CIFAR and MNIST (Huang et al. 2017, arXiv 1608.06993), as taki0112/Densenet-Tensorflow builds it.
 
     python Densenet.py                          # Cifar10/Densenet_Cifar10.py's network and recipe
     python Densenet.py --dataset mnist          # MNIST/Densenet_MNIST.py's network and recipe
-    python Densenet.py --preset paper           # DenseNet (L=40, k=12) of the paper's Table 2
-    python Densenet.py --preset paper --bc      # DenseNet-BC (L=100, k=12)
+    python Densenet.py --preset paper [--bc]    # DenseNet (L=40, k=12), or DenseNet-BC (L=100, k=12)
     python Densenet.py --summary                # stage shapes and parameter total, no data needed
 
-Every layer of a `dense_block` reads the concatenation of the block's input and of all
-earlier layers' outputs and adds `growth_k` (k) channels; the block returns the whole
-concatenation, so a block of n layers turns c channels into c + n*k. Between blocks a
-`transition_layer` (BN, ReLU, 1x1 conv to floor(compression * c) channels, or to k with
---transition_k, dropout, 2x2 average pool) halves the resolution. A layer is `bottleneck_layer` (BN, ReLU, 1x1
-conv to 4k, dropout, BN, ReLU, 3x3 conv to k, dropout: DenseNet-B) or, without --bc,
-`plain_layer` (BN, ReLU, 3x3 conv to k, dropout: the paper's basic H_l).
-
-The network is data: `architecture(hp, dataset)` turns the flags into the stem, the
-list of layers per block and the layer type; `Dense_net` only walks that table.
-
-Presets:
-  original  Cifar10/Densenet_Cifar10.py at its last commit: k = 24; a 7x7 stride-2 conv
-            to 2k with nothing after it (its max pool is commented out); dense blocks
-            of 6, 12, 48 and 32 bottleneck layers (ImageNet DenseNet-201's layout) with
-            a transition after each of the first three, compressing to half its input
-            channels (issue #10's fix of 2019-03-04; before, every transition had k
-            filters); head BN, ReLU, global average pool, fully connected with bias.
-            Dropout 0.2, Adam lr 1e-4 epsilon 1e-4, no weight decay, batch 64,
-            300 epochs, lr divided by 10 at the start of epochs 150 and 225 (its loop
-            counts from 1, so lr_decay_epochs, which counts completed epochs, is 149,224).
-            With --dataset mnist the same preset takes MNIST/Densenet_MNIST.py's values
-            instead, as the script stood before 2019-03-04: k = 12; the 7x7 stride-2
-            conv (with bias: that script's convs all have one) followed by a 3x3 stride-2
-            max pool; dense blocks of 4, 4 and 32 layers, transitions after the first
-            two, each to k channels (--transition_k); Adam lr 1e-4 epsilon 1e-8, batch
-            100, 50 epochs, lr divided by 10 once, after epoch 25 (its test for 37.5
-            never matches); pixels scaled to [0, 1] (what input_data feeds), no
-            augmentation, and dropout 0, the condition of the README's 99.2 % ("does
-            not use dropout"; the script itself sets 0.2: --dropout_rate 0.2). That
-            sentence is older than this script: it was written for the repository's
-            first MNIST script, a different network (bench/densenet_mnist_claim.py).
-  paper     Huang et al. 2017, section 4 and Table 2: three dense blocks of equal size,
-            L = 40 -> (L - 4) / 3 = 12 plain layers each, k = 12, a 3x3 conv to 16
-            channels first, transitions without compression, He initialisation, SGD
-            with Nesterov momentum 0.9, lr 0.1 divided by 10 at 50 % and 75 % of 300
-            epochs, weight decay 1e-4, batch 64, standard augmentation and no dropout.
-            With --bc: DenseNet-BC, L = 100 by default -> (L - 4) / 6 = 16 bottleneck
-            layers per block, a first conv to 2k, compression 0.5.
-            The paper's sizes are 1.0M (L=40, k=12) and 0.8M (BC, L=100, k=12);
-            `--summary` counts 1,019,722 and 769,162 (CIFAR-10 head).
+Every layer of a `dense_block` reads the concatenation of the block's input and of all earlier
+layers' outputs and adds `growth_k` (k) channels (`bottleneck_layer`, DenseNet-B, or
+`plain_layer`); a `transition_layer` between blocks compresses and halves the resolution. The
+network is data: `architecture(hp)` turns the flags into the table `Dense_net` walks.
+What each preset builds and where it differs from the paper: docs/deviations.md ("Densenet.py",
+and the DenseNet table).
 """
 import math
 import sys

@@ -1,41 +1,22 @@
-"""ResNeXt on CIFAR (Xie et al. 2017, "Aggregated Residual Transformations for Deep Neural
-Networks", arXiv 1611.05431), as taki0112/ResNeXt-Tensorflow builds it.
+"""ResNeXt-29 on CIFAR (Xie et al. 2017, arXiv 1611.05431), as taki0112/ResNeXt-Tensorflow builds it.
 
     python ResNeXt.py                    # the original repository's network and recipe
     python ResNeXt.py --preset paper     # ResNeXt-29 8x64d of the paper's Table 7
     python ResNeXt.py --summary          # stage shapes and parameter total, no data needed
 
-A block is the paper's Figure 3(a): `split_layer` runs `cardinality` copies of
-`transform_layer` on the same input and concatenates them; `transition_layer` projects
-the result back to the block's width; the shortcut is added and passed through ReLU.
-
-`--formulation` chooses how a block is written, not what it computes (the default, fused,
-is the faster; tests/test_fast_equivalence.py checks both give the same outputs, gradients
-and moving averages on the same weights):
-  literal   `split_layer` as above, one transform_layer per path: the teaching version,
-            line for line the original's;
-  fused     `split_layer_fused`: the paths' 1x1 convs all read the block input, so they
-            are one conv with cardinality*depth filters, and per-path BN is per-channel,
-            so it is one BN over the concatenated channels, and the paths' 3x3 convs are
-            one grouped convolution (Figure 3(c); per group on the CPU, which has no
-            grouped conv in TF 1.15). Same parameters, stored as the fused kernels
-            [1, 1, in, C*d] and [3, 3, d, C*d] and one BN per layer, so a checkpoint
-            resumes only with the formulation it was written with.
-
-The two presets differ exactly where the original code differs from the paper (see the
-deviations table in the README):
-  original  every path is 1x1 -> 3x3 at `depth` = 64 channels in *every* stage, block
-            outputs 64/128/256, stride 2 on the path's 1x1 conv, and the shortcut of a
-            widening block is a 2x2 average pool plus zero-padding of the channels;
-  paper     path width doubles per stage (64, 128, 256: 8x64d), block outputs
-            256/512/1024, stride 2 on the 3x3 conv, projection shortcuts (1x1 conv + BN)
-            where the shape changes, He initialisation, fc with bias.
+A block is the paper's Figure 3(a): `split_layer` runs `cardinality` copies of `transform_layer`
+on the same input and concatenates them; `transition_layer` projects the result back to the
+block's width; the shortcut is added and passed through ReLU. Training uses the same function
+written as Figure 3(c) (fused.py: fewer, wider ops, faster); `--formulation literal` runs the
+code below instead. What each preset builds and where it differs from the paper:
+docs/deviations.md ("ResNeXt.py", and the ResNeXt table).
 """
 import sys
 
 from compat import tf
 from ops import (conv_layer, Batch_Normalization, Relu, Concatenation, Average_pooling,
                  Global_Average_Pooling, Flatten, Linear, he_normal, report)
+from fused import split_layer_fused
 import trainer
 
 PRESETS = {
@@ -130,47 +111,6 @@ def split_layer(x, stride, depth, training, hp, layer_name):
     return Concatenation(paths)
 
 
-def split_layer_fused(x, stride, depth, training, hp, layer_name):
-    """split_layer computed with fewer, wider ops: the same function, about 5x fewer graph nodes.
-
-    It is Figure 3(c). The C paths' 1x1 convs read the same input: one conv to C*depth
-    channels (its kernel is theirs side by side). BN normalises each channel with its own
-    statistics and parameters, so one BN over the C*depth channels is the C per-path
-    BNs. The 3x3 convs are a grouped convolution: path i sees only channels
-    i*depth..(i+1)*depth-1 (group_conv_layer). One BN and ReLU then finish all paths.
-    Kernels are drawn from the literal paths' distributions (_per_path).
-    """
-    c = hp["cardinality"]
-    s1, s3 = (stride, 1) if hp["stride_on"] == "1x1" else (1, stride)
-    x = conv_layer(x, filter=c * depth, kernel=[1, 1], stride=s1, layer_name=layer_name + "_conv1",
-                   kernel_initializer=_per_path(_init(hp), c))
-    x = Batch_Normalization(x, training=training, scope=layer_name + "_batch1", decay=hp["bn_decay"])
-    x = group_conv_layer(x, c, filter=c * depth, kernel=[3, 3], stride=s3, layer_name=layer_name + "_conv2",
-                         kernel_initializer=_per_path(_init(hp), c), activation=Relu)
-    x = Batch_Normalization(x, training=training, scope=layer_name + "_batch2", decay=hp["bn_decay"])
-    return Relu(x)
-
-
-def group_conv_layer(x, groups, filter, kernel, stride, layer_name, kernel_initializer=None, activation=None):
-    """Grouped convolution: `groups` convs side by side, group i reading input slice i only.
-
-    The kernel is one variable [kh, kw, in/groups, filter], the layout of a grouped
-    convolution's kernel. TF 1.15 has no grouped convolution on the CPU, so it runs as one
-    tf.nn.conv2d per group on the split input and kernel, concatenated. `activation`, if
-    given, is applied to each input slice first: ReLU after the split rather than before
-    keeps backprop to one stored tensor per group instead of the ReLU output and its copy.
-    """
-    in_dim = x.get_shape().as_list()[-1]
-    with tf.variable_scope(layer_name):
-        w = tf.get_variable("kernel", list(kernel) + [in_dim // groups, filter], initializer=kernel_initializer)
-        outs = []
-        for xi, wi in zip(tf.split(x, groups, axis=3), tf.split(w, groups, axis=3)):
-            if activation is not None:
-                xi = activation(xi)
-            outs.append(tf.nn.conv2d(xi, wi, strides=[1, stride, stride, 1], padding="SAME"))
-        return Concatenation(outs)
-
-
 def shortcut(x, out_dim, stride, training, hp, scope):
     """The identity, or what a block that changes shape adds instead.
 
@@ -236,33 +176,6 @@ def Build_ResNext(input_x, training, hp, num_classes=10, excite=None):
 
 def _init(hp):
     return he_normal() if hp["init"] == "he" else None
-
-
-def _per_path(init, paths):
-    """An initializer for `paths` kernels side by side, drawn as the literal paths' kernels are.
-
-    Glorot and He draw each weight independently with a variance set by the kernel's fans,
-    and a path's output width is depth, not the fused kernel's paths*depth: the fused
-    kernel is one draw with the variance of one path's kernel. None stands for tf.layers'
-    default, Glorot uniform.
-    """
-    init = init or tf.glorot_uniform_initializer()
-
-    def fans(shape):
-        receptive = 1
-        for d in shape[:-2]:
-            receptive *= d
-        fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
-        return {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}
-
-    def initializer(shape, dtype=tf.float32, partition_info=None):
-        one = list(shape[:-1]) + [shape[-1] // paths]
-        if not hasattr(init, "mode"):  # not a variance-scaling initializer: draw path by path
-            return tf.concat([init(one, dtype=dtype) for _ in range(paths)], axis=-1)
-        scale = init.scale * fans(list(shape))[init.mode] / fans(one)[init.mode]
-        return tf.variance_scaling_initializer(scale=scale, mode=init.mode, distribution=init.distribution,
-                                               seed=init.seed)(shape, dtype=dtype)
-    return initializer
 
 
 def main(argv=None):

@@ -1,87 +1,16 @@
-"""ResNet on CIFAR (He et al. 2015, "Deep Residual Learning for Image Recognition", arXiv
-1512.03385, section 4.2) with either of its units: the original post-activation unit of that
-paper or the "full pre-activation" unit of He et al. 2016 ("Identity Mappings in Deep Residual
-Networks", arXiv 1603.05027), the latter as chao-ji/tf-resnet-cifar10 builds it; and the plain
-nets of He et al. 2015 (Figure 6).
+"""ResNet on CIFAR (He et al. 2015, arXiv 1512.03385) with its original unit or the pre-activation
+unit of He et al. 2016 (arXiv 1603.05027), as chao-ji/tf-resnet-cifar10 builds it; and the plain nets.
 
-    python ResNet.py --path cifar-10-batches-bin                 # chao-ji's pre-activation ResNet-20 and recipe
-    python ResNet.py --path cifar-10-batches-bin --num_layers=110
-    python ResNet.py --path cifar-10-batches-bin --shortcut_connections=False   # plain-20
-    python ResNet.py --preset paper --num_layers=56              # He et al. 2015, Table 6
-    python ResNet.py --preset paper --unit preact --num_layers=110   # He et al. 2016, pre-activation ResNet-110
-    python ResNet.py --summary --num_layers=110                  # stage shapes and parameter total
-    python ResNet.py --eval --ckpt_path runs/.../checkpoints/step-N --path cifar-10-batches-bin
+    python ResNet.py                                  # chao-ji's pre-activation ResNet-20 and recipe
+    python ResNet.py --shortcut_connections=False     # the plain net of the same depth
+    python ResNet.py --preset paper --num_layers 56   # He et al. 2015, Table 6
+    python ResNet.py --summary --num_layers 110       # stage shapes and parameter total
 
-The network (`--num_layers` = 6n+2): a 3x3 conv to 16 channels, three stages of n units at
-16, 32 and 64 channels (STAGES; stride 2 in the first unit of stages 2 and 3), a mean over
-height and width and a linear layer to the classes (the softmax is in the loss). The shortcut
-is option A of He et al. 2015: the identity, or for a unit that widens, the halved map
-zero-padded to the new width; it has no parameters. `--unit` picks the unit (UNITS):
-
-  original  He et al. 2015, Figure 2 and section 4.2: conv-BN-ReLU-conv-BN, add the shortcut,
-            ReLU (BN right after each conv, before its ReLU). The stem conv has its own
-            BN-ReLU and the last unit's ReLU feeds the pool.
-  preact    He et al. 2016, Figure 4(e): BN-ReLU-conv-BN-ReLU-conv, add the shortcut, nothing
-            after the addition. The stem conv is bare (the first unit's BN-ReLU follows it)
-            and a BN-ReLU precedes the pool.
-
-With `--shortcut_connections=False` there is no addition at all, and either unit gives the
-2015 paper's plain net (Figure 6, left): a stack of 3x3 conv-BN-ReLU layers, the stem's
-included (in the preact form the stem and each unit's second conv take their BN-ReLU from the
-next unit's pre-activation, the last one from the head). Both units have the same parameter
-total with gamma in every BN, 97216 n - 21926: 269,722 for ResNet-20 (Table 6: 0.27M). The
-272,474 often quoted for ResNet-20 counts option-B projection shortcuts (a 1x1 conv and a BN
-in the two widening units: 2,752 more).
-
-Presets (the deviations from the papers are in the README's table):
-  original  chao-ji's run_trainer.py defaults, and its pre-activation unit (`--unit preact`):
-            64000 steps of batch 128, Momentum 0.9 (no Nesterov), lr 0.01 for 500 steps
-            then 0.1, 0.01 from step 32000, 0.001 from 48000; 2e-4 * l2_loss on conv kernels
-            only (slim's l2_regularizer); Glorot (Xavier) initialisation; BN decay 0.99
-            inside the units' first conv and slim's defaults (decay 0.999, no gamma) for the
-            stand-alone pre-activations; per-pixel mean subtraction; the BINARY CIFAR-10
-            files (`--path`, as the original's flag); 2x2 average pool in the widening
-            shortcuts; a 1x1 conv as the classifier.
-  paper     He et al. 2015, section 4.2 and Table 6, with its original unit (`--unit
-            original`): lr 0.1, divided by 10 at 32k and 48k steps, stop at 64k; batch 128;
-            momentum 0.9; weight decay 1e-4 on all parameters (the paper says "weight decay
-            of 0.0001"; fb.resnet.torch, the implementation He et al. 2016 builds on, hands
-            every parameter to optim.sgd with weightDecay, batch-norm scale/shift and the fc
-            bias included, and its wd * w gradient is the kit's wd * l2_loss); He
-            initialisation; warm-up at lr 0.01 for 400 steps for ResNet-110 and deeper only;
-            per-pixel mean; option-A shortcuts as the paper defines them (identity with
-            stride 2, zero-padded channels); every BN has gamma and beta, decay 0.9 (Torch's
-            momentum 0.1); a fully connected classifier.
-            `--preset paper --unit preact` is the pre-activation ResNet of He et al. 2016,
-            trained with this same recipe (ResNet-110: 6.37 % test error). Its units stay
-            chao-ji's: the shortcut leaves from the pre-activation only in the very first
-            unit, where fb.resnet.torch's preresnet.lua does so in the first unit of every
-            stage.
-
-Differences of the harness from chao-ji's (same model and recipe, different loop):
-  * the original's `--epochs 64000` counts steps; here the presets hold `steps=64000`, and
-    `--epochs N` counts passes over the training set (an explicit --epochs replaces the
-    preset's step budget; --epochs 10000 and more is refused as a likely step count);
-  * the original streams tf.data (`repeat -> shuffle(50000) -> batch(128)`), so every step
-    has 128 images; so does the preset (`--batches stream`: the passes' permutations end to
-    end, step n taking images 128n to 128n + 127). The order differs: here each pass over
-    the data is a permutation of its own, where the shuffle buffer lets neighbouring passes
-    mix. An epoch of the logs is 391 steps (50,048 images);
-  * the original never evaluates while training (run_evaluator.py, a separate program,
-    scores the 10000 test images as one batch); the kit evaluates every epoch in inference
-    mode, and `--eval` does what run_evaluator.py did. Its `--ckpt_path` named a checkpoint
-    to load, while run_trainer.py's `--ckpt_path` named where to save: here `--ckpt_path`
-    is for `--eval` only (it does not imply it) and training with it is refused, since the
-    checkpoints go to `--run_dir`;
-  * the README's plain-net command says `--shortcut_connections=False` but the flag was
-    `--shortcut_connection`, and tf.app.run ignored the unknown one (so that command
-    trained a ResNet); here both spellings work and an unknown flag is an error. Its
-    run_evaluator.py never passed the flag on, so it scored a plain net's weights as a
-    ResNet; here `--eval` refuses a checkpoint recorded with other shortcut settings;
-  * the original accepts only 20/32/44/56/110 layers; here any 6n+2.
-The original's README figure reads about 8.9 / 7.1 / 6.4 % test error for ResNet-20/56/110;
-He et al. 2015 Table 6 gives 8.75 / 6.97 / 6.43 % (`--preset paper`), He et al. 2016 gives
-6.37 % for the pre-activation ResNet-110 (`--preset paper --unit preact`).
+`--num_layers` = 6n+2: a 3x3 conv to 16 channels, three stages (`resnet_block`) of n units at
+16, 32 and 64 channels, a global mean and a linear classifier. `unit_fn_v1` is Figure 2 of the
+2015 paper, `unit_fn_v2` Figure 4(e) of the 2016 one; shortcuts are option A (identity, or
+zero-padded channels). What each preset builds and where it differs from the papers:
+docs/deviations.md ("ResNet.py", and the ResNet table).
 """
 import sys
 

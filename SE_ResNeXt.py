@@ -1,36 +1,14 @@
-"""SE-ResNeXt on CIFAR (Hu et al., "Squeeze-and-Excitation Networks", arXiv 1709.01507),
-as taki0112/SENet-Tensorflow's SE_ResNeXt.py builds it.
+"""SE-ResNeXt on CIFAR (Hu et al., arXiv 1709.01507), as taki0112/SENet-Tensorflow builds it.
 
     python SE_ResNeXt.py                    # the original repository's network and recipe
-    python SE_ResNeXt.py --preset paper     # ResNeXt-29 8x64d (ResNeXt paper) with SE blocks, r = 16
+    python SE_ResNeXt.py --preset paper     # ResNeXt-29 8x64d with SE blocks, r = 16
     python SE_ResNeXt.py --summary          # stage shapes and parameter total, no data needed
 
-The network is ResNeXt.py's (first_layer, split_layer of transform_layers in either
---formulation, transition_layer, shortcut: imported, not copied) with one addition,
-the SE block of the paper's Figure 3 (SE-ResNet module), applied in every residual
-block to the transition's output (after its BN) before the shortcut is added:
-
-    squeeze_excitation_layer: global average pool -> fully connected to C/r (no bias)
-        -> ReLU -> fully connected to C (no bias) -> sigmoid -> reshape [-1, 1, 1, C]
-        -> multiply the block's channels by these weights.
-
-Presets:
-  original  SE_ResNeXt.py's module constants: ResNeXt.py's original network with
-            reduction_ratio 4 and the downsampling stride on each path's 3x3 conv
-            instead of its 1x1; 100 epochs, Nesterov momentum 0.9, lr 0.1 divided by 10
-            at epochs 30, 60 and 90, weight decay 5e-4 on every trainable variable.
-            Its training loop counts epochs from 1 and divides at the *start* of epochs
-            30, 60, 90 (`epoch % 30 == 0`), so lr_decay_epochs is 29,59,89 here: the kit
-            counts completed epochs, and its log then shows the same rate per epoch.
-            A stage outputs its last block's merged tensor, ReLU(SE output + shortcut),
-            as SE_ResNeXt.py's residual_layer does since afa2529 (2018-01-19).
-            `--pre_merge_output` gives the 2017 code (e.g. 4fa2d78, 2017-09-15), whose
-            residual_layer returned the last block's SE output before the add and ReLU.
-  paper     ResNeXt.py's paper preset (ResNeXt-29 8x64d, Xie et al. 2017, Table 7 recipe)
-            with an SE block of reduction ratio 16 (the SE paper's default) in each of
-            its 9 blocks. The SE paper reports no SE-ResNeXt number on CIFAR (its CIFAR
-            tables are ResNet-110/164 and WRN-16-8, Tables 4 and 5), so this preset has
-            no published result to compare with.
+The network is ResNeXt.py's (imported, not copied) with the SE block of the paper's Figure 3
+in every residual block, applied to the transition's output before the shortcut is added:
+global average pool -> fc to C/r -> ReLU -> fc to C -> sigmoid -> scale the channels.
+What each preset builds and where it differs from the paper: docs/deviations.md ("SE_ResNeXt.py",
+and the SE-ResNeXt table).
 """
 import sys
 

@@ -2,7 +2,7 @@
 from setuptools import setup
 
 MODULES = ["compat", "ops", "cifar10", "mnist", "trainer", "report", "compare", "distributed",
-           "ResNeXt", "SE_ResNeXt", "Densenet", "ResNet", "flops", "cards"]
+           "ResNeXt", "fused", "SE_ResNeXt", "Densenet", "ResNet", "flops", "cards"]
 
 setup(
     name="tf1-residual-kit",

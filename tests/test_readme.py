@@ -248,3 +248,12 @@ def test_the_models_table_gives_the_cards_parameter_totals():
     for script, names in want.items():
         printed = [int(n.replace(",", "")) for n in re.findall(r"\d[\d,]{4,}", rows[script][-1])]
         assert printed == [cards[n] for n in names], (script, printed)
+
+
+@pytest.mark.parametrize("script", ["ResNeXt", "SE_ResNeXt", "Densenet", "ResNet"])
+def test_model_scripts_open_with_a_short_docstring_that_links_the_details(script):
+    """A model script reads as its paper's figure: the details live in docs/deviations.md."""
+    import ast
+    doc = ast.get_docstring(ast.parse(open(os.path.join(ROOT, script + ".py")).read()))
+    assert len(doc.splitlines()) <= 15 and "docs/deviations.md" in doc
+    assert "\n### %s.py\n" % script in open(os.path.join(ROOT, "docs", "deviations.md")).read()
