@@ -1,7 +1,7 @@
 """Install the kit as flat modules plus console scripts: `pip install .`"""
 from setuptools import setup
 
-MODULES = ["compat", "ops", "cifar10", "mnist", "trainer", "report", "compare", "distributed",
+MODULES = ["compat", "settings", "ops", "cifar10", "mnist", "trainer", "report", "compare", "distributed",
            "ResNeXt", "SE_ResNeXt", "Densenet", "ResNet", "flops", "cards"]
 
 setup(
