@@ -16,17 +16,21 @@ import sys
 from compat import tf
 import cifar10
 import distributed
-import ops  # noqa: F401 (trainer.ops: the layers' module, for tools that count parameters)
-# The names below are importable from trainer as before the split (tests and tools use them).
-from batches import Batches, input_shape, load_data, make_batches  # noqa: F401
-from checkpoints import Checkpoints, RunLock, restore, write_atomic  # noqa: F401
-from evaluation import evaluate, print_summary, run_eval
-from graph import Graph, learning_rate, lr_at, lr_plan, session_config  # noqa: F401
-from runlogs import PlainProgress, append_logs, log_line, rewrite_logs, Scalars  # noqa: F401
-from runstate import KIT_VERSION, RunState, run_folder, step_limit  # noqa: F401
-from settings import (KitError, EXIT_USAGE, EXIT_DISK, EXIT_NAN, EXIT_INTERRUPTED, COMMON_DEFAULTS,  # noqa: F401
-                      RESUMABLE, BOOKKEEPING, TRAINING_ONLY, str2bool, bool_flag, int_list, build_parser, resolve,
-                      hparams, check_common, preset_overrides, check_resume, adopt_checkpoint_settings)
+from evaluation import print_summary, run_eval, evaluate
+from graph import Graph, session_config
+from runstate import RunState
+from settings import (KitError, EXIT_USAGE, EXIT_DISK, EXIT_INTERRUPTED, build_parser, resolve, check_common,
+                      preset_overrides)
+from batches import load_data, make_batches
+from checkpoints import restore
+# Importable from trainer as before the split, for the tests, bench/ and the model scripts.
+import ops  # noqa: F401,E402
+from batches import Batches, input_shape  # noqa: F401,E402
+from checkpoints import Checkpoints, write_atomic  # noqa: F401,E402
+from graph import learning_rate, lr_at  # noqa: F401,E402
+from runlogs import PlainProgress  # noqa: F401,E402
+from runstate import run_folder  # noqa: F401,E402
+from settings import COMMON_DEFAULTS, BOOKKEEPING, str2bool, bool_flag, int_list, hparams  # noqa: F401,E402
 
 
 def train(model_name, build_fn, hp, log=print, dist=None, overrides=None):
