@@ -108,7 +108,7 @@ class RunState(object):
         self.dir = run_folder(model_name, hp)
         self.lock = RunLock(self.dir) if self.chief else _Null()
         self.ckpts = Checkpoints(self.dir, hp["keep_checkpoints"], log=self.log)
-        self.stop = StopFlag()
+        self.interrupts = StopFlag()  # Ctrl-C / SIGTERM, once entered: a checkpoint at the next step, then exit 130
         self.folder = self.meta = self.scalars = self.rec = self.lr = None
 
     def __enter__(self):
@@ -156,10 +156,6 @@ class RunState(object):
         self.epochs = int(math.ceil(total_steps / float(steps_per_epoch)))
         self.total_steps = step_limit(total_steps, self.log)
         self.t0 = time.time()
-
-    def interrupts(self):
-        """Ctrl-C / SIGTERM from here on: a checkpoint at the next step, then exit 130."""
-        return self.stop
 
     def start(self, sess, g, data, overrides=None):
         """After initialisation or restore: the step to go on from and the epochs' records, rank 0's
@@ -227,7 +223,7 @@ class RunState(object):
             rate = self.images / max(time.time() - self.t_epoch, 1e-9)
             self.bar.set_postfix_str("loss %.3f, %.0f img/s" % (loss, rate))
             self.bar.update(1)
-        if self.stop.requested is not None:
+        if self.interrupts.requested is not None:
             return False
         every = self.hp["ckpt_every_steps"]
         if every and self.step % every == 0 and self.step % self.spe:
@@ -245,7 +241,7 @@ class RunState(object):
         if self.bar is not None:
             self.bar.close()
         self.seconds = time.time() - self.t_epoch
-        if self.stop.requested is not None and self.step % self.spe and self.step < self.total_steps:
+        if self.interrupts.requested is not None and self.step % self.spe and self.step < self.total_steps:
             self.save(self.acc)
             self.stop_if_asked()
 
@@ -272,7 +268,7 @@ class RunState(object):
 
     def stop_if_asked(self):
         """After Ctrl-C or SIGTERM (the checkpoint written): exit 130."""
-        if self.stop.requested is not None:
+        if self.interrupts.requested is not None:
             self.log("interrupted at step %d: checkpoint written; run the same command to resume" % self.step)
             raise KitError("interrupted", EXIT_INTERRUPTED)
 

@@ -1,7 +1,7 @@
 """Every shared setting of the model scripts, declared once; no TensorFlow here.
 
 A `Setting` says a flag's type, default, help, check and role. From the list `SETTINGS`
-come the command-line parser (`add_settings`), the defaults a preset starts from
+come the command-line parser (`build_parser`), the defaults a preset starts from
 (`COMMON_DEFAULTS`), the checks (`check_common`) and the resume policy (`RESUMABLE`,
 `BOOKKEEPING`, `TRAINING_ONLY`), which compare.py reads without importing TensorFlow.
 Adding a flag is adding one `Setting`.
@@ -67,14 +67,6 @@ def within(low, high, low_open=False, high_open=False):
 
 def at_least(low):
     return (lambda v: v >= low), "at least %s" % low
-
-
-def numbers(v):
-    try:
-        int_list(v)
-    except ValueError:
-        return False
-    return True
 
 
 class Setting(object):
@@ -239,23 +231,19 @@ BOOKKEEPING = bookkeeping()
 TRAINING_ONLY = training_only()
 
 
-def add_settings(parser, add_model_flags, model_name, presets):
-    """Every Setting into `parser`, group by group in declaration order, the model's own flags
-    (add_model_flags) after the harness group; --preset chooses among `presets`."""
+def build_parser(model_name, add_model_flags, presets, description):
+    """The parser of a model script: every Setting, group by group in declaration order, the
+    model's own flags (add_model_flags) after the harness group; --preset chooses among `presets`."""
+    p = argparse.ArgumentParser(prog=model_name + ".py", description=description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     groups = {}
     for s in SETTINGS:
         if s.group == HOROVOD and model_name not in groups:
-            groups[model_name] = parser.add_argument_group(model_name)
+            groups[model_name] = p.add_argument_group(model_name)
             add_model_flags(groups[model_name])
         if s.group not in groups:
-            groups[s.group] = parser.add_argument_group(s.group)
+            groups[s.group] = p.add_argument_group(s.group)
         s.add_to(groups[s.group], sorted(presets) if s.name == "preset" else None)
-
-
-def build_parser(model_name, add_model_flags, presets, description):
-    p = argparse.ArgumentParser(prog=model_name + ".py", description=description,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_settings(p, add_model_flags, model_name, presets)
     return p
 
 
@@ -281,7 +269,9 @@ def check_common(hp):
             raise KitError("--%s must be %s, got %s" % (s.name, s.check[1], hp[s.name]))
     if not (hp["epochs"] >= 1 or hp["steps"] >= 1):
         raise KitError("--epochs must be at least 1, got %s" % hp["epochs"])
-    if not (numbers(hp["lr_decay_epochs"]) and numbers(hp["lr_decay_steps"])):
+    try:
+        int_list(hp["lr_decay_epochs"]), int_list(hp["lr_decay_steps"])
+    except ValueError:
         raise KitError("--lr_decay_epochs/--lr_decay_steps take comma-separated numbers, e.g. 150,225")
 
 
@@ -298,7 +288,7 @@ def preset_overrides(parser, args, presets, hp):
     """The settings given on the command line that change the preset's network or recipe:
     {name: value} for every flag whose value differs from what the preset alone gives.
     A run with any is not the preset's experiment, and compare.py says so."""
-    given = {k for k, v in vars(args).items() if v is not None and v != parser.get_default(k)} - bookkeeping()
+    given = {k for k, v in vars(args).items() if v is not None and v != parser.get_default(k)} - BOOKKEEPING
     bare = argparse.Namespace(**{k: parser.get_default(k) for k in vars(args)})
     bare.preset, bare.dataset = args.preset, args.dataset
     base = resolve(bare, presets)

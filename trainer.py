@@ -44,7 +44,7 @@ def train(model_name, build_fn, hp, log=print, dist=None, overrides=None):
         batches = make_batches(hp, data, dist, run.meta)
         run.plan(batches.steps_per_epoch)
         g = Graph(build_fn, hp, batches.steps_per_epoch, dist)  # placeholders, model, loss, lr, train_op
-        with run.interrupts(), tf.Session(graph=g.graph, config=session_config(hp, dist)) as sess:
+        with run.interrupts, tf.Session(graph=g.graph, config=session_config(hp, dist)) as sess:
             if run.folder is None:
                 sess.run(g.init)
             else:
