@@ -37,6 +37,8 @@ import os
 import sys
 import textwrap
 
+import settings
+
 PROG = "kit-compare"
 
 # Where the source prints no spread (no std over runs), a run within this many
@@ -67,21 +69,17 @@ REQUIRED_KEYS = {
     "Densenet": ("depth", "growth_k"),
 }
 INT_KEYS = ("num_layers", "cardinality", "depth", "growth_k")
-# Switches that reproduce the original repositories' harness bugs (see trainer.py).
-HARNESS_BUG_FLAGS = ("test_own_stats", "second_train_pass", "shuffle_once")
+# Switches that reproduce the original repositories' harness bugs (settings.py's HARNESS group).
+HARNESS_BUG_FLAGS = tuple(s.name for s in settings.SETTINGS if s.group == settings.HARNESS)
+# Settings that change neither the network nor how it learns (where things are, how the run is
+# logged, which random draw): runs whose other settings, model, preset and data are all the same
+# repeat one experiment, and are summarised together below the table.
+BOOKKEEPING = settings.BOOKKEEPING
+# Settings the kit gained after runs had been written, with the value those runs trained with:
+# a run that records none repeats a run that records this value.
+ADDED_SETTINGS = settings.ADDED_SETTINGS
 
-# Settings that change neither the network nor how it learns: where things are, how the run is
-# logged, which random draw (trainer.BOOKKEEPING; a test keeps the two equal). Runs whose other
-# settings, model, preset and data are all the same repeat one experiment, and are summarised
-# together below the table.
-BOOKKEEPING = frozenset(["progress", "threads", "keep_checkpoints", "ckpt_every_steps", "data_dir", "data_source",
-                         "path", "trust_data", "dataset_label", "run_dir", "eval", "summary", "fresh", "ckpt_path",
-                         "seed", "formulation", "dataset"])
 BOOL_KEYS = ("shortcut", "se", "bc")
-# Settings the kit gained after runs had been written, with the value those runs trained with
-# (trainer.COMMON_DEFAULTS; a test keeps the two equal): a run that records none repeats a run
-# that records this value.
-ADDED_SETTINGS = {"batches": "epoch"}
 
 # The --plot figure: its size in inches (at report.DPI, 1000 x 700 pixels), and the share of its
 # width the two panels take; the legend (run names, reference rows) fills the rest on the right.

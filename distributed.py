@@ -37,21 +37,11 @@ import os
 import numpy as np
 
 from compat import tf
+from settings import KitError
 
 # What the launchers set in each process: horovodrun --gloo sets HOROVOD_RANK; horovodrun on an
 # MPI build (NVIDIA's NGC image) and mpirun set only their MPI's variables.
 MPI_SIZE_ENV = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
-
-
-def add_flags(parser):
-    """The distributed flags (meaningful only under horovodrun / mpirun)."""
-    import trainer
-    g = parser.add_argument_group("data-parallel training with horovodrun (docs/horovod.md)")
-    trainer.bool_flag(g, "horovod", "use Horovod (implied when horovodrun or mpirun starts several processes)")
-    trainer.bool_flag(g, "hvd_scale_lr", "multiply the learning rate by the number of processes; "
-                                         "--hvd_scale_lr=false keeps it (on by default)")
-    g.add_argument("--hvd_warmup_epochs", type=float, default=None,
-                   help="ramp the scaled learning rate up linearly over this many epochs (default 5; 0: none)")
 
 
 def requested(hp):
@@ -71,12 +61,11 @@ def check_workers(folder, meta, dist):
     with another number, a run would go on as another run. config.json records
     `workers` for a distributed run; a single-process run records none (1).
     """
-    import trainer
     saved = (meta.get("config") or {}).get("workers", 1)
     here = dist.size if dist is not None else 1
     if saved != here:
         how = "horovodrun -np %d" % saved if saved > 1 else "a plain python command (no horovodrun)"
-        raise trainer.KitError("checkpoint %s was trained by %d process%s and this run has %d: resume it with %s, "
+        raise KitError("checkpoint %s was trained by %d process%s and this run has %d: resume it with %s, "
                                "or pass another --run_dir" % (folder, saved, "es" if saved > 1 else "", here, how))
 
 
@@ -85,20 +74,19 @@ class Horovod(object):
 
     def __init__(self, hp, hvd=None):
         """`hvd`: the module horovod.tensorflow (imported here when None; the tests pass a stand-in)."""
-        import trainer
         self.batch_size = hp["batch_size"]
         self.scale_lr = hp.get("hvd_scale_lr") is not False
         self.warmup_epochs = 5.0 if hp.get("hvd_warmup_epochs") is None else float(hp["hvd_warmup_epochs"])
         self.threads = hp.get("threads") or 0
         # Before hvd.init(): a bad flag fails without starting Horovod or waiting for the other ranks.
         if not self.warmup_epochs >= 0:  # NaN too
-            raise trainer.KitError("--hvd_warmup_epochs must be a number >= 0, got %s: pass e.g. 5, or 0 for no "
+            raise KitError("--hvd_warmup_epochs must be a number >= 0, got %s: pass e.g. 5, or 0 for no "
                                    "warm-up" % hp["hvd_warmup_epochs"])
         if hvd is None:
             try:
                 import horovod.tensorflow as hvd
             except ImportError as e:
-                raise trainer.KitError("Horovod is not installed (%s): run `./kit bash requirements/horovod.sh` to "
+                raise KitError("Horovod is not installed (%s): run `./kit bash requirements/horovod.sh` to "
                                        "build it, or run the script as a single process (no horovodrun, no "
                                        "--horovod)" % e)
         hvd.init()

@@ -1,7 +1,8 @@
 """Install the kit as flat modules plus console scripts: `pip install .`"""
 from setuptools import setup
 
-MODULES = ["compat", "ops", "cifar10", "mnist", "trainer", "report", "compare", "distributed",
+MODULES = ["compat", "settings", "ops", "cifar10", "mnist", "batches", "graph", "checkpoints", "runlogs",
+           "runstate", "evaluation", "trainer", "report", "compare", "distributed",
            "ResNeXt", "fused", "SE_ResNeXt", "Densenet", "ResNet", "flops", "cards"]
 
 setup(

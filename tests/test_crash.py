@@ -347,11 +347,13 @@ def test_disk_full_at_checkpoint_time_keeps_the_last_checkpoint(where, fake_cifa
             if os.path.basename(path) == "latest" and os.path.exists(path):
                 raise no_space(path + ".tmp")
             return real_write(path, text)
-        monkeypatch.setattr(trainer, "write_atomic", write_atomic)
+        import checkpoints
+        monkeypatch.setattr(checkpoints, "write_atomic", write_atomic)
     else:
         def append_logs(run_dir, rec, epochs):
             raise no_space(os.path.join(run_dir, "metrics.jsonl"))
-        monkeypatch.setattr(trainer, "append_logs", append_logs)
+        import runlogs
+        monkeypatch.setattr(runlogs, "append_logs", append_logs)
     run = tmp_path / "run"
     argv = tiny_args(fake_cifar, run) + TINY + ["--train_subset", "60", "--test_subset", "40", "--batch_size", "10",
                                                  "--steps", "4", "--ckpt_every_steps", "2"]

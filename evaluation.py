@@ -1,0 +1,91 @@
+"""Evaluation: the test set in inference mode (moving batch-norm statistics); --eval of a checkpoint
+with per-class accuracy and a confusion matrix; --summary's stage shapes and parameter count.
+"""
+from __future__ import division
+
+import os
+import sys
+
+import numpy as np
+
+from compat import tf
+import runlogs
+from batches import load_data
+from checkpoints import Checkpoints, restore, _test_point
+from graph import Graph, session_config
+from runstate import run_folder
+from settings import KitError, adopt_checkpoint_settings
+
+
+def evaluate(sess, g, x, y, chunk=1000):
+    """Mean cross-entropy and accuracy over all of (x, y) in inference mode, plus predictions."""
+    total_loss, correct, preds = 0.0, 0, []
+    for i in range(0, len(x), chunk):
+        bx, by = x[i:i + chunk], y[i:i + chunk]
+        loss, c, p = sess.run([g.xent, g.correct, g.predictions], {g.x: bx, g.y: by, g.training: False})
+        _test_point("evaluate")
+        total_loss += float(loss) * len(bx)
+        correct += int(c)
+        preds.append(p)
+    n = max(len(x), 1)
+    return total_loss / n, correct / float(n), np.concatenate(preds) if preds else np.zeros(0, np.int64)
+
+
+def print_summary(model_name, hp, g, out=None):
+    out = out or sys.stdout
+    out.write("%s (preset %s, %s): stage output shapes\n" % (model_name, hp["preset"], hp["dataset"]))
+    for name, shape in g.stages:
+        out.write("  %-28s %s\n" % (name, shape))
+    out.write("trainable parameters: %d\n" % g.num_params)
+    import cards
+    cards.print_location(model_name, g.graph, out)
+    if hp.get("graph") is not None:
+        cards.write_graph(g.graph, hp["graph"] or os.path.join(run_folder(model_name, hp),
+                                                               "graph"), out)
+
+
+def run_eval(model_name, build_fn, hp, explicit=(), log=print):
+    """--eval: restore a checkpoint, report overall and per-class test accuracy, write a confusion matrix.
+
+    `explicit` names the settings given on the command line (the rest may follow the checkpoint).
+    """
+    run_dir = run_folder(model_name, hp)
+    if hp.get("ckpt_path"):
+        folder = hp["ckpt_path"].rstrip("/")
+        if os.path.basename(folder) == "model":
+            folder = os.path.dirname(folder)
+        meta = Checkpoints(run_dir).verify(folder)
+        if meta is None:
+            raise KitError("%s is not an intact kit checkpoint folder (no meta.json, or a file does not match its "
+                           "hash): pass a runs/.../checkpoints/step-N folder" % folder)
+    else:
+        folder, meta = Checkpoints(run_dir, log=log).find()
+        if folder is None:
+            raise KitError("no checkpoint in %s: train first, or pass --run_dir/--ckpt_path" % run_dir)
+    hp = adopt_checkpoint_settings(meta, hp, explicit, log)
+    data = load_data(hp)
+    g = Graph(build_fn, hp, 1)
+    with tf.Session(graph=g.graph, config=session_config(hp)) as sess:
+        restore(sess, g, folder, meta, model_name, hp)
+        step = int(sess.run(g.global_step))
+        loss, acc, preds = evaluate(sess, g, data["test_x"], data["test_y"])
+    import report
+    matrix = report.confusion_matrix(data["test_y"], preds, g.num_classes)
+    names = report.class_names(hp["dataset"], g.num_classes)
+    log("checkpoint %s on %s (%d test images): loss %.4f, accuracy %.4f" % (folder, data["label"], len(preds), loss, acc))
+    log(report.per_class_table(matrix, names))
+    png = os.path.join(run_dir, "confusion_matrix.png")
+    os.makedirs(run_dir, exist_ok=True)
+    try:
+        report.confusion_png(matrix, names, png, title="%s %s: test accuracy %.2f%% at step %d"
+                             % (model_name, hp["preset"], 100 * acc, step))
+    except ImportError:  # a bare TensorFlow image: the table above is the whole report
+        log("no confusion-matrix picture: matplotlib is not installed (pip install matplotlib to get %s)" % png)
+    else:  # the same picture into the training's event folder, so TensorBoard shows it beside the scalars
+        tb = runlogs.Scalars(os.path.join(run_dir, "tb"))
+        with open(png, "rb") as f:
+            tb.image("confusion_matrix", f.read(), step)
+        tb.close()
+        log("wrote %s, and the TensorBoard image confusion_matrix at step %d into %s"
+            % (png, step, os.path.join(run_dir, "tb")))
+    return dict(loss=loss, accuracy=acc, confusion=matrix)

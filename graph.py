@@ -1,0 +1,101 @@
+"""The graph of a run: placeholders, the model, the loss, the learning-rate schedule and the optimizer.
+
+loss = mean cross-entropy + weight_decay * sum(l2_loss), and a learning rate computed *from
+global_step*, so a resumed run cannot restart its schedule.
+"""
+import time
+
+from compat import tf
+import ops
+from batches import input_shape
+from settings import int_list
+
+
+class Graph(object):
+    """Placeholders, model, loss, metrics, learning rate and train op of one run."""
+
+    def __init__(self, build_fn, hp, steps_per_epoch, dist=None):
+        t0 = time.time()
+        shape, self.num_classes = input_shape(hp["dataset"])
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            tf.set_random_seed(hp["seed"])
+            self.x = tf.placeholder(tf.float32, [None] + list(shape), name="images")
+            self.y = tf.placeholder(tf.int64, [None], name="labels")
+            self.training = tf.placeholder(tf.bool, [], name="training")
+            self.global_step = tf.train.get_or_create_global_step()
+            self.logits = build_fn(self.x, self.training, hp, self.num_classes)
+            # Name scopes (op names only) keep TensorBoard's graph view (--graph) to a few nodes.
+            with tf.name_scope("metrics"):
+                self.correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(self.logits, 1), self.y), tf.int32))
+                self.predictions = tf.argmax(self.logits, 1)
+            with tf.name_scope("loss"):
+                self.xent = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=self.y,
+                                                                                          logits=self.logits))
+                decayed = [v for v in tf.trainable_variables()
+                           if hp["decay_on"] == "all" or v.op.name.endswith("kernel")]
+                l2 = tf.add_n([tf.nn.l2_loss(v) for v in decayed]) if decayed and hp["weight_decay"] else 0.0
+                self.loss = self.xent + hp["weight_decay"] * l2
+            with tf.name_scope("learning_rate"):
+                self.lr = learning_rate(self.global_step, hp, steps_per_epoch, dist)
+            if hp["optimizer"] == "adam":
+                opt = tf.train.AdamOptimizer(self.lr, epsilon=hp["adam_epsilon"])
+            else:
+                opt = tf.train.MomentumOptimizer(self.lr, hp["momentum"], use_nesterov=hp["nesterov"])
+            if dist is not None:
+                opt = dist.wrap_optimizer(opt)
+            with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
+                self.train_op = opt.minimize(self.loss, global_step=self.global_step)
+            self.num_params = ops.count_params()
+            self.stages = [(name, t.get_shape().as_list()) for name, t in tf.get_collection(ops.STAGES)]
+            self.saver = tf.train.Saver(tf.global_variables(), max_to_keep=None, save_relative_paths=True)
+            self.init = tf.global_variables_initializer()
+            self.broadcast = dist.broadcast_op() if dist is not None else None
+            self.graph.finalize()
+        self.build_seconds = time.time() - t0
+
+
+def lr_plan(hp, steps_per_epoch):
+    """(boundaries, values) of the piecewise-constant schedule, in steps."""
+    decay = int_list(hp["lr_decay_steps"]) or [e * steps_per_epoch for e in int_list(hp["lr_decay_epochs"])]
+    bounds, values = [], [hp["lr"]]
+    for i, b in enumerate(sorted(decay)):
+        bounds.append(int(b))
+        values.append(hp["lr"] * hp["lr_decay_factor"] ** (i + 1))
+    if hp["warmup_steps"]:
+        bounds = [int(hp["warmup_steps"])] + bounds
+        values = [hp["warmup_lr"]] + values
+    return bounds, values
+
+
+def lr_at(step, hp, steps_per_epoch, dist=None):
+    """The schedule in Python, for the logs and the tests."""
+    bounds, values = lr_plan(hp, steps_per_epoch)
+    i = 0
+    while i < len(bounds) and step >= bounds[i]:
+        i += 1
+    return values[i] if dist is None else values[i] * dist.lr_scale_at(step, steps_per_epoch)
+
+
+def learning_rate(global_step, hp, steps_per_epoch, dist=None):
+    bounds, values = lr_plan(hp, steps_per_epoch)
+    scale = dist.lr_scale(global_step, steps_per_epoch) if dist is not None else None
+    # The update made at step s (global_step == s before it) uses the rate of the first
+    # interval with s >= boundary, as lr_at says and as chao-ji's `tf.less(global_step, 500)`
+    # does; piecewise_constant switches only once x > boundary, hence the - 1.
+    # In float64 the tensor holds lr_at's numbers exactly, so the logs can read it; the
+    # optimizers cast it to the variables' float32, the same value a float32 schedule would give.
+    values = [tf.constant(v, tf.float64) for v in values]
+    lr = tf.train.piecewise_constant(global_step, [tf.cast(b - 1, tf.int64) for b in bounds], values) \
+        if bounds else values[0]
+    return lr if scale is None else tf.cast(lr, tf.float32) * scale
+
+
+def session_config(hp, dist=None):
+    config = tf.ConfigProto(allow_soft_placement=True)
+    if hp.get("threads"):
+        config.intra_op_parallelism_threads = hp["threads"]
+        config.inter_op_parallelism_threads = hp["threads"]
+    if dist is not None:
+        dist.configure(config)
+    return config

@@ -1,0 +1,277 @@
+"""The run state: everything that makes a run robust, kept out of the training loop.
+
+One `RunState` per process and run. It holds the run folder's LOCK; finds the newest intact
+checkpoint and checks that this command may resume it; plans the steps (--steps or --epochs,
+then KIT_MAX_STEPS); writes config.json, logs.txt, metrics.jsonl and TensorBoard scalars;
+saves atomic checkpoints (per epoch, every --ckpt_every_steps, and on Ctrl-C or SIGTERM, after
+which the process exits with 130); and stops on a loss that is not finite.
+
+Run folder (`--run_dir`):
+  config.json     model, preset, dataset and every hyper-parameter of the run
+  logs.txt        the originals' log format, one line per epoch
+  metrics.jsonl   the same numbers, machine-readable (the compare command reads them)
+  checkpoints/    step-NNNNNNNN/ folders and `latest` (see checkpoints.Checkpoints)
+  tb/             TensorBoard events
+  LOCK            held while a process trains in this folder
+
+In a Horovod run (distributed.py) only rank 0 holds the lock, reads and writes the folder and
+speaks; the other ranks get a RunState that does the same bookkeeping of steps silently, so
+the loop has no branch for them.
+"""
+from __future__ import division, print_function
+
+import json
+import math
+import os
+import signal
+import time
+
+import numpy as np
+
+from compat import VERSION
+import distributed
+import runlogs
+from checkpoints import Checkpoints, RunLock, write_atomic
+from settings import KitError, EXIT_NAN, EXIT_INTERRUPTED, check_resume
+
+KIT_VERSION = "0.1.0"
+
+
+class StopFlag(object):
+    """Ctrl-C / SIGTERM ask the loop to stop at the next step boundary and checkpoint."""
+
+    def __init__(self):
+        self.requested = None
+        self.previous = {}
+
+    def __enter__(self):
+        for s in (signal.SIGINT, signal.SIGTERM):
+            self.previous[s] = signal.signal(s, self.handle)
+        return self
+
+    def handle(self, signum, frame):
+        if self.requested is not None:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.requested = signum
+
+    def __exit__(self, *exc):
+        for s, h in self.previous.items():
+            signal.signal(s, h)
+
+
+def run_folder(model_name, hp):
+    """--run_dir, or runs/<model>-<preset>-<dataset> where it is not given."""
+    return hp["run_dir"] or os.path.join("runs", "%s-%s-%s" % (model_name, hp["preset"], hp["dataset"]))
+
+
+def step_limit(total_steps, log):
+    """KIT_MAX_STEPS=N ends a run after step N, leaving its schedule and epoch count as they are:
+    a smoke test of any command exactly as written (the README's commands run so in the tests)."""
+    text = os.environ.get("KIT_MAX_STEPS", "").strip()
+    if not text:
+        return total_steps
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise KitError("KIT_MAX_STEPS must be a positive whole number of steps, got %r: set a number or unset it" % text)
+    if limit < total_steps:
+        log("KIT_MAX_STEPS=%d: this run stops after step %d of %d; run the same command without it to go on"
+            % (limit, limit, total_steps))
+    return min(limit, total_steps)
+
+
+def _quiet(*args, **kwargs):
+    pass
+
+
+class _Null(object):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class RunState(object):
+    """The robustness around `trainer.train`'s loop; a context manager holding the run's lock.
+
+    Its attributes the loop reads: `folder`, `meta` (the checkpoint to resume, or None),
+    `step` (the next step's index) and `total_steps`.
+    """
+
+    def __init__(self, model_name, hp, dist=None, log=print):
+        self.model_name, self.hp, self.dist = model_name, hp, dist
+        self.chief = dist is None or dist.is_chief
+        self.log = log if self.chief else _quiet  # one voice per run: the other ranks print nothing
+        self.dir = run_folder(model_name, hp)
+        self.lock = RunLock(self.dir) if self.chief else _Null()
+        self.ckpts = Checkpoints(self.dir, hp["keep_checkpoints"], log=self.log)
+        self.interrupts = StopFlag()  # Ctrl-C / SIGTERM, once entered: a checkpoint at the next step, then exit 130
+        self.folder = self.meta = self.scalars = self.rec = self.lr = None
+
+    def __enter__(self):
+        # The lock and the checks of an existing checkpoint come first, so that a refused run
+        # fails before it spends time on the data and the graph.
+        if self.chief:
+            os.makedirs(self.dir, exist_ok=True)
+        self.lock.__enter__()
+        try:
+            self._find_checkpoint()
+        except BaseException:
+            self.lock.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        if self.scalars is not None:
+            self.scalars.close()
+        return self.lock.__exit__(*exc)
+
+    def _find_checkpoint(self):
+        hp, dist = self.hp, self.dist
+        if self.chief:
+            self.ckpts.clean_partial()
+            self.folder, self.meta = self.ckpts.find()
+            if self.folder is not None and hp.get("fresh"):
+                raise KitError("%s already holds checkpoints and --fresh was given: pass another --run_dir or "
+                               "drop --fresh" % self.dir)
+            if self.folder is not None:
+                check_resume(self.meta, hp, self.folder)
+                distributed.check_workers(self.folder, self.meta, dist)
+        if dist is None:  # after check_workers: resuming a distributed run alone is the likelier mistake
+            ignored = ["--" + k for k in ("hvd_scale_lr", "hvd_warmup_epochs") if hp.get(k) is not None]
+            if ignored:
+                raise KitError("%s %s used only by a Horovod run (horovodrun, or --horovod): drop %s, or start "
+                               "the script with horovodrun" % (" and ".join(ignored), "is" if len(ignored) == 1
+                                                               else "are", "it" if len(ignored) == 1 else "them"))
+        else:
+            self.folder, self.meta = dist.agree_on_checkpoint(self.folder, self.meta)
+
+    def plan(self, steps_per_epoch):
+        """The run's length: --steps, or --epochs of `steps_per_epoch`, cut short by KIT_MAX_STEPS."""
+        self.spe = steps_per_epoch
+        total_steps = self.hp["steps"] or self.hp["epochs"] * steps_per_epoch
+        self.epochs = int(math.ceil(total_steps / float(steps_per_epoch)))
+        self.total_steps = step_limit(total_steps, self.log)
+        self.t0 = time.time()
+
+    def start(self, sess, g, data, overrides=None):
+        """After initialisation or restore: the step to go on from and the epochs' records, rank 0's
+        variables on every rank, config.json and the logs as of the checkpoint."""
+        hp, spe = self.hp, self.spe
+        self.sess, self.g = sess, g
+        self.history, self.partial, self.step = [], None, 0
+        if self.folder is not None:
+            self.history, self.partial = self.meta["history"], self.meta.get("partial")
+            self.step = int(sess.run(g.global_step))
+            # A run that stopped mid-epoch: that epoch goes on, and will log its record again. A run
+            # already at its last step (--steps ended it mid-epoch) keeps that record.
+            if self.history and self.history[-1].get("partial") and self.step < self.total_steps:
+                self.history.pop()
+            self.log("resumed from %s: step %d (%d full epochs and %d steps done), learning rate %g"
+                     % (self.folder, self.step, self.step // spe, self.step % spe, sess.run(g.lr)))
+        if g.broadcast is not None:
+            sess.run(g.broadcast)
+            self.step = int(sess.run(g.global_step))  # rank 0's, restored or 0
+        self.config = dict(model=self.model_name, preset=hp["preset"], dataset=hp["dataset"],
+                           dataset_label=data["label"], data_verified=bool(data["verified"]),
+                           hparams={k: v for k, v in sorted(hp.items())}, num_params=g.num_params,
+                           kit_version=KIT_VERSION, tensorflow=VERSION, steps_per_epoch=spe,
+                           total_steps=self.total_steps, epochs_planned=self.epochs)
+        if overrides is not None:
+            self.config["overrides"] = overrides
+        if self.dist is not None:
+            self.config["workers"] = self.dist.size
+        if self.chief:
+            write_atomic(os.path.join(self.dir, "config.json"), json.dumps(self.config, indent=1, sort_keys=True) + "\n")
+            runlogs.rewrite_logs(self.dir, self.history, self.epochs)
+            self.log("%s: %d trainable parameters, graph built in %.1fs; %s, %d train / %d test images; %d steps of "
+                     "%d (%d per epoch)" % (self.model_name, g.num_params, g.build_seconds, data["label"],
+                                            len(data["train_x"]), len(data["test_x"]), self.step, self.total_steps,
+                                            spe))
+            self.scalars = runlogs.Scalars(os.path.join(self.dir, "tb"))
+        self.rec = self.history[-1] if self.history else None
+
+    def begin_epoch(self):
+        """(epoch, first batch index, end index) of the epoch the next step belongs to."""
+        epoch, start = divmod(self.step, self.spe)
+        fresh = dict(epoch=epoch, loss=0.0, correct=0, seen=0)
+        self.acc = self.partial if (self.partial and self.partial.get("epoch") == epoch) else fresh
+        self.partial = None
+        self.bar = runlogs.progress_bar(self.hp, self.chief, self.spe, start, epoch, self.epochs)
+        self.t_epoch, self.images = time.time(), 0
+        return epoch, start, min(self.spe, self.total_steps - epoch * self.spe)
+
+    def after_step(self, loss, correct, images, lr):
+        """Count a step's results; False when Ctrl-C or SIGTERM asks the epoch to stop here."""
+        if not np.isfinite(loss):
+            # Training is deterministic: the same settings would diverge at the same step again.
+            raise KitError("loss is %s at step %d (epoch %d): stopped; the last good checkpoint (%s) is kept. The "
+                           "same settings diverge again: start a new --run_dir with a lower --lr or --warmup_steps, "
+                           "or fix the data and run the same command to resume"
+                           % (loss, self.step + 1, self.acc["epoch"] + 1, self.ckpts.latest_name() or "none yet"),
+                           EXIT_NAN)
+        self.step += 1
+        self.images += images
+        self.lr = float(lr)  # the rate this step trained at, read from the graph
+        self.acc["loss"] += float(loss) * images
+        self.acc["correct"] += int(correct)
+        self.acc["seen"] += images
+        if self.bar is not None:
+            rate = self.images / max(time.time() - self.t_epoch, 1e-9)
+            self.bar.set_postfix_str("loss %.3f, %.0f img/s" % (loss, rate))
+            self.bar.update(1)
+        if self.interrupts.requested is not None:
+            return False
+        every = self.hp["ckpt_every_steps"]
+        if every and self.step % every == 0 and self.step % self.spe:
+            self.save(self.acc)
+        return True
+
+    def save(self, partial):
+        """A checkpoint of this step (rank 0): the weights, the epochs' records, the epoch so far."""
+        if self.chief:
+            self.ckpts.save(self.sess, self.g.saver, self.step,
+                            dict(history=self.history, partial=partial, config=self.config))
+
+    def end_epoch(self):
+        """Close the epoch's progress bar; stopped mid-epoch by a signal: checkpoint and exit."""
+        if self.bar is not None:
+            self.bar.close()
+        self.seconds = time.time() - self.t_epoch
+        if self.interrupts.requested is not None and self.step % self.spe and self.step < self.total_steps:
+            self.save(self.acc)
+            self.stop_if_asked()
+
+    def evaluation_due(self):
+        """True on rank 0 at an epoch's end, or at the run's last step (--steps, KIT_MAX_STEPS)."""
+        return self.chief and (self.step % self.spe == 0 or self.step >= self.total_steps)
+
+    def record_epoch(self, test_loss, test_acc):
+        """The epoch's record into the history, a checkpoint, logs.txt, metrics.jsonl and TensorBoard."""
+        acc, spe = self.acc, self.spe
+        rec = dict(epoch=acc["epoch"] + 1, step=self.step, train_loss=acc["loss"] / max(acc["seen"], 1),
+                   train_acc=acc["correct"] / float(max(acc["seen"], 1)), test_loss=test_loss, test_acc=test_acc,
+                   lr=self.lr, images_per_sec=self.images * (self.dist.size if self.dist else 1) / max(self.seconds,
+                                                                                                          1e-9),
+                   wall_time=time.time() - self.t0)
+        if self.step % spe:  # --steps ended the run inside an epoch
+            rec["partial"] = True
+        self.history.append(rec)
+        self.rec = rec
+        self.save(acc if self.step % spe else None)
+        runlogs.append_logs(self.dir, rec, self.epochs)
+        self.scalars.write(rec)
+        self.log(runlogs.log_line(rec, self.epochs))
+
+    def stop_if_asked(self):
+        """After Ctrl-C or SIGTERM (the checkpoint written): exit 130."""
+        if self.interrupts.requested is not None:
+            self.log("interrupted at step %d: checkpoint written; run the same command to resume" % self.step)
+            raise KitError("interrupted", EXIT_INTERRUPTED)
+
+    def finish(self):
+        if self.dist is not None:
+            self.dist.finish(self.sess, self.g)

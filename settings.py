@@ -1,0 +1,337 @@
+"""Every shared setting of the model scripts, declared once; no TensorFlow here.
+
+A `Setting` says a flag's type, default, help, check and role. From the list `SETTINGS`
+come the command-line parser (`build_parser`), the defaults a preset starts from
+(`COMMON_DEFAULTS`), the checks (`check_common`) and the resume policy (`RESUMABLE`,
+`BOOKKEEPING`, `TRAINING_ONLY`), which compare.py reads without importing TensorFlow.
+Adding a flag is adding one `Setting`.
+
+The role of a setting says what changing it does to a run:
+  where     where things are, how the run is shown: free on resume, not part of the experiment
+  length    how long to go on (--epochs, --steps): free on resume
+  draw      which random draw (--seed): fixed on resume; runs differing only in it repeat one experiment
+  label     the same experiment named or written otherwise (--dataset is its own column in compare,
+            ResNeXt's --formulation builds the same function): fixed on resume
+  training  how the network learns, not the function a checkpoint computes (--eval ignores it)
+  network   what the network computes (the default): fixed on resume, and --eval follows the checkpoint
+"""
+from __future__ import division, print_function
+
+import argparse
+import math
+import os
+
+EXIT_USAGE, EXIT_DISK, EXIT_NAN, EXIT_INTERRUPTED = 2, 3, 4, 130
+
+# role: (may change on resume, bookkeeping for compare, training only for --eval)
+ROLES = {"where": (True, True, False), "length": (True, False, False), "draw": (False, True, True),
+         "label": (False, True, False), "training": (False, False, True), "network": (False, False, False)}
+
+
+class KitError(Exception):
+    """An error the user can fix: printed as one line, exit code `code`."""
+
+    def __init__(self, message, code=EXIT_USAGE):
+        super(KitError, self).__init__(message)
+        self.code = code
+
+
+def str2bool(v):
+    if isinstance(v, bool):
+        return v
+    if v.lower() in ("1", "true", "yes", "y", "on"):
+        return True
+    if v.lower() in ("0", "false", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError("expected true or false, got %r" % v)
+
+
+def bool_flag(parser, name, help):
+    """`--name`, `--name=true` and `--name=false` all work (the originals' README style)."""
+    parser.add_argument("--" + name, type=str2bool, nargs="?", const=True, default=None, help=help)
+
+
+def int_list(s):
+    return [int(float(t)) for t in str(s).replace(" ", "").split(",") if t] if s not in (None, "") else []
+
+
+def within(low, high, low_open=False, high_open=False):
+    """A check: the value is a finite number in the interval, e.g. within(0, 10, low_open=True) is (0, 10]."""
+    def ok(v):
+        return (isinstance(v, (int, float)) and math.isfinite(v) and (v > low if low_open else v >= low)
+                and (v < high if high_open else v <= high))
+    if not (low_open or high_open):
+        return ok, "between %s and %s" % (low, high)
+    return ok, "in %s%s, %s%s" % ("(" if low_open else "[", low, high, ")" if high_open else "]")
+
+
+def at_least(low):
+    return (lambda v: v >= low), "at least %s" % low
+
+
+class Setting(object):
+    """One flag. `kind`: a Python type, "bool" (--x, --x=false) or "switch" (store_true).
+    `preset`: a preset may set it, so its default lives in COMMON_DEFAULTS and the parser's is
+    None (the flag given or not). `check`: (predicate, what it must be), for the one-line error
+    "--name must be <what>, got <value>". `added_later`: runs written before the setting existed
+    trained with its default (compare.py treats a missing value so)."""
+
+    def __init__(self, name, group, help=None, kind=str, default=None, preset=False, choices=None, check=None,
+                 role="network", aliases=(), added_later=False, **argparse_extra):
+        assert role in ROLES, role
+        self.name, self.group, self.help, self.kind, self.default = name, group, help, kind, default
+        self.preset, self.choices, self.check, self.role = preset, choices, check, role
+        self.aliases, self.added_later, self.extra = tuple(aliases), added_later, argparse_extra
+
+    def add_to(self, group, choices=None):
+        if self.kind == "bool":
+            return bool_flag(group, self.name, self.help)
+        kw = dict(default=None if self.preset else (self.default() if callable(self.default) else self.default),
+                  help=self.help)
+        choices = choices or self.choices
+        if self.kind == "switch":
+            kw.update(action="store_true", default=False)
+        elif self.kind is not str:
+            kw["type"] = self.kind
+        if choices:
+            kw["choices"] = choices
+        kw.update(self.extra)
+        flags = ["--" + self.name] + ["--" + a for a in self.aliases]
+        group.add_argument(*flags, dest=self.name, **kw) if self.aliases else group.add_argument(*flags, **kw)
+
+
+class _GraphAction(argparse.Action):
+    """--graph [DIR] is --summary plus the graph written out (print_summary does both)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.summary = True
+
+
+RUN, DATA, OPT = "run", "data", "optimisation"
+HARNESS = "reproduce the originals' harness bugs (all fixed by default)"
+HOROVOD = "data-parallel training with horovodrun (docs/horovod.md)"
+
+SETTINGS = [
+    Setting("preset", RUN, "original (the default): the original repository's code and recipe; paper: the paper's"),
+    Setting("run_dir", RUN, "folder for logs and checkpoints (default runs/<model>-<preset>-<dataset>)", role="where"),
+    Setting("summary", RUN, "print each stage's output shape and the parameter total, and where the network's "
+                            "architecture card is, then exit", kind="switch", role="where"),
+    Setting("graph", RUN, "--summary, and write the graph for TensorBoard and graph.pbtxt (netron) to DIR "
+                          "(default: RUN_DIR/graph)", nargs="?", const="", metavar="DIR", action=_GraphAction),
+    Setting("eval", RUN, "evaluate the latest checkpoint (or --ckpt_path) on the test set and exit", kind="switch",
+            role="where"),
+    Setting("ckpt_path", RUN, "checkpoint folder (runs/.../checkpoints/step-N) for --eval", role="where"),
+    Setting("fresh", RUN, "refuse to resume: fail if the run folder already has checkpoints", kind="switch",
+            role="where"),
+    Setting("keep_checkpoints", RUN, "how many checkpoints to keep", int, 3, check=at_least(1), role="where"),
+    Setting("ckpt_every_steps", RUN, "also checkpoint every N steps inside an epoch (0: per epoch only)", int, 0,
+            role="where"),
+    Setting("threads", RUN, "TF intra/inter-op threads (0: TF decides)", int, 0, role="where"),
+    Setting("progress", RUN, "progress bar", default="auto", choices=["auto", "on", "off"], role="where"),
+
+    Setting("dataset", DATA, None, default="cifar10", preset=True, choices=["cifar10", "cifar100", "mnist"],
+            role="label"),
+    Setting("data_dir", DATA, "where archives are downloaded and extracted (env KIT_DATA_DIR)",
+            default=lambda: os.environ.get("KIT_DATA_DIR", "data"), role="where"),
+    Setting("data_source", DATA, "a local archive, an extracted folder or a mirror URL (env KIT_DATA_SOURCE)",
+            role="where"),
+    Setting("trust_data", DATA, "vouch for a data folder or archive whose checksum does not match the official one",
+            kind="switch", role="where"),
+    Setting("dataset_label", DATA, "what the data really is, for the logs and compare (e.g. 'CIFAR-10 (JPEG)')",
+            role="where"),
+    Setting("train_subset", DATA, "use only the first N training images (0: all)", int, 0, role="training"),
+    Setting("test_subset", DATA, "use only the first N test images (0: all)", int, 0, role="training"),
+    Setting("augment", DATA, "random crop and flip during training", "bool", True, preset=True, role="training"),
+    Setting("batches", DATA, "epoch: each epoch one permutation, its last batch short (taki0112); stream: the "
+                             "epochs' permutations end to end and every batch full (chao-ji's "
+                             "repeat-shuffle-batch); an epoch is ceil(images / batch_size) steps either way",
+            default="epoch", preset=True, choices=["epoch", "stream"], role="training", added_later=True),
+    Setting("normalization", DATA, "channel: per-channel (x-mean)/std; pixel_mean: subtract the per-pixel training "
+                                   "mean; unit: x/255, pixels in [0, 1]",
+            default="channel", preset=True, choices=["channel", "pixel_mean", "unit"]),
+
+    Setting("epochs", OPT, None, int, 300, preset=True, check=(lambda v: v <= 100000, "at most 100000"),
+            role="length"),
+    Setting("steps", OPT, "stop after this many steps (overrides --epochs)", int, 0, preset=True,
+            check=(lambda v: v >= 0, "0 (use --epochs) or positive"), role="length"),
+    Setting("batch_size", OPT, None, int, 128, preset=True, check=within(1, 65536), role="training"),
+    Setting("optimizer", OPT, None, default="momentum", preset=True, choices=["momentum", "adam"], role="training"),
+    Setting("momentum", OPT, None, float, 0.9, preset=True, check=within(0, 1, high_open=True), role="training"),
+    Setting("nesterov", OPT, "Nesterov momentum", "bool", True, preset=True, role="training"),
+    Setting("adam_epsilon", OPT, None, float, 1e-8, preset=True, role="training"),
+    Setting("lr", OPT, "initial learning rate", float, 0.1, preset=True, aliases=["init_lr"],
+            check=within(0, 10, low_open=True), role="training"),
+    Setting("lr_decay_epochs", OPT, "comma-separated numbers of completed epochs after which lr *= lr_decay_factor",
+            default="", preset=True, role="training"),
+    Setting("lr_decay_steps", OPT, "the same in steps: step s trains at the lower rate once s >= the boundary "
+                                   "(overrides --lr_decay_epochs)", default="", preset=True, role="training"),
+    Setting("lr_decay_factor", OPT, None, float, 0.1, preset=True, check=within(0, 1, low_open=True),
+            role="training"),
+    Setting("warmup_steps", OPT, "train at --warmup_lr for this many steps first", int, 0, preset=True,
+            check=(lambda v: v >= 0, ">= 0"), role="training"),
+    Setting("warmup_lr", OPT, None, float, 0.01, preset=True, check=within(0, 10, low_open=True), role="training"),
+    Setting("weight_decay", OPT, "loss += weight_decay * sum(l2_loss(v))", float, 5e-4, preset=True,
+            check=within(0, 1, high_open=True), role="training"),
+    Setting("decay_on", OPT, "all trainable variables (taki0112) or conv/dense kernels only (chao-ji)",
+            default="all", preset=True, choices=["all", "kernels"], role="training"),
+    Setting("init", OPT, "kernel initialisation", default="glorot", preset=True, choices=["glorot", "he"],
+            role="training"),
+    Setting("bn_decay", OPT, "batch-norm moving-average decay", float, 0.9, preset=True,
+            check=within(0, 1, low_open=True, high_open=True), role="training"),
+    Setting("seed", OPT, None, int, 0, preset=True, role="draw"),
+
+    Setting("test_own_stats", HARNESS, "normalise the test set with its own mean/std instead of the training set's",
+            "bool", False, preset=True),
+    Setting("second_train_pass", HARNESS, "run a second training-mode forward pass per step to log train accuracy "
+                                          "(updates the batch-norm statistics twice per step)",
+            "bool", False, preset=True, role="training"),
+    Setting("shuffle_once", HARNESS, "shuffle the training set once at load time instead of every epoch",
+            "bool", False, preset=True, role="training"),
+
+    Setting("horovod", HOROVOD, "use Horovod (implied when horovodrun or mpirun starts several processes)", "bool",
+            role="training"),
+    Setting("hvd_scale_lr", HOROVOD, "multiply the learning rate by the number of processes; --hvd_scale_lr=false "
+                                     "keeps it (on by default)", "bool", role="training"),
+    Setting("hvd_warmup_epochs", HOROVOD, "ramp the scaled learning rate up linearly over this many epochs "
+                                          "(default 5; 0: none)", float, role="training"),
+]
+# The roles of the model scripts' own flags that are not "network" (their add_flags declare the rest).
+MODEL_ROLES = {"path": "where", "formulation": "label", "warmup_min_layers": "training", "dropout_rate": "training"}
+
+COMMON_DEFAULTS = {s.name: s.default for s in SETTINGS if s.preset}
+ADDED_SETTINGS = {s.name: s.default for s in SETTINGS if s.added_later}
+
+
+def with_role(index):
+    """The names whose role has flag `index` of ROLES set, over SETTINGS and MODEL_ROLES (read each call,
+    so a Setting added at run time counts)."""
+    roles = dict(MODEL_ROLES, **{s.name: s.role for s in SETTINGS})
+    return frozenset(name for name, role in roles.items() if ROLES[role][index])
+
+
+def resumable():
+    return with_role(0)
+
+
+def bookkeeping():
+    return with_role(1)
+
+
+def training_only():
+    return with_role(2)
+
+
+# Settings that may differ when a run is resumed: where things are, and how long to go on.
+RESUMABLE = resumable()
+# Settings that change neither the network nor how it learns: where things are, how the run
+# is logged, which random draw, and how ResNeXt's block is written (the same function).
+BOOKKEEPING = bookkeeping()
+# Settings that shape training only, not the function a checkpoint computes (ignored by --eval).
+TRAINING_ONLY = training_only()
+
+
+def build_parser(model_name, add_model_flags, presets, description):
+    """The parser of a model script: every Setting, group by group in declaration order, the
+    model's own flags (add_model_flags) after the harness group; --preset chooses among `presets`."""
+    p = argparse.ArgumentParser(prog=model_name + ".py", description=description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    groups = {}
+    for s in SETTINGS:
+        if s.group == HOROVOD and model_name not in groups:
+            groups[model_name] = p.add_argument_group(model_name)
+            add_model_flags(groups[model_name])
+        if s.group not in groups:
+            groups[s.group] = p.add_argument_group(s.group)
+        s.add_to(groups[s.group], sorted(presets) if s.name == "preset" else None)
+    return p
+
+
+def resolve(args, presets):
+    """Preset values over COMMON_DEFAULTS, explicit flags over both. Returns a flat dict."""
+    hp = dict(COMMON_DEFAULTS)
+    preset = dict(presets[args.preset or "original"])
+    by_dataset = preset.pop("by_dataset", {})  # a preset's values for one dataset, e.g. the original MNIST script's
+    hp.update(preset, preset=args.preset or "original")
+    hp.update(by_dataset.get(args.dataset or hp["dataset"], {}))
+    # Every flag has a key, None where neither the command line nor a preset gave it, so that
+    # no code path can depend on a flag that only some commands pass.
+    for k, v in vars(args).items():
+        if v is not None or k not in hp:
+            hp[k] = v
+    return hp
+
+
+def check_common(hp):
+    """Each Setting's own check, then the checks that involve two settings."""
+    for s in SETTINGS:
+        if s.check is not None and hp.get(s.name) is not None and not s.check[0](hp[s.name]):
+            raise KitError("--%s must be %s, got %s" % (s.name, s.check[1], hp[s.name]))
+    if not (hp["epochs"] >= 1 or hp["steps"] >= 1):
+        raise KitError("--epochs must be at least 1, got %s" % hp["epochs"])
+    try:
+        int_list(hp["lr_decay_epochs"]), int_list(hp["lr_decay_steps"])
+    except ValueError:
+        raise KitError("--lr_decay_epochs/--lr_decay_steps take comma-separated numbers, e.g. 150,225")
+
+
+def hparams(model_name, presets, add_model_flags, validate=None, argv=None):
+    """The checked settings a model script would run with for `argv` (for tests and tools)."""
+    hp = resolve(build_parser(model_name, add_model_flags, presets, model_name).parse_args(argv), presets)
+    check_common(hp)
+    if validate is not None:
+        validate(hp)
+    return hp
+
+
+def preset_overrides(parser, args, presets, hp):
+    """The settings given on the command line that change the preset's network or recipe:
+    {name: value} for every flag whose value differs from what the preset alone gives.
+    A run with any is not the preset's experiment, and compare.py says so."""
+    given = {k for k, v in vars(args).items() if v is not None and v != parser.get_default(k)} - BOOKKEEPING
+    bare = argparse.Namespace(**{k: parser.get_default(k) for k in vars(args)})
+    bare.preset, bare.dataset = args.preset, args.dataset
+    base = resolve(bare, presets)
+    return {k: hp[k] for k in sorted(given) if hp.get(k) != base.get(k)}
+
+
+def setting_conflicts(saved, hp, ignore):
+    """Names of the settings recorded with a checkpoint (`saved`) that `hp` sets differently."""
+    return sorted(k for k in saved if k not in ignore and k in hp and saved[k] != hp[k])
+
+
+def _flags(keys, values):
+    return " ".join("--%s %s" % (k, values[k]) for k in keys)
+
+
+def check_resume(meta, hp, folder):
+    """Refuse to resume a checkpoint under other settings: they would silently change the run.
+
+    Shapes alone cannot catch this (--stride_on or --shortcut_connections change the
+    function, not the variables), so the settings recorded with the checkpoint are compared.
+    """
+    saved = (meta.get("config") or {}).get("hparams") or {}
+    conflicts = setting_conflicts(saved, hp, resumable())
+    if conflicts:
+        raise KitError("checkpoint %s does not fit this command: it was trained with %s, this command has %s; run "
+                       "the command that started it to resume, or pass another --run_dir"
+                       % (folder, _flags(conflicts, saved), _flags(conflicts, hp)))
+
+
+def adopt_checkpoint_settings(meta, hp, explicit, log):
+    """--eval: build the network the checkpoint was trained as.
+
+    Settings the command did not give are taken from the checkpoint's record; one the
+    command gives differently is refused rather than silently evaluated as another network.
+    """
+    saved = (meta.get("config") or {}).get("hparams") or {}
+    conflicts = setting_conflicts(saved, hp, resumable() | training_only())
+    given = [k for k in conflicts if k in explicit]
+    if given:
+        raise KitError("the checkpoint was trained with %s, this command says %s: drop those flags or pass the "
+                       "checkpoint's values" % (_flags(given, saved), _flags(given, hp)))
+    if conflicts:
+        log("evaluating with the checkpoint's settings: %s" % _flags(conflicts, saved))
+    hp = dict(hp)
+    hp.update((k, saved[k]) for k in conflicts)
+    return hp

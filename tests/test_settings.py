@@ -1,0 +1,69 @@
+"""settings.py: one declaration per setting gives its flag, default, check and resume policy."""
+import pytest
+
+import settings
+import ResNeXt
+
+
+@pytest.fixture
+def added():
+    """Two settings declared at run time, as a new flag would be: one that changes training, one
+    that only says where things go."""
+    new = [settings.Setting("toy_rate", settings.OPT, "a toy rate", float, 0.5, preset=True,
+                            check=settings.within(0, 1, low_open=True), role="training"),
+           settings.Setting("toy_folder", settings.RUN, "a toy folder", default="toys", role="where")]
+    settings.SETTINGS.extend(new)
+    saved = dict(settings.COMMON_DEFAULTS)
+    settings.COMMON_DEFAULTS["toy_rate"] = 0.5
+    yield new
+    del settings.SETTINGS[-len(new):]
+    settings.COMMON_DEFAULTS.clear()
+    settings.COMMON_DEFAULTS.update(saved)
+
+
+def parse(argv):
+    parser = settings.build_parser("ResNeXt", ResNeXt.add_flags, ResNeXt.PRESETS, "ResNeXt")
+    return parser, settings.resolve(parser.parse_args(argv), ResNeXt.PRESETS)
+
+
+def test_a_declared_setting_is_a_flag_with_its_default_and_help(added):
+    parser, hp = parse([])
+    text = parser.format_help()
+    assert "--toy_rate TOY_RATE" in text and "a toy rate" in text and "--toy_folder TOY_FOLDER" in text
+    assert hp["toy_rate"] == 0.5 and hp["toy_folder"] == "toys"
+    assert parse(["--toy_rate", "0.25"])[1]["toy_rate"] == 0.25
+
+
+def test_a_declared_check_is_a_one_line_error(added):
+    settings.check_common(parse(["--toy_rate", "0.25"])[1])
+    with pytest.raises(settings.KitError) as e:
+        settings.check_common(parse(["--toy_rate", "2"])[1])
+    assert str(e.value) == "--toy_rate must be in (0, 1], got 2.0"
+
+
+def test_the_role_decides_what_a_resume_may_change(added):
+    _, hp = parse([])
+    meta = {"config": {"hparams": dict(hp)}}
+    settings.check_resume(meta, dict(hp, toy_folder="elsewhere", epochs=400), "ck")  # where, length: free
+    with pytest.raises(settings.KitError) as e:
+        settings.check_resume(meta, dict(hp, toy_rate=0.25), "ck")
+    assert "it was trained with --toy_rate 0.5, this command has --toy_rate 0.25" in str(e.value)
+    assert "toy_folder" in settings.bookkeeping() and "toy_rate" not in settings.bookkeeping()
+    assert "toy_rate" in settings.training_only() and "toy_rate" not in settings.resumable()
+
+
+def test_the_policy_sets_follow_the_roles_of_existing_flags():
+    assert {"epochs", "steps", "run_dir", "data_dir", "path"} <= settings.RESUMABLE
+    assert {"lr", "seed", "batch_size", "dataset", "normalization"}.isdisjoint(settings.RESUMABLE)
+    assert settings.BOOKKEEPING == (settings.RESUMABLE - {"epochs", "steps"}) | {"seed", "formulation", "dataset"}
+    assert {"lr", "seed", "dropout_rate", "hvd_warmup_epochs"} <= settings.TRAINING_ONLY
+    assert "normalization" not in settings.TRAINING_ONLY and "test_own_stats" not in settings.TRAINING_ONLY
+    assert settings.COMMON_DEFAULTS["batch_size"] == 128 and "run_dir" not in settings.COMMON_DEFAULTS
+
+
+def test_compare_reads_the_settings_without_tensorflow():
+    import subprocess
+    import sys
+    code = "import sys, compare; assert 'tensorflow' not in sys.modules; print(sorted(compare.BOOKKEEPING)[:2])"
+    out = subprocess.check_output([sys.executable, "-c", code], cwd=settings.__file__.rsplit("/", 1)[0])
+    assert out.decode().strip() == "['ckpt_every_steps', 'ckpt_path']"
