@@ -24,7 +24,7 @@ class TourError(Exception):
 
 # (title, file, name, first line regex or None, last line regex or None, text)
 STOPS = [
-    ("Placeholders: the graph's inputs", "trainer.py", "Graph.__init__", r"self\.graph = tf\.Graph\(\)",
+    ("Placeholders: the graph's inputs", "graph.py", "Graph.__init__", r"self\.graph = tf\.Graph\(\)",
      r"self\.global_step = ", """
 A TF1 program first *describes* a computation, then runs it. The description is a `tf.Graph`;
 its inputs are placeholders, typed holes that each `sess.run` fills through `feed_dict`. The
@@ -51,26 +51,29 @@ mean and variance as part of computing its output (`updates_collections=None`), 
 the mistake, `lab/kit_batch_norm.py` this fix). The inference branch reuses the same
 variables and reads the moving averages. `tf.cond` builds both branches; only the lambdas'
 ops are conditional (`lab/cond_branches.py`)."""),
-    ("The learning rate is in the graph, computed from global_step", "trainer.py", "learning_rate", None, None, """
+    ("The learning rate is in the graph, computed from global_step", "graph.py", "learning_rate", None, None, """
 The schedule is a tensor, not a Python number fed each step: `piecewise_constant` of
 `global_step`. A resumed run restores `global_step` and therefore cannot restart its
 schedule by mistake."""),
-    ("Loss, optimizer and train_op", "trainer.py", "Graph.__init__", r"with tf\.name_scope\(\"loss\"\)",
+    ("Loss, optimizer and train_op", "graph.py", "Graph.__init__", r"with tf\.name_scope\(\"loss\"\)",
      r"self\.train_op = ", """
 The loss is mean cross-entropy plus weight decay written out as `l2_loss` over the chosen
 variables, as the originals do. `minimize` adds the gradient ops and one `train_op` that
 applies them and increments `global_step`. The `UPDATE_OPS` dependency is empty with the
 kit's batch norm, and harmless; it matters for layers that do put their updates there."""),
-    ("The session, and allow_soft_placement", "trainer.py", "session_config", None, None, """
+    ("The session, and allow_soft_placement", "graph.py", "session_config", None, None, """
 `allow_soft_placement=True` lets an op pinned to a device that cannot run it (a GPU op on a
 machine without one, or a kernel without a GPU implementation) fall back to the CPU instead of
 failing: the same script runs on both."""),
-    ("The loop: sess.run with feed_dict", "trainer.py", "train", r"for index, bx, by in batches\.iterate",
-     r"_, loss, correct = sess\.run\(fetch", """
-Each step feeds one batch (NumPy arrays, made one step ahead by a background thread) and
-fetches the train op with the loss and the count of correct predictions. Everything else in
-the loop (checkpoints, logs, Ctrl-C, a NaN loss) happens around this one call."""),
-    ("Saver and restore", "trainer.py", "restore", None, None, """
+    ("The loop: a session, and sess.run with feed_dict", "trainer.py", "train", None, None, """
+The whole of training, top to bottom: the data, the graph, a session, then for each epoch one
+`sess.run` per batch, feeding NumPy arrays (made one step ahead by a background thread) into
+the placeholders and fetching the train op, the loss, the count of correct predictions and the
+learning rate (read from the graph, as the logs print it), and an evaluation on the test set
+in inference mode. What makes a run robust (the run folder's lock, exact resume from atomic
+checkpoints, Ctrl-C, a loss that is not finite, the logs) is the `RunState`'s, in runstate.py,
+so that none of it hides the idiom."""),
+    ("Saver and restore", "checkpoints.py", "restore", None, None, """
 `tf.train.Saver(tf.global_variables())` (made with the graph) saves every variable, the moving
 averages and `global_step` included; a Saver of the trainable variables only would lose them
 (`lab/saver_trainable.py`). Before restoring, the kit checks every variable's name and shape
