@@ -70,5 +70,4 @@ def fixed():
     return train(update_ops_dependency=True)
 
 
-if __name__ == "__main__":
-    sys.exit(common.run(broken, fixed, __doc__))
+if __name__ == "__main__": sys.exit(common.run(broken, fixed, __doc__))

@@ -62,5 +62,4 @@ def fixed():
     return dict(runtime(), builds=int(not error), batch_norm_from=source, variables=variables)
 
 
-if __name__ == "__main__":
-    sys.exit(common.run(broken, fixed, __doc__))
+if __name__ == "__main__": sys.exit(common.run(broken, fixed, __doc__))

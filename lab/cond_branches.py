@@ -53,5 +53,4 @@ def fixed():
     return run_cond(increment_inside=True)
 
 
-if __name__ == "__main__":
-    sys.exit(common.run(broken, fixed, __doc__))
+if __name__ == "__main__": sys.exit(common.run(broken, fixed, __doc__))

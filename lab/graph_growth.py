@@ -60,5 +60,4 @@ def fixed():
     return {"steps": STEPS, "ops_before": before, "ops_after": after, "finalized_graph_refused_new_op": refused}
 
 
-if __name__ == "__main__":
-    sys.exit(common.run(broken, fixed, __doc__))
+if __name__ == "__main__": sys.exit(common.run(broken, fixed, __doc__))

@@ -75,5 +75,4 @@ def fixed():
     return pipeline_loop(repeat=True)
 
 
-if __name__ == "__main__":
-    sys.exit(common.run(broken, fixed, __doc__))
+if __name__ == "__main__": sys.exit(common.run(broken, fixed, __doc__))

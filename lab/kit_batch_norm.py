@@ -48,5 +48,4 @@ def fixed():
     return train(update_ops_dependency=False, normalise=kit_batch_norm)
 
 
-if __name__ == "__main__":
-    sys.exit(common.run(broken, fixed, __doc__))
+if __name__ == "__main__": sys.exit(common.run(broken, fixed, __doc__))

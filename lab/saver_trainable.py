@@ -75,5 +75,4 @@ def fixed():
     return save_and_restore(trainable_only=False)
 
 
-if __name__ == "__main__":
-    sys.exit(common.run(broken, fixed, __doc__))
+if __name__ == "__main__": sys.exit(common.run(broken, fixed, __doc__))

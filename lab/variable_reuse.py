@@ -63,5 +63,4 @@ def fixed():
             "variables_after_rebuild_in_new_graph": build_in_new_graph()}
 
 
-if __name__ == "__main__":
-    sys.exit(common.run(broken, fixed, __doc__))
+if __name__ == "__main__": sys.exit(common.run(broken, fixed, __doc__))
