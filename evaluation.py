@@ -37,11 +37,10 @@ def print_summary(model_name, hp, g, out=None):
     for name, shape in g.stages:
         out.write("  %-28s %s\n" % (name, shape))
     out.write("trainable parameters: %d\n" % g.num_params)
-    import cards
-    cards.print_location(model_name, g.graph, out)
+    import graphview
+    graphview.print_location(model_name, g.graph, out)
     if hp.get("graph") is not None:
-        cards.write_graph(g.graph, hp["graph"] or os.path.join(run_folder(model_name, hp),
-                                                               "graph"), out)
+        graphview.write_graph(g.graph, hp["graph"] or os.path.join(run_folder(model_name, hp), "graph"), out)
 
 
 def run_eval(model_name, build_fn, hp, explicit=(), log=print):
