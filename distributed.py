@@ -5,10 +5,10 @@
 
 Every process runs the same graph on its own slice of each batch; `hvd.DistributedOptimizer`
 averages the gradients over the processes with an allreduce before they are applied, so the
-weights stay identical everywhere. `trainer.train` calls the hooks below in a process that
-horovodrun started, that mpirun started as one of several processes, or that was given
-`--horovod`; any other run is the plain single-process loop, unchanged. Only this module
-imports Horovod.
+weights stay identical everywhere. `trainer.train` (its RunState and Graph) calls the hooks
+below in a process that horovodrun started, that mpirun started as one of several processes,
+or that was given `--horovod`; any other run is the plain single-process loop, unchanged.
+Only this module imports Horovod.
 
 The choices, following Goyal et al. 2017, "Accurate, Large Minibatch SGD: Training ImageNet
 in 1 Hour" (arXiv 1706.02677):

@@ -194,15 +194,21 @@ class RunState(object):
             self.scalars = runlogs.Scalars(os.path.join(self.dir, "tb"))
         self.rec = self.history[-1] if self.history else None
 
-    def begin_epoch(self):
-        """(epoch, first batch index, end index) of the epoch the next step belongs to."""
-        epoch, start = divmod(self.step, self.spe)
+    def epochs_left(self):
+        """The epochs still to train, the first perhaps a resumed one's rest."""
+        if self.step >= self.total_steps:
+            return range(0)
+        return range(self.step // self.spe, int(math.ceil(self.total_steps / float(self.spe))))
+
+    def begin_epoch(self, epoch):
+        """(first, end) batch indices of `epoch` still to train: from a resumed step, to the run's last."""
+        start = self.step - epoch * self.spe
         fresh = dict(epoch=epoch, loss=0.0, correct=0, seen=0)
         self.acc = self.partial if (self.partial and self.partial.get("epoch") == epoch) else fresh
         self.partial = None
         self.bar = runlogs.progress_bar(self.hp, self.chief, self.spe, start, epoch, self.epochs)
         self.t_epoch, self.images = time.time(), 0
-        return epoch, start, min(self.spe, self.total_steps - epoch * self.spe)
+        return start, min(self.spe, self.total_steps - epoch * self.spe)
 
     def after_step(self, loss, correct, images, lr):
         """Count a step's results; False when Ctrl-C or SIGTERM asks the epoch to stop here."""

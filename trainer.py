@@ -50,8 +50,8 @@ def train(model_name, build_fn, hp, log=print, dist=None, overrides=None):
             else:
                 restore(sess, g, run.folder, run.meta, model_name, hp)
             run.start(sess, g, data, overrides)
-            while run.step < run.total_steps:
-                epoch, start, end = run.begin_epoch()
+            for epoch in run.epochs_left():
+                start, end = run.begin_epoch(epoch)
                 for index, bx, by in batches.iterate(epoch, start, end):
                     feed = {g.x: bx, g.y: by, g.training: True}
                     _, loss, correct, lr = sess.run([g.train_op, g.xent, g.correct, g.lr], feed_dict=feed)
