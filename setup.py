@@ -2,8 +2,8 @@
 from setuptools import setup
 
 MODULES = ["compat", "settings", "ops", "cifar10", "mnist", "batches", "graph", "checkpoints", "runlogs",
-           "runstate", "evaluation", "trainer", "report", "compare", "distributed",
-           "ResNeXt", "fused", "SE_ResNeXt", "Densenet", "ResNet", "flops",
+           "runstate", "evaluation", "trainer", "report", "references", "runfolders", "matching", "compare",
+           "distributed", "ResNeXt", "fused", "SE_ResNeXt", "Densenet", "ResNet", "flops",
            "netinfo", "paperside", "diagrams", "cards", "graphview"]
 
 setup(
