@@ -257,3 +257,10 @@ def test_model_scripts_open_with_a_short_docstring_that_links_the_details(script
     doc = ast.get_docstring(ast.parse(open(os.path.join(ROOT, script + ".py")).read()))
     assert len(doc.splitlines()) <= 15 and "docs/deviations.md" in doc
     assert "\n### %s.py\n" % script in open(os.path.join(ROOT, "docs", "deviations.md")).read()
+
+
+def test_pip_install_ships_every_top_level_module():
+    """`pip install .`, one of the README's ways to run, installs the flat modules setup.py lists."""
+    listed = re.findall(r'"(\w+)"', open(os.path.join(ROOT, "setup.py")).read().split("MODULES =")[1].split("]")[0])
+    modules = sorted(f[:-3] for f in os.listdir(ROOT) if f.endswith(".py") and f != "setup.py")
+    assert sorted(listed) == modules
