@@ -32,7 +32,7 @@ import zlib
 import numpy as np
 
 import cifar10
-from cifar10 import DataError
+from cifar10 import DataError, _is_url
 
 MIRROR = "https://storage.googleapis.com/cvdf-datasets/mnist/"
 FOLDER = "mnist"  # under data_dir
@@ -93,10 +93,6 @@ def parse_labels(path, raw):
     if y.size and y.max() > 9:
         raise DataError("%s has labels outside 0..9 (found %d): it is not MNIST" % (path, y.max()))
     return y
-
-
-def _is_url(s):
-    return "://" in s
 
 
 def _fetch(url, dest, md5, trust):
