@@ -17,7 +17,7 @@ import sys
 
 from compat import tf
 from ops import (conv_layer, Batch_Normalization, Relu, Drop_out, Concatenation, Average_pooling, Max_Pooling,
-                 Global_Average_Pooling, Flatten, Linear, he_normal, report)
+                 Global_Average_Pooling, Flatten, Linear, kernel_init, report)
 import trainer
 
 STEMS = {
@@ -204,7 +204,7 @@ def Dense_net(input_x, training, hp, num_classes=10):
 
 def _conv(x, filters, kernel, stride, hp, name):
     return conv_layer(x, filter=filters, kernel=[kernel, kernel], stride=stride, layer_name=name,
-                      use_bias=hp["conv_bias"], kernel_initializer=he_normal() if hp["init"] == "he" else None)
+                      use_bias=hp["conv_bias"], kernel_initializer=kernel_init(hp))
 
 
 def main(argv=None):

@@ -15,7 +15,7 @@ import sys
 
 from compat import tf
 from ops import (conv_layer, Batch_Normalization, Relu, Concatenation, Average_pooling,
-                 Global_Average_Pooling, Flatten, Linear, he_normal, report)
+                 Global_Average_Pooling, Flatten, Linear, kernel_init, report)
 from fused import split_layer_fused
 import trainer
 
@@ -75,7 +75,8 @@ def validate(hp):
 
 def first_layer(x, training, hp, scope):
     """Stem: 3x3 conv to `stem_dim` (64) channels, BN, ReLU (the paper's "conv1" for CIFAR)."""
-    x = conv_layer(x, filter=hp["stem_dim"], kernel=[3, 3], stride=1, layer_name=scope + "_conv1", kernel_initializer=_init(hp))
+    x = conv_layer(x, filter=hp["stem_dim"], kernel=[3, 3], stride=1, layer_name=scope + "_conv1",
+                   kernel_initializer=kernel_init(hp))
     x = Batch_Normalization(x, training=training, scope=scope + "_batch1", decay=hp["bn_decay"])
     return Relu(x)
 
@@ -86,17 +87,20 @@ def transform_layer(x, stride, depth, training, hp, scope):
     The original downsamples with the 1x1 conv (stride_on='1x1'), the paper with the 3x3.
     """
     s1, s3 = (stride, 1) if hp["stride_on"] == "1x1" else (1, stride)
-    x = conv_layer(x, filter=depth, kernel=[1, 1], stride=s1, layer_name=scope + "_conv1", kernel_initializer=_init(hp))
+    x = conv_layer(x, filter=depth, kernel=[1, 1], stride=s1, layer_name=scope + "_conv1",
+                   kernel_initializer=kernel_init(hp))
     x = Batch_Normalization(x, training=training, scope=scope + "_batch1", decay=hp["bn_decay"])
     x = Relu(x)
-    x = conv_layer(x, filter=depth, kernel=[3, 3], stride=s3, layer_name=scope + "_conv2", kernel_initializer=_init(hp))
+    x = conv_layer(x, filter=depth, kernel=[3, 3], stride=s3, layer_name=scope + "_conv2",
+                   kernel_initializer=kernel_init(hp))
     x = Batch_Normalization(x, training=training, scope=scope + "_batch2", decay=hp["bn_decay"])
     return Relu(x)
 
 
 def transition_layer(x, out_dim, training, hp, scope):
     """1x1 conv from the concatenated paths to the block's width, BN, no ReLU (before the add)."""
-    x = conv_layer(x, filter=out_dim, kernel=[1, 1], stride=1, layer_name=scope + "_conv1", kernel_initializer=_init(hp))
+    x = conv_layer(x, filter=out_dim, kernel=[1, 1], stride=1, layer_name=scope + "_conv1",
+                   kernel_initializer=kernel_init(hp))
     return Batch_Normalization(x, training=training, scope=scope + "_batch1", decay=hp["bn_decay"])
 
 
@@ -127,7 +131,7 @@ def shortcut(x, out_dim, stride, training, hp, scope):
         extra = out_dim - in_dim
         return tf.pad(x, [[0, 0], [0, 0], [0, 0], [extra // 2, extra - extra // 2]])
     x = conv_layer(x, filter=out_dim, kernel=[1, 1], stride=stride, layer_name=scope + "_conv1",
-                   kernel_initializer=_init(hp))
+                   kernel_initializer=kernel_init(hp))
     return Batch_Normalization(x, training=training, scope=scope + "_batch1", decay=hp["bn_decay"])
 
 
@@ -172,10 +176,6 @@ def Build_ResNext(input_x, training, hp, num_classes=10, excite=None):
             report(stage, x)
     x = report("global_average_pool", Flatten(Global_Average_Pooling(x)))
     return report("logits", Linear(x, units=num_classes, use_bias=hp["fc_bias"], layer_name="linear"))
-
-
-def _init(hp):
-    return he_normal() if hp["init"] == "he" else None
 
 
 def main(argv=None):

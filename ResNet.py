@@ -16,7 +16,7 @@ import sys
 
 from compat import tf
 from ops import (conv_layer, Batch_Normalization, Relu, Average_pooling, Global_Average_Pooling, Linear,
-                 he_normal, report)
+                 kernel_init, report)
 import trainer
 
 # The three stages as chao-ji's resnet_model.py lists its resnet_v2_block specs (He et al. 2015,
@@ -120,14 +120,14 @@ def init_conv(x, training, hp):
     unit=preact: bare, its BN-ReLU is the first unit's pre-activation."""
     if UNITS[hp["unit"]]["stem_bn_relu"]:
         return Relu(conv_bn(x, 16, 1, "init_conv", training, hp))
-    return conv_layer(x, filter=16, kernel=[3, 3], stride=1, layer_name="init_conv", kernel_initializer=_init(hp))
+    return conv_layer(x, filter=16, kernel=[3, 3], stride=1, layer_name="init_conv", kernel_initializer=kernel_init(hp))
 
 
 def conv_bn(x, depth, stride, name, training, hp):
     """A 3x3 conv without bias (the BN's beta takes its place), then BN with gamma and beta
     and decay --bn_decay: He et al. 2015 put BN "right after each convolution and before
     activation" (section 3.4); chao-ji's conv1 and conv1/BatchNorm."""
-    x = conv_layer(x, filter=depth, kernel=[3, 3], stride=stride, layer_name=name, kernel_initializer=_init(hp))
+    x = conv_layer(x, filter=depth, kernel=[3, 3], stride=stride, layer_name=name, kernel_initializer=kernel_init(hp))
     return Batch_Normalization(x, training=training, scope=name + "/BatchNorm", decay=hp["bn_decay"],
                                zero_debias_moving_mean=False)
 
@@ -188,7 +188,7 @@ def unit_fn_v2(x, depth, stride, after_stem, training, hp):
     preact = bn_relu(x, training, hp, scope="preact")
     residual = Relu(conv_bn(preact, depth, stride, "conv1", training, hp))
     residual = conv_layer(residual, filter=depth, kernel=[3, 3], stride=1, layer_name="conv2",
-                          kernel_initializer=_init(hp))
+                          kernel_initializer=kernel_init(hp))
     if not hp["shortcut_connections"]:
         return residual
     return tf.add(residual, shortcut(preact if after_stem else x, depth, stride, hp), name="add")
@@ -240,10 +240,6 @@ def Build_ResNet(input_x, training, hp, num_classes=10):
     for s, (scope, depth, stride) in enumerate(STAGES):
         x = report(scope, resnet_block(x, scope, depth, stride, num_units, s == 0, training, hp))
     return report("logits", logits_layer(x, training, hp, num_classes))
-
-
-def _init(hp):
-    return he_normal() if hp["init"] == "he" else None  # None: tf.layers' Glorot uniform = slim's xavier
 
 
 def main(argv=None):

@@ -1,6 +1,7 @@
 """Checkpoints written atomically and verified by their hashes, restored only where they fit;
 and the lock that keeps a second process out of a run folder.
 """
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -75,12 +76,6 @@ class Checkpoints(object):
         self.dir = os.path.join(run_dir, "checkpoints")
         self.keep, self.log = keep, log
 
-    def clean_partial(self):
-        if os.path.isdir(self.dir):
-            for name in os.listdir(self.dir):
-                if name.startswith(".tmp-"):
-                    shutil.rmtree(os.path.join(self.dir, name), ignore_errors=True)
-
     def steps(self):
         if not os.path.isdir(self.dir):
             return []
@@ -146,7 +141,11 @@ class Checkpoints(object):
             return None
 
     def find(self):
-        """(folder, meta) of the newest intact checkpoint, or (None, None)."""
+        """(folder, meta) of the newest intact checkpoint, or (None, None). Removes the unfinished
+        `.tmp-step-N/` folders a crash in `save` left behind."""
+        for name in os.listdir(self.dir) if os.path.isdir(self.dir) else []:
+            if name.startswith(".tmp-"):
+                shutil.rmtree(os.path.join(self.dir, name), ignore_errors=True)
         named = self.latest_name()
         candidates = ([os.path.join(self.dir, named)] if named else []) + [self.path(s) for s in self.steps()]
         seen, bad = set(), []
@@ -167,30 +166,27 @@ class Checkpoints(object):
         return None, None
 
 
-class RunLock(object):
-    """An exclusive lock on a run folder, released by the OS even if the process is killed."""
-
-    def __init__(self, run_dir):
-        self.path = os.path.join(run_dir, "LOCK")
-        self.fd = None
-
-    def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except (OSError, IOError) as e:
-            if e.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            other = os.read(self.fd, 64).decode(errors="replace").strip() or "?"
-            os.close(self.fd)
-            raise KitError("run folder %s is in use by another training process (pid %s): wait for it to finish or "
-                           "pass another --run_dir" % (os.path.dirname(self.path), other))
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, str(os.getpid()).encode())
-        return self
-
-    def __exit__(self, *exc):
-        os.close(self.fd)
+@contextlib.contextmanager
+def run_lock(run_dir):
+    """An exclusive lock on a run folder (its LOCK file, holding the pid), released by the OS
+    even if the process is killed."""
+    path = os.path.join(run_dir, "LOCK")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (OSError, IOError) as e:
+        other = os.read(fd, 64).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        if e.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+        raise KitError("run folder %s is in use by another training process (pid %s): wait for it to finish or "
+                       "pass another --run_dir" % (run_dir, other))
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)
 
 
 def restore(sess, g, folder, meta, model_name, hp):

@@ -264,13 +264,6 @@ def read_pickle(path):
     raise DataError(message)
 
 
-def _key(d, k):
-    for cand in (k.encode(), k):
-        if cand in d:
-            return d[cand]
-    raise KeyError(k)
-
-
 def planar_to_nhwc(flat):
     """(N, 3072) channel-major rows, as CIFAR stores them -> (N, 32, 32, 3) uint8."""
     return flat.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
@@ -305,9 +298,10 @@ def load_python(folder, dataset="cifar10"):
         for name in parts[split]:
             path = os.path.join(folder, name)
             d = read_pickle(path)
-            try:
-                x, y = _key(d, "data"), _key(d, label_key)
-            except (KeyError, TypeError):
+            try:  # Python 2 wrote the keys as bytes (b"data"), later pickles as str
+                d = {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
+                x, y = d["data"], d[label_key]
+            except (KeyError, TypeError, AttributeError, UnicodeDecodeError):
                 raise DataError("%s lacks the 'data' or '%s' entry: not a %s batch; check --dataset and the data "
                                 "folder" % (path, label_key, dataset))
             x, y = _checked(path, x, y, num_classes)

@@ -10,11 +10,7 @@ tests/test_fast_equivalence.py checks that both give the same outputs, gradients
 averages on the same weights. ResNeXt.py uses it unless `--formulation literal`.
 """
 from compat import tf
-from ops import conv_layer, Batch_Normalization, Relu, Concatenation, he_normal
-
-
-def _init(hp):
-    return he_normal() if hp["init"] == "he" else None
+from ops import conv_layer, Batch_Normalization, Relu, Concatenation, kernel_init
 
 
 def split_layer_fused(x, stride, depth, training, hp, layer_name):
@@ -30,10 +26,10 @@ def split_layer_fused(x, stride, depth, training, hp, layer_name):
     c = hp["cardinality"]
     s1, s3 = (stride, 1) if hp["stride_on"] == "1x1" else (1, stride)
     x = conv_layer(x, filter=c * depth, kernel=[1, 1], stride=s1, layer_name=layer_name + "_conv1",
-                   kernel_initializer=_per_path(_init(hp), c))
+                   kernel_initializer=_per_path(kernel_init(hp), c))
     x = Batch_Normalization(x, training=training, scope=layer_name + "_batch1", decay=hp["bn_decay"])
     x = group_conv_layer(x, c, filter=c * depth, kernel=[3, 3], stride=s3, layer_name=layer_name + "_conv2",
-                         kernel_initializer=_per_path(_init(hp), c), activation=Relu)
+                         kernel_initializer=_per_path(kernel_init(hp), c), activation=Relu)
     x = Batch_Normalization(x, training=training, scope=layer_name + "_batch2", decay=hp["bn_decay"])
     return Relu(x)
 
@@ -68,18 +64,11 @@ def _per_path(init, paths):
     """
     init = init or tf.glorot_uniform_initializer()
 
-    def fans(shape):
-        receptive = 1
-        for d in shape[:-2]:
-            receptive *= d
-        fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
-        return {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}
-
     def initializer(shape, dtype=tf.float32, partition_info=None):
-        one = list(shape[:-1]) + [shape[-1] // paths]
-        if not hasattr(init, "mode"):  # not a variance-scaling initializer: draw path by path
-            return tf.concat([init(one, dtype=dtype) for _ in range(paths)], axis=-1)
-        scale = init.scale * fans(list(shape))[init.mode] / fans(one)[init.mode]
-        return tf.variance_scaling_initializer(scale=scale, mode=init.mode, distribution=init.distribution,
-                                               seed=init.seed)(shape, dtype=dtype)
+        # The fans of a kernel [.., in, out] are in and out times its receptive field, which
+        # cancels in the ratio: only `out` differs, paths*depth here and depth in one path.
+        fan_in, fan_out = shape[-2], shape[-1]
+        fans = {"fan_in": 1.0, "fan_out": float(paths), "fan_avg": (fan_in + fan_out) / (fan_in + fan_out / paths)}
+        return tf.variance_scaling_initializer(scale=init.scale * fans[init.mode], mode=init.mode,
+                                               distribution=init.distribution, seed=init.seed)(shape, dtype=dtype)
     return initializer

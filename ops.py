@@ -153,6 +153,12 @@ def he_normal():
     return tf.variance_scaling_initializer(scale=2.0, mode="fan_out", distribution="untruncated_normal")
 
 
+def kernel_init(hp):
+    """The kernels' initializer --init names: he (he_normal) or glorot (None: tf.layers' default,
+    Glorot uniform, which is slim's xavier_initializer too)."""
+    return he_normal() if hp["init"] == "he" else None
+
+
 def count_params(variables=None):
     """Total number of scalars in `variables` (default: all trainable variables)."""
     variables = tf.trainable_variables() if variables is None else variables

@@ -31,55 +31,15 @@ import numpy as np
 from compat import VERSION
 import distributed
 import runlogs
-from checkpoints import Checkpoints, RunLock, write_atomic
+from checkpoints import Checkpoints, run_lock, write_atomic
 from settings import KitError, EXIT_NAN, EXIT_INTERRUPTED, check_resume
 
 KIT_VERSION = "0.1.0"
 
 
-class StopFlag(object):
-    """Ctrl-C / SIGTERM ask the loop to stop at the next step boundary and checkpoint."""
-
-    def __init__(self):
-        self.requested = None
-        self.previous = {}
-
-    def __enter__(self):
-        for s in (signal.SIGINT, signal.SIGTERM):
-            self.previous[s] = signal.signal(s, self.handle)
-        return self
-
-    def handle(self, signum, frame):
-        if self.requested is not None:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.requested = signum
-
-    def __exit__(self, *exc):
-        for s, h in self.previous.items():
-            signal.signal(s, h)
-
-
 def run_folder(model_name, hp):
     """--run_dir, or runs/<model>-<preset>-<dataset> where it is not given."""
     return hp["run_dir"] or os.path.join("runs", "%s-%s-%s" % (model_name, hp["preset"], hp["dataset"]))
-
-
-def step_limit(total_steps, log):
-    """KIT_MAX_STEPS=N ends a run after step N, leaving its schedule and epoch count as they are:
-    a smoke test of any command exactly as written (the README's commands run so in the tests)."""
-    text = os.environ.get("KIT_MAX_STEPS", "").strip()
-    if not text:
-        return total_steps
-    try:
-        limit = int(text)
-    except ValueError:
-        limit = 0
-    if limit < 1:
-        raise KitError("KIT_MAX_STEPS must be a positive whole number of steps, got %r: set a number or unset it" % text)
-    if limit < total_steps:
-        log("KIT_MAX_STEPS=%d: this run stops after step %d of %d; run the same command without it to go on"
-            % (limit, limit, total_steps))
-    return min(limit, total_steps)
 
 
 def _quiet(*args, **kwargs):
@@ -95,7 +55,13 @@ class _Null(object):
 
 
 class RunState(object):
-    """The robustness around `trainer.train`'s loop; a context manager holding the run's lock.
+    """The robustness around `trainer.train`'s loop.
+
+    Made before the data and the graph, it checks the run folder at once, under the folder's
+    lock, which it then lets go: a folder another process trains in, or a checkpoint this
+    command may not resume, fails before any time is spent. Entered (`with run, tf.Session(...)`)
+    it holds the lock until the run ends and finds the checkpoint again: one that changed in
+    between (another process trained here meanwhile) stops the run with a one-line error.
 
     Its attributes the loop reads: `folder`, `meta` (the checkpoint to resume, or None),
     `step` (the next step's index) and `total_steps`.
@@ -106,62 +72,93 @@ class RunState(object):
         self.chief = dist is None or dist.is_chief
         self.log = log if self.chief else _quiet  # one voice per run: the other ranks print nothing
         self.dir = run_folder(model_name, hp)
-        self.lock = RunLock(self.dir) if self.chief else _Null()
-        self.ckpts = Checkpoints(self.dir, hp["keep_checkpoints"], log=self.log)
-        self.interrupts = StopFlag()  # Ctrl-C / SIGTERM, once entered: a checkpoint at the next step, then exit 130
-        self.folder = self.meta = self.scalars = self.rec = self.lr = None
+        self.ckpts = Checkpoints(self.dir, hp["keep_checkpoints"], log=_quiet)  # entering says what it finds
+        self.stop_requested = self.handlers = None  # Ctrl-C / SIGTERM, from `start` on: see _on_signal
+        self.lock = self.scalars = self.rec = self.lr = None
+        with self._lock():
+            self.folder, self.meta = self._checkpoint_to_resume()
+
+    def _lock(self):
+        if not self.chief:  # in a Horovod run, rank 0 alone looks after the folder
+            return _Null()
+        os.makedirs(self.dir, exist_ok=True)
+        return run_lock(self.dir)
+
+    def _checkpoint_to_resume(self):
+        """(folder, meta) of the newest intact checkpoint, checked against this command, or (None, None)."""
+        hp, dist, folder, meta = self.hp, self.dist, None, None
+        if self.chief:
+            folder, meta = self.ckpts.find()
+            if folder is not None and hp.get("fresh"):
+                raise KitError("%s already holds checkpoints and --fresh was given: pass another --run_dir or "
+                               "drop --fresh" % self.dir)
+            if folder is not None:
+                check_resume(meta, hp, folder)
+                distributed.check_workers(folder, meta, dist)
+        if dist is not None:
+            return dist.agree_on_checkpoint(folder, meta)
+        # after check_workers: resuming a distributed run alone is the likelier mistake
+        ignored = ["--" + k for k in ("hvd_scale_lr", "hvd_warmup_epochs") if hp.get(k) is not None]
+        if ignored:
+            raise KitError("%s %s used only by a Horovod run (horovodrun, or --horovod): drop %s, or start the "
+                           "script with horovodrun" % (" and ".join(ignored), "is" if len(ignored) == 1 else "are",
+                                                       "it" if len(ignored) == 1 else "them"))
+        return folder, meta
 
     def __enter__(self):
-        # The lock and the checks of an existing checkpoint come first, so that a refused run
-        # fails before it spends time on the data and the graph.
-        if self.chief:
-            os.makedirs(self.dir, exist_ok=True)
+        self.lock = self._lock()
         self.lock.__enter__()
         try:
-            self._find_checkpoint()
+            self.ckpts.log = self.log
+            folder, _ = self._checkpoint_to_resume()
+            if folder != self.folder:
+                raise KitError("%s changed while this run was starting (another process trained in it): run the "
+                               "same command again" % self.dir)
         except BaseException:
             self.lock.__exit__(None, None, None)
             raise
         return self
 
     def __exit__(self, *exc):
+        for s, h in (self.handlers or {}).items():
+            signal.signal(s, h)
         if self.scalars is not None:
             self.scalars.close()
         return self.lock.__exit__(*exc)
 
-    def _find_checkpoint(self):
-        hp, dist = self.hp, self.dist
-        if self.chief:
-            self.ckpts.clean_partial()
-            self.folder, self.meta = self.ckpts.find()
-            if self.folder is not None and hp.get("fresh"):
-                raise KitError("%s already holds checkpoints and --fresh was given: pass another --run_dir or "
-                               "drop --fresh" % self.dir)
-            if self.folder is not None:
-                check_resume(self.meta, hp, self.folder)
-                distributed.check_workers(self.folder, self.meta, dist)
-        if dist is None:  # after check_workers: resuming a distributed run alone is the likelier mistake
-            ignored = ["--" + k for k in ("hvd_scale_lr", "hvd_warmup_epochs") if hp.get(k) is not None]
-            if ignored:
-                raise KitError("%s %s used only by a Horovod run (horovodrun, or --horovod): drop %s, or start "
-                               "the script with horovodrun" % (" and ".join(ignored), "is" if len(ignored) == 1
-                                                               else "are", "it" if len(ignored) == 1 else "them"))
-        else:
-            self.folder, self.meta = dist.agree_on_checkpoint(self.folder, self.meta)
+    def _on_signal(self, signum, frame):
+        """Ctrl-C or SIGTERM, once training has begun: the loop stops at the next step boundary
+        and checkpoints (after_step, end_epoch), then exits 130. A second one stops at once."""
+        if self.stop_requested is not None:
+            raise KeyboardInterrupt
+        self.stop_requested = signum
 
     def plan(self, steps_per_epoch):
-        """The run's length: --steps, or --epochs of `steps_per_epoch`, cut short by KIT_MAX_STEPS."""
+        """The run's length: --steps, or --epochs of `steps_per_epoch`; then KIT_MAX_STEPS=N, which ends
+        the run after step N and leaves its schedule and epoch count as they are (a smoke test of any
+        command exactly as written: the README's commands run so in the tests)."""
         self.spe = steps_per_epoch
         total_steps = self.hp["steps"] or self.hp["epochs"] * steps_per_epoch
         self.epochs = int(math.ceil(total_steps / float(steps_per_epoch)))
-        self.total_steps = step_limit(total_steps, self.log)
-        self.t0 = time.time()
+        self.total_steps, self.t0 = total_steps, time.time()
+        text = os.environ.get("KIT_MAX_STEPS", "").strip()
+        if text:
+            limit = int(text) if text.isdigit() else 0
+            if limit < 1:
+                raise KitError("KIT_MAX_STEPS must be a positive whole number of steps, got %r: set a number or unset "
+                               "it" % text)
+            if limit < total_steps:
+                self.log("KIT_MAX_STEPS=%d: this run stops after step %d of %d; run the same command without it to "
+                         "go on" % (limit, limit, total_steps))
+            self.total_steps = min(limit, total_steps)
 
     def start(self, sess, g, data, overrides=None):
         """After initialisation or restore: the step to go on from and the epochs' records, rank 0's
-        variables on every rank, config.json and the logs as of the checkpoint."""
+        variables on every rank, config.json and the logs as of the checkpoint; from here on,
+        Ctrl-C and SIGTERM stop the loop at a step boundary with a checkpoint (_on_signal)."""
         hp, spe = self.hp, self.spe
         self.sess, self.g = sess, g
+        self.handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         self.history, self.partial, self.step = [], None, 0
         if self.folder is not None:
             self.history, self.partial = self.meta["history"], self.meta.get("partial")
@@ -200,18 +197,23 @@ class RunState(object):
             return range(0)
         return range(self.step // self.spe, int(math.ceil(self.total_steps / float(self.spe))))
 
-    def begin_epoch(self, epoch):
-        """(first, end) batch indices of `epoch` still to train: from a resumed step, to the run's last."""
+    def batches(self, batches, epoch):
+        """(images, labels) of `epoch`'s steps still to train: from a resumed step, to the run's
+        last; it ends early once Ctrl-C or SIGTERM asks the run to stop."""
         start = self.step - epoch * self.spe
+        end = min(self.spe, self.total_steps - epoch * self.spe)
         fresh = dict(epoch=epoch, loss=0.0, correct=0, seen=0)
         self.acc = self.partial if (self.partial and self.partial.get("epoch") == epoch) else fresh
         self.partial = None
         self.bar = runlogs.progress_bar(self.hp, self.chief, self.spe, start, epoch, self.epochs)
         self.t_epoch, self.images = time.time(), 0
-        return start, min(self.spe, self.total_steps - epoch * self.spe)
+        for _, bx, by in batches.iterate(epoch, start, end):
+            yield bx, by
+            if self.stop_requested is not None:
+                return
 
     def after_step(self, loss, correct, images, lr):
-        """Count a step's results; False when Ctrl-C or SIGTERM asks the epoch to stop here."""
+        """Count a step's results, and checkpoint every --ckpt_every_steps."""
         if not np.isfinite(loss):
             # Training is deterministic: the same settings would diverge at the same step again.
             raise KitError("loss is %s at step %d (epoch %d): stopped; the last good checkpoint (%s) is kept. The "
@@ -229,12 +231,9 @@ class RunState(object):
             rate = self.images / max(time.time() - self.t_epoch, 1e-9)
             self.bar.set_postfix_str("loss %.3f, %.0f img/s" % (loss, rate))
             self.bar.update(1)
-        if self.interrupts.requested is not None:
-            return False
         every = self.hp["ckpt_every_steps"]
-        if every and self.step % every == 0 and self.step % self.spe:
+        if every and self.step % every == 0 and self.step % self.spe and self.stop_requested is None:
             self.save(self.acc)
-        return True
 
     def save(self, partial):
         """A checkpoint of this step (rank 0): the weights, the epochs' records, the epoch so far."""
@@ -247,7 +246,7 @@ class RunState(object):
         if self.bar is not None:
             self.bar.close()
         self.seconds = time.time() - self.t_epoch
-        if self.interrupts.requested is not None and self.step % self.spe and self.step < self.total_steps:
+        if self.stop_requested is not None and self.step % self.spe and self.step < self.total_steps:
             self.save(self.acc)
             self.stop_if_asked()
 
@@ -274,7 +273,7 @@ class RunState(object):
 
     def stop_if_asked(self):
         """After Ctrl-C or SIGTERM (the checkpoint written): exit 130."""
-        if self.interrupts.requested is not None:
+        if self.stop_requested is not None:
             self.log("interrupted at step %d: checkpoint written; run the same command to resume" % self.step)
             raise KitError("interrupted", EXIT_INTERRUPTED)
 

@@ -18,6 +18,7 @@ The role of a setting says what changing it does to a run:
 from __future__ import division, print_function
 
 import argparse
+import collections
 import math
 import os
 
@@ -65,39 +66,19 @@ def within(low, high, low_open=False, high_open=False):
     return ok, "in %s%s, %s%s" % ("(" if low_open else "[", low, high, ")" if high_open else "]")
 
 
-def at_least(low):
-    return (lambda v: v >= low), "at least %s" % low
-
-
-class Setting(object):
+class Setting(collections.namedtuple("Setting", "name group help kind default preset choices check role aliases "
+                                                "added_later extra")):
     """One flag. `kind`: a Python type, "bool" (--x, --x=false) or "switch" (store_true).
     `preset`: a preset may set it, so its default lives in COMMON_DEFAULTS and the parser's is
     None (the flag given or not). `check`: (predicate, what it must be), for the one-line error
-    "--name must be <what>, got <value>". `added_later`: runs written before the setting existed
-    trained with its default (compare.py treats a missing value so)."""
+    "--name must be <what>, got <value>". `role`: see above. `added_later`: runs written before
+    the setting existed trained with its default (compare.py treats a missing value so).
+    `extra`: more keywords for argparse's add_argument. A plain record (namedtuple: Python 3.6
+    has no dataclasses); build_parser and the policy sets below read it."""
+    __slots__ = ()
 
-    def __init__(self, name, group, help=None, kind=str, default=None, preset=False, choices=None, check=None,
-                 role="network", aliases=(), added_later=False, **argparse_extra):
-        assert role in ROLES, role
-        self.name, self.group, self.help, self.kind, self.default = name, group, help, kind, default
-        self.preset, self.choices, self.check, self.role = preset, choices, check, role
-        self.aliases, self.added_later, self.extra = tuple(aliases), added_later, argparse_extra
 
-    def add_to(self, group, choices=None):
-        if self.kind == "bool":
-            return bool_flag(group, self.name, self.help)
-        kw = dict(default=None if self.preset else (self.default() if callable(self.default) else self.default),
-                  help=self.help)
-        choices = choices or self.choices
-        if self.kind == "switch":
-            kw.update(action="store_true", default=False)
-        elif self.kind is not str:
-            kw["type"] = self.kind
-        if choices:
-            kw["choices"] = choices
-        kw.update(self.extra)
-        flags = ["--" + self.name] + ["--" + a for a in self.aliases]
-        group.add_argument(*flags, dest=self.name, **kw) if self.aliases else group.add_argument(*flags, **kw)
+Setting.__new__.__defaults__ = (None, str, None, False, None, None, "network", (), False, None)
 
 
 class _GraphAction(argparse.Action):
@@ -118,13 +99,14 @@ SETTINGS = [
     Setting("summary", RUN, "print each stage's output shape and the parameter total, and where the network's "
                             "architecture card is, then exit", kind="switch", role="where"),
     Setting("graph", RUN, "--summary, and write the graph for TensorBoard and graph.pbtxt (netron) to DIR "
-                          "(default: RUN_DIR/graph)", nargs="?", const="", metavar="DIR", action=_GraphAction),
+                          "(default: RUN_DIR/graph)", extra=dict(nargs="?", const="", metavar="DIR", action=_GraphAction)),
     Setting("eval", RUN, "evaluate the latest checkpoint (or --ckpt_path) on the test set and exit", kind="switch",
             role="where"),
     Setting("ckpt_path", RUN, "checkpoint folder (runs/.../checkpoints/step-N) for --eval", role="where"),
     Setting("fresh", RUN, "refuse to resume: fail if the run folder already has checkpoints", kind="switch",
             role="where"),
-    Setting("keep_checkpoints", RUN, "how many checkpoints to keep", int, 3, check=at_least(1), role="where"),
+    Setting("keep_checkpoints", RUN, "how many checkpoints to keep", int, 3, check=(lambda v: v >= 1, "at least 1"),
+            role="where"),
     Setting("ckpt_every_steps", RUN, "also checkpoint every N steps inside an epoch (0: per epoch only)", int, 0,
             role="where"),
     Setting("threads", RUN, "TF intra/inter-op threads (0: TF decides)", int, 0, role="where"),
@@ -223,12 +205,12 @@ def training_only():
 
 
 # Settings that may differ when a run is resumed: where things are, and how long to go on.
-RESUMABLE = resumable()
+RESUMABLE = with_role(0)
 # Settings that change neither the network nor how it learns: where things are, how the run
 # is logged, which random draw, and how ResNeXt's block is written (the same function).
-BOOKKEEPING = bookkeeping()
+BOOKKEEPING = with_role(1)
 # Settings that shape training only, not the function a checkpoint computes (ignored by --eval).
-TRAINING_ONLY = training_only()
+TRAINING_ONLY = with_role(2)
 
 
 def build_parser(model_name, add_model_flags, presets, description):
@@ -243,7 +225,20 @@ def build_parser(model_name, add_model_flags, presets, description):
             add_model_flags(groups[model_name])
         if s.group not in groups:
             groups[s.group] = p.add_argument_group(s.group)
-        s.add_to(groups[s.group], sorted(presets) if s.name == "preset" else None)
+        group = groups[s.group]
+        if s.kind == "bool":
+            bool_flag(group, s.name, s.help)
+            continue
+        kw = dict(default=None if s.preset else (s.default() if callable(s.default) else s.default), help=s.help)
+        if s.kind == "switch":
+            kw.update(action="store_true", default=False)
+        elif s.kind is not str:
+            kw["type"] = s.kind
+        choices = sorted(presets) if s.name == "preset" else s.choices
+        if choices:
+            kw["choices"] = choices
+        kw.update(s.extra or {})
+        group.add_argument(*["--" + n for n in (s.name,) + tuple(s.aliases)], dest=s.name, **kw)
     return p
 
 

@@ -39,33 +39,32 @@ def train(model_name, build_fn, hp, log=print, dist=None, overrides=None):
     `dist`: a distributed.Horovod, or None for one process. `overrides` (see
     settings.preset_overrides) goes into config.json, where compare.py reads it.
     """
-    with RunState(model_name, hp, dist, log) as run:  # the lock; a checkpoint to resume, checked
-        data = load_data(hp)
-        batches = make_batches(hp, data, dist, run.meta)
-        run.plan(batches.steps_per_epoch)
-        g = Graph(build_fn, hp, batches.steps_per_epoch, dist)  # placeholders, model, loss, lr, train_op
-        with run.interrupts, tf.Session(graph=g.graph, config=session_config(hp, dist)) as sess:
-            if run.folder is None:
-                sess.run(g.init)
-            else:
-                restore(sess, g, run.folder, run.meta, model_name, hp)
-            run.start(sess, g, data, overrides)
-            for epoch in run.epochs_left():
-                start, end = run.begin_epoch(epoch)
-                for index, bx, by in batches.iterate(epoch, start, end):
-                    feed = {g.x: bx, g.y: by, g.training: True}
-                    _, loss, correct, lr = sess.run([g.train_op, g.xent, g.correct, g.lr], feed_dict=feed)
-                    if hp["second_train_pass"]:  # the originals' extra pass, only to log train accuracy
-                        correct = sess.run(g.correct, feed_dict=feed)
-                    if not run.after_step(loss, correct, len(bx), lr):  # Ctrl-C: stop here
-                        break
-                run.end_epoch()
-                if run.evaluation_due():
-                    test_loss, test_acc, _ = evaluate(sess, g, data["test_x"], data["test_y"])
-                    run.record_epoch(test_loss, test_acc)  # logs, TensorBoard, checkpoint
-                run.stop_if_asked()
-            run.finish()
-        return run.rec
+    run = RunState(model_name, hp, dist, log)  # the run folder checked first: a refused run fails at once
+    data = load_data(hp)
+    batches = make_batches(hp, data, dist, run.meta)
+    run.plan(batches.steps_per_epoch)
+    g = Graph(build_fn, hp, batches.steps_per_epoch, dist)  # placeholders, model, loss, lr, train_op
+    # `run` holds the run folder's lock from here to the end, and takes Ctrl-C from run.start on.
+    with run, tf.Session(graph=g.graph, config=session_config(hp, dist)) as sess:
+        if run.folder is None:
+            sess.run(g.init)
+        else:
+            restore(sess, g, run.folder, run.meta, model_name, hp)
+        run.start(sess, g, data, overrides)
+        for epoch in run.epochs_left():
+            for bx, by in run.batches(batches, epoch):  # the steps left in this epoch; none after Ctrl-C
+                feed = {g.x: bx, g.y: by, g.training: True}
+                _, loss, correct, lr = sess.run([g.train_op, g.xent, g.correct, g.lr], feed_dict=feed)
+                # --second_train_pass: the originals' extra training-mode pass, only to log train accuracy
+                correct = sess.run(g.correct, feed_dict=feed) if hp["second_train_pass"] else correct
+                run.after_step(loss, correct, len(bx), lr)  # NaN check, progress, --ckpt_every_steps
+            run.end_epoch()
+            if run.evaluation_due():
+                test_loss, test_acc, _ = evaluate(sess, g, data["test_x"], data["test_y"])
+                run.record_epoch(test_loss, test_acc)  # logs, TensorBoard, checkpoint
+            run.stop_if_asked()
+        run.finish()
+    return run.rec
 
 
 def main(model_name, build_fn, presets, add_model_flags, validate=None, argv=None, description=None):

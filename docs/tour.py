@@ -72,7 +72,9 @@ the placeholders and fetching the train op, the loss, the count of correct predi
 learning rate (read from the graph, as the logs print it), and an evaluation on the test set
 in inference mode. What makes a run robust (the run folder's lock, exact resume from atomic
 checkpoints, Ctrl-C, a loss that is not finite, the logs) is the `RunState`'s, in runstate.py,
-so that none of it hides the idiom."""),
+so that none of it hides the idiom: `with run, tf.Session(...)` holds the folder's lock for as
+long as the session lives, and `run.batches` ends an epoch early after Ctrl-C, so the loop
+needs no `break`."""),
     ("Saver and restore", "checkpoints.py", "restore", None, None, """
 `tf.train.Saver(tf.global_variables())` (made with the graph) saves every variable, the moving
 averages and `global_step` included; a Saver of the trainable variables only would lose them

@@ -395,3 +395,25 @@ def test_a_bad_step_limit_is_one_line_and_leaves_the_checkpoint(value, fake_cifa
     msg = one_line_error(train(fake_cifar, tmp_path, "--steps", "4"))
     assert "KIT_MAX_STEPS must be a positive whole number of steps, got %r" % value in msg
     assert sorted(os.listdir(str(tmp_path / "run" / "checkpoints"))) == before
+
+
+def test_a_folder_that_changes_while_a_run_starts_is_refused_and_left_alone(fake_cifar, tmp_path):
+    """The run folder is checked before the data and the graph, and again under the lock that the
+    session then holds: a checkpoint that appeared in between (another process trained there) stops
+    the run with one line, and the folder stays as it is, free for the next command."""
+    import runstate
+    from conftest import settings
+    assert train(fake_cifar, tmp_path, "--steps", "2")[0] == 0
+    other = tmp_path / "other"
+    hp = settings(ResNeXt, tiny_args(fake_cifar, other) + TINY + ["--steps", "4"])
+    run = runstate.RunState("ResNeXt", hp, log=lambda *a: None)
+    assert run.folder is None  # nothing there yet
+    shutil.copytree(str(tmp_path / "run" / "checkpoints"), str(other / "checkpoints"))
+    with pytest.raises(trainer.KitError) as e:
+        with run:
+            pass
+    assert str(e.value) == ("%s changed while this run was starting (another process trained in it): run the same "
+                            "command again" % other)
+    assert sorted(os.listdir(str(other / "checkpoints"))) == sorted(os.listdir(str(tmp_path / "run" / "checkpoints")))
+    again = runstate.RunState("ResNeXt", hp, log=lambda *a: None)  # the lock was let go
+    assert os.path.basename(again.folder) == "step-00000002"

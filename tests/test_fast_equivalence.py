@@ -191,7 +191,7 @@ def test_default_formulation_is_fused_and_literal_is_selectable():
 ])
 def test_fused_kernels_are_drawn_like_one_path_kernel(init, expected_std):
     """[3, 3, 16, 8*16] holds eight 16 -> 16 kernels: its spread must be a single path's, not a 16 -> 128 conv's."""
-    initializer = fused._per_path(ResNeXt._init(dict(init=init)), 8)
+    initializer = fused._per_path(ops.kernel_init(dict(init=init)), 8)
     with tf.Graph().as_default():
         tf.set_random_seed(0)
         w = initializer([3, 3, 16, 8 * 16])
