@@ -108,7 +108,7 @@ case "$data_source" in
   "") ;;
   *://*) run_options+=(-e "KIT_DATA_SOURCE=$data_source") ;;
   *)
-    case "$data_source" in "~") data_source="$HOME" ;; "~/"*) data_source="$HOME/${data_source#\~/}" ;; esac
+    case "$data_source" in \~|\~/*) data_source="$HOME${data_source#\~}" ;; esac
     [ -e "$data_source" ] || die "KIT_DATA_SOURCE $data_source does not exist: name an archive or a folder of this machine, or a URL."
     # Its absolute path without ./ or a trailing /, so that basename is its real name.
     if [ -d "$data_source" ]; then data_source="$(cd "$data_source" && pwd)"
