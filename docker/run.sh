@@ -18,6 +18,15 @@
 #   KIT_DOCKER_ARGS  more words for `docker run`, split on blanks, e.g. "--shm-size=1g"
 #   KIT_DRY_RUN=1    print the docker commands instead of running them
 #
+# The kit's own run-time settings are passed into the container when set here:
+#   KIT_MAX_STEPS    as it is (a training command ends after that step: for smoke tests)
+#   KIT_DATA_SOURCE  a URL as it is (a file:// URL names a path inside the container); a path
+#                    of this machine (relative to the current folder, ~ allowed) is mounted
+#                    read-only at /opt/kit/source/<its name>, and KIT_DATA_SOURCE names that
+# Not passed: KIT_ENV (./kit's, the image has one environment), and the test hooks
+# KIT_TEST_KILL_AT and KIT_DUMP_VARIABLES (tests/ sets them for runs outside Docker); any other
+# variable goes in through KIT_DOCKER_ARGS, e.g. "-e NAME=value".
+#
 # The image tag is tf1-residual-kit:<KIT_IMAGE>-<hash>, the hash covering the Dockerfile, its
 # lock file and the files the image copies from this checkout (*.py, references.csv), with their
 # executable bits, so any change to them builds a new image; Docker's layer cache keeps that
@@ -89,6 +98,24 @@ run_options=(--user "$(id -u):$(id -g)"
              -v "$data_dir:/opt/kit/data"
              -v "$runs_dir:/opt/kit/runs"
              -w /opt/kit)
+if [ -n "${KIT_MAX_STEPS:-}" ]; then
+  run_options+=(-e "KIT_MAX_STEPS=$KIT_MAX_STEPS")
+fi
+# A data source on this machine would not exist inside: mount it, under its own name, as the
+# kit tells an extracted CIFAR folder from its parent by that name.
+data_source="${KIT_DATA_SOURCE:-}"
+case "$data_source" in
+  "") ;;
+  *://*) run_options+=(-e "KIT_DATA_SOURCE=$data_source") ;;
+  *)
+    case "$data_source" in \~|\~/*) data_source="$HOME${data_source#\~}" ;; esac
+    [ -e "$data_source" ] || die "KIT_DATA_SOURCE $data_source does not exist: name an archive or a folder of this machine, or a URL."
+    # Its absolute path without ./ or a trailing /, so that basename is its real name.
+    if [ -d "$data_source" ]; then data_source="$(cd "$data_source" && pwd)"
+    else data_source="$(cd "$(dirname "$data_source")" && pwd)/$(basename "$data_source")"; fi
+    inside="/opt/kit/source/$(basename "$data_source")"
+    run_options+=(-v "$data_source:$inside:ro" -e "KIT_DATA_SOURCE=$inside") ;;
+esac
 if [ -n "${KIT_DOCKER_ARGS:-}" ]; then
   read -r -a extra <<< "$KIT_DOCKER_ARGS"
   run_options+=("${extra[@]}")

@@ -14,9 +14,10 @@ import pytest
 from conftest import ROOT
 
 RUN_SH = os.path.join(ROOT, "docker", "run.sh")
-# Every shell script of docker/ and of its CI checks.
+# Every shell script of docker/ and of its CI checks, and the file two of them source (not run).
 SCRIPTS = [RUN_SH] + [os.path.join(ROOT, *p) for p in (("docker", "standin", "build.sh"), (".ci", "check-docker"),
                                                         (".ci", "docker-e2e"))]
+SOURCED = [os.path.join(ROOT, "requirements", "find_python.sh")]
 
 # Packages of requirements/tf1.txt that Python 3.6's matplotlib 3.3.4 does not require, so neither
 # requirements/tf1-py36.txt nor the official image's lock has them.
@@ -122,7 +123,7 @@ def pip_install_args(run_args):
 def run(cmd, env=None, cwd=ROOT):
     full_env = dict(os.environ)
     for key in ("KIT_IMAGE", "KIT_GPUS", "KIT_DATA_DIR", "KIT_RUNS_DIR", "KIT_DOCKER",
-                "KIT_DOCKER_ARGS", "KIT_DRY_RUN"):
+                "KIT_DOCKER_ARGS", "KIT_DRY_RUN", "KIT_MAX_STEPS", "KIT_DATA_SOURCE"):
         full_env.pop(key, None)
     full_env.update(env or {})
     p = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -257,15 +258,16 @@ def test_hadolint_passes_at_error_level():
 
 def test_run_sh_parses():
     bash = need("bash")
-    for script in SCRIPTS:
+    for script in SCRIPTS + SOURCED:
         code, out, err = run([bash, "-n", script])
         assert code == 0, err
-        assert os.stat(script).st_mode & stat.S_IXUSR, "%s is not executable" % script
+        assert os.stat(script).st_mode & stat.S_IXUSR or script in SOURCED, "%s is not executable" % script
 
 
 def test_shellcheck_passes():
     shellcheck = need("shellcheck")
-    code, out, err = run([shellcheck] + SCRIPTS)
+    # -x: follow the `. requirements/find_python.sh` lines (their directives count from ROOT).
+    code, out, err = run([shellcheck, "-x"] + SCRIPTS + SOURCED)
     assert code == 0, out + err
 
 
@@ -310,6 +312,39 @@ def test_run_sh_cpu_ngc_and_folders_from_the_environment(tmp_path):
 def test_run_sh_relative_folders_count_from_the_current_folder(tmp_path):
     _, run_line = dry_run({"KIT_DATA_DIR": "d", "KIT_RUNS_DIR": "sub/r"}, cwd=str(tmp_path))
     assert "-v %s/d:/opt/kit/data" % tmp_path in run_line and "-v %s/sub/r:/opt/kit/runs" % tmp_path in run_line
+
+
+def test_run_sh_passes_kit_max_steps_only_when_set():
+    _, run_line = dry_run({"KIT_MAX_STEPS": "3"})
+    assert " -e KIT_MAX_STEPS=3 " in run_line, run_line
+    _, run_line = dry_run()
+    assert "KIT_MAX_STEPS" not in run_line and "KIT_DATA_SOURCE" not in run_line, run_line
+
+
+def test_run_sh_passes_a_data_source_url_as_it_is():
+    _, run_line = dry_run({"KIT_DATA_SOURCE": "https://mirror.example/cifar/"})
+    assert " -e KIT_DATA_SOURCE=https://mirror.example/cifar/ " in run_line, run_line
+    assert "/opt/kit/source" not in run_line
+
+
+def test_run_sh_mounts_a_host_data_source_read_only_under_its_name(tmp_path):
+    # The kit recognises an extracted CIFAR folder by its name, so the mount keeps it.
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"")
+    for given, name in (("cifar-10-batches-py/", "cifar-10-batches-py"),
+                        ("./cifar-10-python.tar.gz", "cifar-10-python.tar.gz")):
+        _, run_line = dry_run({"KIT_DATA_SOURCE": given}, cwd=str(tmp_path))
+        inside = "/opt/kit/source/" + name
+        assert " -v %s/%s:%s:ro " % (tmp_path, name, inside) in run_line, run_line
+        assert " -e KIT_DATA_SOURCE=%s " % inside in run_line, run_line
+
+
+def test_run_sh_refuses_a_missing_host_data_source(tmp_path):
+    need("bash")
+    code, out, err = run(["bash", RUN_SH, "true"], env={"KIT_DATA_SOURCE": str(tmp_path / "none.tar.gz"),
+                                                       "KIT_DRY_RUN": "1"})
+    assert code == 2 and err.startswith("docker/run.sh: KIT_DATA_SOURCE %s/none.tar.gz does not exist" % tmp_path)
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_run_sh_refuses_an_unknown_image():

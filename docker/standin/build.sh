@@ -75,27 +75,9 @@ case "$variant" in
   *) die "unknown image '$variant': use official or ngc" ;;
 esac
 
-# find_python X.Y: the same search for a Python X.Y as ./kit: on PATH, through pyenv, through uv.
-find_python() {
-  local want="$1" cand v root
-  for cand in "python$want" python3 python; do
-    if command -v "$cand" >/dev/null 2>&1; then
-      v="$("$cand" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || true)"
-      [ "$v" = "$want" ] && { command -v "$cand"; return 0; }
-    fi
-  done
-  if command -v pyenv >/dev/null 2>&1; then
-    root="$(pyenv root)"
-    while IFS= read -r cand; do
-      [ -x "$cand/bin/python$want" ] && { echo "$cand/bin/python$want"; return 0; }
-    done < <(printf '%s\n' "$root"/versions/"$want".* | sort -V -r)
-  fi
-  if command -v uv >/dev/null 2>&1; then
-    cand="$(uv python find "$want" 2>/dev/null || true)"
-    [ -n "$cand" ] && { echo "$cand"; return 0; }
-  fi
-  return 1
-}
+# find_python X.Y: the same search for a Python X.Y as ./kit's: on PATH, through pyenv, through uv.
+# shellcheck source=requirements/find_python.sh
+. "$here/../../requirements/find_python.sh" || die "requirements/find_python.sh is missing from this checkout."
 
 # image_label TAG LABEL: the label's value; "" when the image has no such label; exit 1 when no
 # image has the tag; exit 2 (with Docker's message) when Docker cannot be asked.
