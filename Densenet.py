@@ -19,6 +19,8 @@ from compat import tf
 from ops import (conv_layer, Batch_Normalization, Relu, Drop_out, Concatenation, Average_pooling, Max_Pooling,
                  Global_Average_Pooling, Flatten, Linear, kernel_init, report)
 import trainer
+from batches import input_shape
+from settings import KitError, bool_flag, int_list
 
 STEMS = {
     # name: (kernel, stride, max pool after it)
@@ -57,17 +59,17 @@ def add_flags(g):
                         "(0: 40, or 100 with --bc)")
     g.add_argument("--layers", default=None, help="layers of each dense block, comma-separated, e.g. 6,12,48,32 "
                                                   "(instead of --depth)")
-    trainer.bool_flag(g, "bc", "bottleneck layers (DenseNet-B), and with the paper's defaults compression 0.5 "
-                               "and a first conv to 2k (DenseNet-BC)")
+    bool_flag(g, "bc", "bottleneck layers (DenseNet-B), and with the paper's defaults compression 0.5 "
+                       "and a first conv to 2k (DenseNet-BC)")
     g.add_argument("--compression", type=float, default=None,
                    help="theta: a transition keeps floor(theta * channels) (0: 0.5 with --bc, else 1)")
-    trainer.bool_flag(g, "transition_k", "transitions convolve to growth_k channels, whatever their input (the "
-                                         "originals before 2019-03-04) instead of --compression's share")
+    bool_flag(g, "transition_k", "transitions convolve to growth_k channels, whatever their input (the "
+                                 "originals before 2019-03-04) instead of --compression's share")
     g.add_argument("--dropout_rate", type=float, default=None, help="dropout after every conv but the first")
     g.add_argument("--stem", choices=sorted(STEMS), default=None, help="the first conv (and pool)")
     g.add_argument("--stem_channels", type=int, default=None, help="channels of the first conv (0: 2k with "
                                                                    "bottleneck layers, else 16)")
-    trainer.bool_flag(g, "conv_bias", "convolutions with a bias (Densenet_MNIST.py's)")
+    bool_flag(g, "conv_bias", "convolutions with a bias (Densenet_MNIST.py's)")
 
 
 def architecture(hp):
@@ -78,44 +80,44 @@ def architecture(hp):
     """
     k, bc = hp["growth_k"], bool(hp["bc"])
     if not 1 <= k <= 1024:
-        raise trainer.KitError("--growth_k must be between 1 and 1024, got %d" % k)
+        raise KitError("--growth_k must be between 1 and 1024, got %d" % k)
     if hp["layers"] and hp["depth"]:
-        raise trainer.KitError("--depth sets the paper's three equal blocks and --layers lists the blocks: pass one "
-                               "(--layers '' to use --depth)")
+        raise KitError("--depth sets the paper's three equal blocks and --layers lists the blocks: pass one "
+                       "(--layers '' to use --depth)")
     if hp["layers"]:
         try:
-            blocks = trainer.int_list(hp["layers"])
+            blocks = int_list(hp["layers"])
         except ValueError:
             blocks = []
         if not blocks or min(blocks) < 1 or len(blocks) > 10:
-            raise trainer.KitError("--layers takes 1 to 10 positive layer counts, e.g. 6,12,48,32; got %r"
-                                   % hp["layers"])
+            raise KitError("--layers takes 1 to 10 positive layer counts, e.g. 6,12,48,32; got %r"
+                           % hp["layers"])
     else:
         depth = hp["depth"] or (100 if bc else 40)
         per = 6 if bc else 3  # a bottleneck layer holds two convs, a plain layer one
         if depth < 4 + per or (depth - 4) % per:
-            raise trainer.KitError("--depth %d does not fit: L - 4 must be a positive multiple of %d (three dense "
-                                   "blocks of (L-4)/%d %s layers), e.g. %s" % (depth, per, per,
-                                   "bottleneck" if bc else "plain", "100 or 250" if bc else "40 or 100"))
+            raise KitError("--depth %d does not fit: L - 4 must be a positive multiple of %d (three dense "
+                           "blocks of (L-4)/%d %s layers), e.g. %s" % (depth, per, per,
+                           "bottleneck" if bc else "plain", "100 or 250" if bc else "40 or 100"))
         blocks = [(depth - 4) // per] * 3
     compression = hp["compression"] or (0.5 if bc else 1.0)
     if not 0 < compression <= 1:
-        raise trainer.KitError("--compression must be in (0, 1], got %s" % hp["compression"])
+        raise KitError("--compression must be in (0, 1], got %s" % hp["compression"])
     if not 0 <= hp["dropout_rate"] < 1:
-        raise trainer.KitError("--dropout_rate must be in [0, 1), got %s" % hp["dropout_rate"])
+        raise KitError("--dropout_rate must be in [0, 1), got %s" % hp["dropout_rate"])
     stem_channels = hp["stem_channels"] or (2 * k if bc else 16)
     if stem_channels < 1:
-        raise trainer.KitError("--stem_channels must be positive, got %d" % stem_channels)
+        raise KitError("--stem_channels must be positive, got %d" % stem_channels)
     kernel, stride, pool = STEMS[hp["stem"]]
-    size = trainer.input_shape(hp["dataset"])[0][0]
+    size = input_shape(hp["dataset"])[0][0]
     size = -(-size // stride)
     if pool:
         size = (size - 3) // 2 + 1
     for _ in blocks[1:]:
         size //= 2
     if size < 1:
-        raise trainer.KitError("%d dense blocks are too many for this input and --stem %s: the transitions would "
-                               "pool the feature map away; pass fewer --layers" % (len(blocks), hp["stem"]))
+        raise KitError("%d dense blocks are too many for this input and --stem %s: the transitions would "
+                       "pool the feature map away; pass fewer --layers" % (len(blocks), hp["stem"]))
     return dict(stem=hp["stem"], stem_channels=stem_channels, blocks=blocks, bottleneck=bc,
                 compression=compression, growth_k=k, transition_k=bool(hp["transition_k"]))
 

@@ -18,6 +18,7 @@ from ops import (conv_layer, Batch_Normalization, Relu, Concatenation, Average_p
                  Global_Average_Pooling, Flatten, Linear, kernel_init, report)
 from fused import split_layer_fused
 import trainer
+from settings import KitError, bool_flag, int_list
 
 PRESETS = {
     # taki0112/ResNeXt-Tensorflow at 60bfd72 (2018-08-14, its latest commit), ResNeXt.py module constants.
@@ -46,11 +47,11 @@ def add_flags(g):
     g.add_argument("--blocks", type=int, default=None, help="residual blocks per stage (3 for ResNeXt-29)")
     g.add_argument("--stem_dim", type=int, default=None, help="channels of first_layer's 3x3 conv")
     g.add_argument("--out_dims", default=None, help="block output channels of the three stages, comma-separated")
-    trainer.bool_flag(g, "widen", "double the path width at every stage, as the paper does")
+    bool_flag(g, "widen", "double the path width at every stage, as the paper does")
     g.add_argument("--stride_on", choices=["1x1", "3x3"], default=None, help="which conv of a path downsamples")
     g.add_argument("--shortcut", choices=["pad", "projection"], default=None,
                    help="widening shortcut: average pool + zero-pad (original) or 1x1 conv + BN (paper)")
-    trainer.bool_flag(g, "fc_bias", "bias in the final fully connected layer")
+    bool_flag(g, "fc_bias", "bias in the final fully connected layer")
     g.add_argument("--formulation", choices=["fused", "literal"], default=None,
                    help="how split_layer is built: one path at a time (literal, the original's code) or with "
                         "the paths' 1x1 convs and BNs merged (fused: same function, faster to build and run)")
@@ -58,19 +59,19 @@ def add_flags(g):
 
 def validate(hp):
     if not 1 <= hp["cardinality"] <= 64:
-        raise trainer.KitError("--cardinality must be between 1 and 64, got %d" % hp["cardinality"])
+        raise KitError("--cardinality must be between 1 and 64, got %d" % hp["cardinality"])
     if not 1 <= hp["depth"] <= 1024:
-        raise trainer.KitError("--depth must be between 1 and 1024, got %d" % hp["depth"])
+        raise KitError("--depth must be between 1 and 1024, got %d" % hp["depth"])
     if not 1 <= hp["blocks"] <= 100:
-        raise trainer.KitError("--blocks must be between 1 and 100, got %d" % hp["blocks"])
-    dims = trainer.int_list(hp["out_dims"])
+        raise KitError("--blocks must be between 1 and 100, got %d" % hp["blocks"])
+    dims = int_list(hp["out_dims"])
     if len(dims) != 3 or min(dims) < 1 or hp["stem_dim"] < 1:
-        raise trainer.KitError("--out_dims takes three positive channel counts, e.g. 64,128,256")
+        raise KitError("--out_dims takes three positive channel counts, e.g. 64,128,256")
     chain = [hp["stem_dim"]] + dims
     if hp["shortcut"] == "pad" and not all(b in (a, 2 * a) for a, b in zip(chain, chain[1:])):
-        raise trainer.KitError("--shortcut pad needs every stage (after a %d-channel first_layer) as wide as the one "
-                               "before or twice as wide; use --shortcut projection for --out_dims %s"
-                               % (hp["stem_dim"], hp["out_dims"]))
+        raise KitError("--shortcut pad needs every stage (after a %d-channel first_layer) as wide as the one "
+                       "before or twice as wide; use --shortcut projection for --out_dims %s"
+                       % (hp["stem_dim"], hp["out_dims"]))
 
 
 def first_layer(x, training, hp, scope):
@@ -164,7 +165,7 @@ def Build_ResNext(input_x, training, hp, num_classes=10, excite=None):
 
     `excite` is passed to every residual_layer (see there). Each stage is a name scope named
     as `--summary` reports it (TensorBoard's graph view and docs/architecture group by them)."""
-    out_dims = trainer.int_list(hp["out_dims"])
+    out_dims = int_list(hp["out_dims"])
     with tf.name_scope("first_layer"):
         x = report("first_layer", first_layer(input_x, training, hp, scope="first_layer"))
     for s, out_dim in enumerate(out_dims):

@@ -18,6 +18,7 @@ from compat import tf
 from ops import (conv_layer, Batch_Normalization, Relu, Average_pooling, Global_Average_Pooling, Linear,
                  kernel_init, report)
 import trainer
+from settings import KitError, bool_flag, str2bool
 
 # The three stages as chao-ji's resnet_model.py lists its resnet_v2_block specs (He et al. 2015,
 # section 4.2: 32x32, 16x16 and 8x8 maps): (scope, depth of both convs of every unit, stride of
@@ -59,20 +60,20 @@ def add_flags(g):
                         "add; default: the preset's (--preset original: preact, --preset paper: original)")
     # The original's README spells the flag with an s, its code without: accept both.
     g.add_argument("--shortcut_connections", "--shortcut_connection", dest="shortcut_connections",
-                   type=trainer.str2bool, nargs="?", const=True, default=None,
+                   type=str2bool, nargs="?", const=True, default=None,
                    help="add the shortcut in every unit; false gives the plain net of He et al. 2015, Figure 6")
     g.add_argument("--shortcut_downsample", choices=["avg_pool", "subsample"], default=None,
                    help="how a widening unit's shortcut halves the map: 2x2 average pool (original) or "
                         "identity with stride 2 (the paper's option A)")
-    trainer.bool_flag(g, "preact_bn_scale", "--unit preact: learn a gamma in the stand-alone BN-ReLUs (pre-activations "
-                                            "and head); the original's slim defaults have none")
+    bool_flag(g, "preact_bn_scale", "--unit preact: learn a gamma in the stand-alone BN-ReLUs (pre-activations "
+                                    "and head); the original's slim defaults have none")
     g.add_argument("--preact_bn_decay", type=float, default=None,
                    help="--unit preact: moving-average decay of the stand-alone BN-ReLUs (0: the same as --bn_decay)")
     g.add_argument("--batch_norm_decay", dest="bn_decay", type=float, default=None,
                    help="the original's name for --bn_decay: decay of the BNs that follow a conv")
     g.add_argument("--head", choices=["conv", "dense"], default=None,
                    help="classifier: the original's 1x1 conv with bias, or a dense layer with bias (the same function)")
-    trainer.bool_flag(g, "binary", "read the binary CIFAR-10 files (cifar-10-batches-bin) instead of the pickles")
+    bool_flag(g, "binary", "read the binary CIFAR-10 files (cifar-10-batches-bin) instead of the pickles")
     g.add_argument("--path", default=None,
                    help="the original's flag: the cifar-10-batches-bin folder (or the binary archive); "
                         "the same as --data_source with --binary")
@@ -84,27 +85,27 @@ def validate(hp):
     """One-line errors for bad settings, then the settings that follow from others."""
     layers = hp["num_layers"]
     if layers < 8 or (layers - 2) % 6 or (layers - 2) // 6 > MAX_UNITS:
-        raise trainer.KitError("--num_layers=%d is not 6n+2: use 20, 32, 44, 56, 110 or 1202 (any 6n+2 from 8 to %d)"
-                               % (layers, 6 * MAX_UNITS + 2))
+        raise KitError("--num_layers=%d is not 6n+2: use 20, 32, 44, 56, 110 or 1202 (any 6n+2 from 8 to %d)"
+                       % (layers, 6 * MAX_UNITS + 2))
     if hp["dataset"] == "mnist":
-        raise trainer.KitError("ResNet.py builds the CIFAR network for 32x32 images (MNIST's 7x7 maps do not halve "
-                               "evenly in stage 3): use --dataset cifar10 or cifar100")
+        raise KitError("ResNet.py builds the CIFAR network for 32x32 images (MNIST's 7x7 maps do not halve "
+                       "evenly in stage 3): use --dataset cifar10 or cifar100")
     if not (hp["preact_bn_decay"] == 0 or 0 < hp["preact_bn_decay"] < 1):
-        raise trainer.KitError("--preact_bn_decay must be 0 (same as --bn_decay) or in (0, 1), got %s"
-                               % hp["preact_bn_decay"])
+        raise KitError("--preact_bn_decay must be 0 (same as --bn_decay) or in (0, 1), got %s"
+                       % hp["preact_bn_decay"])
     if hp["epochs"] >= 10000:
         e = hp["epochs"]
-        raise trainer.KitError("--epochs=%d counts passes over the training set here (the original's --epochs "
-                               "counted steps): for %d steps pass --steps %d" % (e, e, e))
+        raise KitError("--epochs=%d counts passes over the training set here (the original's --epochs "
+                       "counted steps): for %d steps pass --steps %d" % (e, e, e))
     if hp.get("ckpt_path") and not (hp["eval"] or hp["summary"]):
-        raise trainer.KitError("--ckpt_path names a checkpoint to evaluate: add --eval (training writes its "
-                               "checkpoints to --run_dir)")
+        raise KitError("--ckpt_path names a checkpoint to evaluate: add --eval (training writes its "
+                       "checkpoints to --run_dir)")
     if hp.get("path"):
         if hp["dataset"] != "cifar10":
-            raise trainer.KitError("--path names the CIFAR-10 binary folder; for %s use --data_source" % hp["dataset"])
+            raise KitError("--path names the CIFAR-10 binary folder; for %s use --data_source" % hp["dataset"])
         if hp.get("data_source") and hp["data_source"] != hp["path"]:
-            raise trainer.KitError("--path and --data_source name different data (%s, %s): pass one of them"
-                                   % (hp["path"], hp["data_source"]))
+            raise KitError("--path and --data_source name different data (%s, %s): pass one of them"
+                           % (hp["path"], hp["data_source"]))
         hp["data_source"], hp["binary"] = hp["path"], True
     hp["binary"] = bool(hp["binary"]) and hp["dataset"] == "cifar10"  # CIFAR-100 has no binary layout here
     preset = PRESETS[hp["preset"]]

@@ -16,6 +16,7 @@ from compat import tf
 from ops import Global_Average_Pooling, Linear, Relu, Sigmoid
 import ResNeXt
 import trainer
+from settings import KitError, bool_flag, int_list
 
 PRESETS = {
     # taki0112/SENet-Tensorflow at 41b12c4 (2018-08-14, its latest commit): SE_ResNeXt.py's module
@@ -31,17 +32,17 @@ def add_flags(g):
     ResNeXt.add_flags(g)
     g.add_argument("--reduction_ratio", type=int, default=None,
                    help="r: the SE block's first fully connected layer has out_dim / r units")
-    trainer.bool_flag(g, "pre_merge_output", "a stage outputs its last block's SE output before the add and ReLU, "
-                                             "as SENet-Tensorflow's code did before 2018-01-19 (afa2529)")
+    bool_flag(g, "pre_merge_output", "a stage outputs its last block's SE output before the add and ReLU, "
+                                     "as SENet-Tensorflow's code did before 2018-01-19 (afa2529)")
 
 
 def validate(hp):
     ResNeXt.validate(hp)
     r = hp["reduction_ratio"]
-    smallest = min(trainer.int_list(hp["out_dims"]))
+    smallest = min(int_list(hp["out_dims"]))
     if not 1 <= r <= smallest:
-        raise trainer.KitError("--reduction_ratio must be between 1 and the narrowest stage (%d channels), got %d"
-                               % (smallest, r))
+        raise KitError("--reduction_ratio must be between 1 and the narrowest stage (%d channels), got %d"
+                       % (smallest, r))
 
 
 def squeeze_excitation_layer(input_x, out_dim, ratio, layer_name):

@@ -4,7 +4,7 @@
     ./kit python cards.py --check          # compare with docs/architecture/; exit 1 naming stale files
     ./kit python cards.py ResNet-paper-20  # only these cards (the index is written with all of them)
 
-For every entry of CARDS this builds the model as `trainer.Graph` does (placeholders and the
+For every entry of CARDS this builds the model as `graph.Graph` does (placeholders and the
 model script's build function; no loss or optimizer, which add no trainable variables) and
 writes, under docs/architecture/:
 

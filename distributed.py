@@ -154,7 +154,7 @@ class Horovod(object):
         return (folder, meta) if self.is_chief else (None, None)
 
     def finish(self, sess, g):
-        """End of training (`g`: the trainer.Graph). TEST HOOK, inert unless the environment sets
+        """End of training (`g`: the graph.Graph). TEST HOOK, inert unless the environment sets
         KIT_DUMP_VARIABLES=PREFIX: then every rank writes its variables to PREFIX-rank<R>.npz, the
         only way tests/test_horovod.py can see the weights of a rank that writes no checkpoint."""
         prefix = os.environ.get("KIT_DUMP_VARIABLES")

@@ -6,7 +6,7 @@ import os
 from compat import tf
 from cards import CARDS, OUT_DIR, read_text
 from netinfo import Net
-import trainer
+from settings import KitError
 
 
 def locate(model, graph):
@@ -107,8 +107,8 @@ def write_graph(graph, folder, out):
         tf.io.write_graph(graph.as_graph_def(), folder, "graph.pbtxt", as_text=True)
     except (OSError, IOError, tf.errors.OpError) as e:
         reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
-        raise trainer.KitError("cannot write the graph to %s (%s): pass --graph a folder you can write"
-                               % (folder, reason))
+        raise KitError("cannot write the graph to %s (%s): pass --graph a folder you can write"
+                       % (folder, reason))
     out.write("wrote the graph to %s: events for `tensorboard --logdir %s` (each variable drawn inside the scope of "
               "the layer that reads it), graph.pbtxt for netron (every name as in the graph and the checkpoints)\n"
               % (folder, folder))

@@ -7,7 +7,7 @@ from references import ARCH_KEYS, REQUIRED_KEYS, _as_int, _truthy, reference_acc
 from runfolders import ARCH_HPARAMS, describe_arch, run_arch
 
 # The name a dataset_label must have for the data to count as the official archive
-# (the labels trainer.load_data gives verified data).
+# (the labels batches.load_data gives verified data).
 OFFICIAL_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "mnist": "MNIST"}
 # Switches that reproduce the original repositories' harness bugs (settings.py's HARNESS group).
 HARNESS_BUG_FLAGS = tuple(s.name for s in settings.SETTINGS if s.group == settings.HARNESS)

@@ -23,14 +23,6 @@ from settings import (KitError, EXIT_USAGE, EXIT_DISK, EXIT_INTERRUPTED, build_p
                       preset_overrides)
 from batches import load_data, make_batches
 from checkpoints import restore
-# Importable from trainer as before the split, for the tests, bench/ and the model scripts.
-import ops  # noqa: F401,E402
-from batches import Batches, input_shape  # noqa: F401,E402
-from checkpoints import Checkpoints, write_atomic  # noqa: F401,E402
-from graph import learning_rate, lr_at  # noqa: F401,E402
-from runlogs import PlainProgress  # noqa: F401,E402
-from runstate import run_folder  # noqa: F401,E402
-from settings import COMMON_DEFAULTS, BOOKKEEPING, str2bool, bool_flag, int_list, hparams  # noqa: F401,E402
 
 
 def train(model_name, build_fn, hp, log=print, dist=None, overrides=None):

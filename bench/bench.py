@@ -7,11 +7,11 @@
 
 Each configuration (model x formulation x interpreter) runs in a fresh child process of
 its own, so that build time, first step and peak RSS are that configuration's alone.
-The child builds exactly the trainer's graph (`trainer.Graph`: model, loss with weight
+The child builds exactly the trainer's graph (`graph.Graph`: model, loss with weight
 decay, learning-rate schedule, optimizer), feeds random CIFAR-shaped data through the
 trainer's own `Batches` (background thread, augmentation), and reports:
 
-  build s        wall time of `trainer.Graph(...)`, the graph the trainer builds
+  build s        wall time of `graph.Graph(...)`, the graph the trainer builds
   first step s   session, variable initialisation and the first training step (TF's graph
                  optimisations and kernel set-up happen here)
   train img/s    batch / median wall time of a training step after the warm-up steps,
@@ -43,6 +43,9 @@ import resource
 import subprocess
 import sys
 import time
+from batches import Batches, input_shape
+from graph import Graph, session_config
+from settings import build_parser, check_common, resolve
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -144,10 +147,9 @@ def run_model(spec):
     t_tflearn = time.time() - t
     tf = compat.tf
     import numpy as np
-    import trainer
 
     m = import_model(spec["model"])
-    parser = trainer.build_parser(m["model_name"], m["add_flags"], m["presets"], "")
+    parser = build_parser(m["model_name"], m["add_flags"], m["presets"], "")
     has_formulation = any("--formulation" in a.option_strings for a in parser._actions)
     argv = list(spec.get("flags", []))
     if spec.get("formulation") and has_formulation:
@@ -156,24 +158,24 @@ def run_model(spec):
         argv += ["--batch_size", str(spec["batch_size"])]
     if spec.get("threads"):
         argv += ["--threads", str(spec["threads"])]
-    hp = trainer.resolve(parser.parse_args(argv), m["presets"])
-    trainer.check_common(hp)
+    hp = resolve(parser.parse_args(argv), m["presets"])
+    check_common(hp)
     if m["validate"] is not None:
         m["validate"](hp)
     bs = hp["batch_size"]
 
     t = time.time()
-    g = trainer.Graph(m["build_fn"], hp, 391)
+    g = Graph(m["build_fn"], hp, 391)
     build_s = time.time() - t
     n_ops = len(g.graph.get_operations())
     fwd_flops, train_flops = count_flops(g.graph)
 
-    shape, _ = trainer.input_shape(hp["dataset"])
+    shape, _ = input_shape(hp["dataset"])
     rng = np.random.RandomState(0)
     pool = max(4 * bs, 256)
     x = rng.randn(pool, *shape).astype(np.float32)
     y = rng.randint(0, g.num_classes, size=pool).astype(np.int64)
-    batches = trainer.Batches(x, y, bs, seed=0, augment=hp["augment"])
+    batches = Batches(x, y, bs, seed=0, augment=hp["augment"])
 
     def stream():
         epoch = 0
@@ -184,7 +186,7 @@ def run_model(spec):
 
     feed = stream()
     t0 = time.time()
-    sess = tf.Session(graph=g.graph, config=trainer.session_config(hp))
+    sess = tf.Session(graph=g.graph, config=session_config(hp))
     sess.run(g.init)
     _, bx, by = next(feed)
     sess.run(g.train_op, {g.x: bx, g.y: by, g.training: True})

@@ -5,6 +5,7 @@ import sys
 from contextlib import contextmanager
 
 import pytest
+from settings import hparams
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -59,8 +60,7 @@ def checkpoint_variables(folder):
 
 def settings(module, argv):
     """The checked settings model script `module` would run with for `argv`."""
-    import trainer
-    return trainer.hparams(module.__name__, module.PRESETS, module.add_flags, getattr(module, "validate", None), argv)
+    return hparams(module.__name__, module.PRESETS, module.add_flags, getattr(module, "validate", None), argv)
 
 
 def summary(module, argv):

@@ -10,12 +10,16 @@ JOB.json: {"argv": [ResNeXt flags], "train": [[run_dir, steps], ...],
 Every run folder in "train" is trained (resumed) to `steps` with ResNeXt.main, then the
 test-set logits of the newest checkpoint of each "predict" folder are written to
 "out" as logits_0, logits_1, ... together with the runtime's version and a dropout mask.
-Only the kit's own code paths are used: trainer.Graph, trainer.Checkpoints, trainer.restore.
+Only the kit's own code paths are used: graph.Graph, checkpoints.Checkpoints, checkpoints.restore.
 """
 import json
 import math
 import os
 import sys
+from batches import load_data
+from checkpoints import Checkpoints, restore
+from graph import Graph, session_config
+from settings import build_parser, check_common, resolve
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -26,14 +30,13 @@ import numpy as np  # noqa: E402
 
 from compat import tf, VERSION  # noqa: E402
 import ops  # noqa: E402
-import trainer  # noqa: E402
 import ResNeXt  # noqa: E402
 
 
 def hparams(argv):
-    parser = trainer.build_parser("ResNeXt", ResNeXt.add_flags, ResNeXt.PRESETS, "ResNeXt")
-    hp = trainer.resolve(parser.parse_args(argv), ResNeXt.PRESETS)
-    trainer.check_common(hp)
+    parser = build_parser("ResNeXt", ResNeXt.add_flags, ResNeXt.PRESETS, "ResNeXt")
+    hp = resolve(parser.parse_args(argv), ResNeXt.PRESETS)
+    check_common(hp)
     ResNeXt.validate(hp)
     return hp
 
@@ -54,17 +57,17 @@ def write_start(run_dir, argv, seed=0):
     gamma 1 and beta 0, moving statistics, zero optimizer slots, step 0).
     """
     hp = hparams(argv + ["--run_dir", run_dir])
-    data = trainer.load_data(hp)
+    data = load_data(hp)
     spe = int(math.ceil(len(data["train_x"]) / float(hp["batch_size"])))
-    g = trainer.Graph(ResNeXt.Build_ResNext, hp, spe)
+    g = Graph(ResNeXt.Build_ResNext, hp, spe)
     config = dict(model="ResNeXt", preset=hp["preset"], hparams={k: v for k, v in sorted(hp.items())})
     with g.graph.as_default():
         kernels = sorted((v for v in tf.trainable_variables() if v.op.name.endswith("kernel")), key=lambda v: v.op.name)
-    with tf.Session(graph=g.graph, config=trainer.session_config(hp)) as sess:
+    with tf.Session(graph=g.graph, config=session_config(hp)) as sess:
         sess.run(g.init)
         for i, v in enumerate(kernels):
             v.load(glorot_uniform(v.get_shape().as_list(), np.random.RandomState([seed, i])), sess)
-        return trainer.Checkpoints(run_dir, log=lambda s: None).save(
+        return Checkpoints(run_dir, log=lambda s: None).save(
             sess, g.saver, 0, dict(history=[], partial=None, config=config))
 
 
@@ -78,15 +81,15 @@ def train(run_dir, argv, steps):
 def predict(run_dirs, argv):
     """Test-set logits (inference mode) of the newest intact checkpoint of each folder in `run_dirs`."""
     hp = hparams(argv + ["--run_dir", run_dirs[0]])
-    data = trainer.load_data(hp)
-    g = trainer.Graph(ResNeXt.Build_ResNext, hp, 1)
+    data = load_data(hp)
+    g = Graph(ResNeXt.Build_ResNext, hp, 1)
     logits = []
-    with tf.Session(graph=g.graph, config=trainer.session_config(hp)) as sess:
+    with tf.Session(graph=g.graph, config=session_config(hp)) as sess:
         for run_dir in run_dirs:
-            folder, meta = trainer.Checkpoints(run_dir, log=lambda s: None).find()
+            folder, meta = Checkpoints(run_dir, log=lambda s: None).find()
             if folder is None:
                 raise RuntimeError("no checkpoint in %s" % run_dir)
-            trainer.restore(sess, g, folder, meta, "ResNeXt", hp)
+            restore(sess, g, folder, meta, "ResNeXt", hp)
             logits.append(sess.run(g.logits, {g.x: data["test_x"], g.training: False}))
     return logits
 

@@ -22,6 +22,9 @@ from conftest import ROOT, captured, run_main, tiny_args
 import cifar10
 import trainer
 import ResNeXt
+from batches import load_data
+from checkpoints import Checkpoints
+from settings import KitError, build_parser, resolve
 
 TINY = ["--cardinality", "1", "--depth", "4", "--blocks", "1", "--stem_dim", "8", "--out_dims", "8,16,32",
         "--train_subset", "60", "--test_subset", "40", "--batch_size", "10"]
@@ -294,9 +297,9 @@ def test_unverified_python_folder_needs_trust_data(fake_cifar, tmp_path):
     argv = ["--data_source", py, "--run_dir", str(tmp_path / "run"), "--progress", "off"] + TINY
     msg = one_line_error(run_main(ResNeXt, argv))
     assert "%s was not extracted from a verified archive" % py in msg and "pass --trust_data" in msg
-    hp = trainer.resolve(trainer.build_parser("ResNeXt", ResNeXt.add_flags, ResNeXt.PRESETS, "").parse_args(
+    hp = resolve(build_parser("ResNeXt", ResNeXt.add_flags, ResNeXt.PRESETS, "").parse_args(
         argv + ["--trust_data"]), ResNeXt.PRESETS)
-    d = trainer.load_data(hp)  # what training does next, with the user's word for the folder
+    d = load_data(hp)  # what training does next, with the user's word for the folder
     assert d["train_x"].shape == (60, 32, 32, 3) and d["label"] == "CIFAR-10 (unverified copy)"
 
 
@@ -305,21 +308,21 @@ def test_archive_with_the_official_checksum_needs_no_trust_data(fake_cifar, tmp_
                         ("cifar-10-python.tar.gz", fakedata.md5(fake_cifar["py_tar"]), "cifar-10-batches-py"))
     argv = ["--data_source", fake_cifar["py_tar"], "--data_dir", str(tmp_path / "data"), "--run_dir",
             str(tmp_path / "run"), "--progress", "off"] + TINY
-    hp = trainer.resolve(trainer.build_parser("ResNeXt", ResNeXt.add_flags, ResNeXt.PRESETS, "").parse_args(argv),
-                         ResNeXt.PRESETS)
+    hp = resolve(build_parser("ResNeXt", ResNeXt.add_flags, ResNeXt.PRESETS, "").parse_args(argv),
+                 ResNeXt.PRESETS)
     assert not hp["trust_data"]
-    d = trainer.load_data(hp)
+    d = load_data(hp)
     assert d["verified"] and d["label"] == "CIFAR-10"
     np.testing.assert_array_equal(d["train_y"], fake_cifar["train"][1][:60])
     # the extraction is remembered as verified: the next run needs neither the archive nor the flag
     hp["data_source"] = None
-    assert trainer.load_data(hp)["verified"]
+    assert load_data(hp)["verified"]
 
 
 # ----------------------------------------------------------------------------- checkpoints and training
 
 def first_checkpoint(run_dir):
-    ck = trainer.Checkpoints(str(run_dir))
+    ck = Checkpoints(str(run_dir))
     return ck, ck.latest_name()
 
 
@@ -378,7 +381,7 @@ def test_nan_loss_stops_keeps_the_last_good_checkpoint_and_resumes(fake_cifar, t
     msg = one_line_error((code, out.getvalue(), err.getvalue()), code=4)
     assert "loss is nan at step 6 (epoch 1)" in msg
     assert "the last good checkpoint (step-00000004) is kept" in msg and "new --run_dir with a lower --lr" in msg
-    ck = trainer.Checkpoints(str(run))
+    ck = Checkpoints(str(run))
     assert ck.latest_name() == "step-00000004" and ck.steps() == [4, 2]
     assert ck.verify(ck.path(4)) is not None
     code, out, err = run_main(ResNeXt, argv)
@@ -409,7 +412,7 @@ def test_a_folder_that_changes_while_a_run_starts_is_refused_and_left_alone(fake
     run = runstate.RunState("ResNeXt", hp, log=lambda *a: None)
     assert run.folder is None  # nothing there yet
     shutil.copytree(str(tmp_path / "run" / "checkpoints"), str(other / "checkpoints"))
-    with pytest.raises(trainer.KitError) as e:
+    with pytest.raises(KitError) as e:
         with run:
             pass
     assert str(e.value) == ("%s changed while this run was starting (another process trained in it): run the same "

@@ -19,6 +19,8 @@ import pytest
 from conftest import ROOT, run_main, summary_params
 import cards
 from compat import tf
+from graph import Graph
+from settings import hparams
 
 OUT = os.path.join(ROOT, "docs", "architecture")
 
@@ -88,10 +90,9 @@ def test_summary_names_the_card_and_its_total_is_the_cards(name):
 
 def test_card_multiply_adds_are_benchs_forward_count():
     import ResNet
-    import trainer
     from flops import count_flops
-    hp = trainer.hparams("ResNet", ResNet.PRESETS, ResNet.add_flags, ResNet.validate, [])
-    g = trainer.Graph(ResNet.Build_ResNet, hp, 1)
+    hp = hparams("ResNet", ResNet.PRESETS, ResNet.add_flags, ResNet.validate, [])
+    g = Graph(ResNet.Build_ResNet, hp, 1)
     card = json.loads(committed("ResNet-original-20.json"))
     assert count_flops(g.graph)[0] == 2 * card["multiply_adds"] == 2 * 40551040
     assert g.num_params == card["params"] == 269370

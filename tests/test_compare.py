@@ -19,6 +19,7 @@ import pytest
 from conftest import ROOT, run_main
 import compare
 import report
+from settings import BOOKKEEPING, COMMON_DEFAULTS
 
 RUNS = os.path.join(ROOT, "tests", "fixtures", "runs")
 REFERENCES = os.path.join(ROOT, "references.csv")
@@ -319,14 +320,12 @@ def test_repeats_of_one_experiment_are_summarised_with_mean_and_spread(tmp_path)
 
 def test_repeats_ignore_exactly_the_settings_the_trainer_calls_bookkeeping():
     """compare.py reads no TensorFlow, so it keeps its own copy of the set; they must not drift."""
-    import trainer
-    assert compare.BOOKKEEPING == trainer.BOOKKEEPING
+    assert compare.BOOKKEEPING == BOOKKEEPING
 
 
 def test_a_run_that_records_no_batches_repeats_one_with_epoch_batches(tmp_path):
     """--batches came after these runs were written: a run without it trained with epoch batches."""
-    import trainer
-    assert all(trainer.COMMON_DEFAULTS[k] == v for k, v in compare.ADDED_SETTINGS.items())
+    assert all(COMMON_DEFAULTS[k] == v for k, v in compare.ADDED_SETTINGS.items())
     old = mnist_run(tmp_path, "old", 0.9870, 0.9860, seed=0)
     new = mnist_run(tmp_path, "new", 0.9890, 0.9880, seed=1, batches="epoch")
     stream = mnist_run(tmp_path, "stream", 0.9900, 0.9900, seed=2, batches="stream")

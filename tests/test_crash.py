@@ -29,6 +29,8 @@ import pytest
 
 from conftest import ROOT, checkpoint_variables, tiny_args
 from crash_child import ForkServer
+from checkpoints import Checkpoints
+from graph import lr_at
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the crash tests fork a TensorFlow process")
 
@@ -98,7 +100,6 @@ def final_state(run_dir):
 
 
 def assert_same_run(run_dir, ref_dir):
-    import trainer
     a, meta_a = final_state(run_dir)
     b, meta_b = final_state(ref_dir)
     assert sorted(a) == sorted(b)
@@ -110,7 +111,7 @@ def assert_same_run(run_dir, ref_dir):
     assert strip(meta_a["history"]) == strip(meta_b["history"])  # losses, accuracies, lr of every epoch
     assert [r["epoch"] for r in meta_a["history"]] == list(range(1, EPOCHS + 1))
     lrs = [r["lr"] for r in meta_a["history"]]
-    assert lrs[-1] == trainer.lr_at(TOTAL - 1, meta_a["config"]["hparams"], SPE) == pytest.approx(0.001)
+    assert lrs[-1] == lr_at(TOTAL - 1, meta_a["config"]["hparams"], SPE) == pytest.approx(0.001)
     assert len(set(lrs)) == 3  # the schedule really changed twice along the way
     no_speed = lambda path: [l.rsplit(", images/s", 1)[0] for l in read(path).splitlines()]  # noqa: E731
     assert no_speed(os.path.join(run_dir, "logs.txt")) == no_speed(os.path.join(ref_dir, "logs.txt"))
@@ -164,14 +165,13 @@ def reference(server, fake_cifar, tmp_path_factory, batches):
 def test_sigkill_at_random_moments_loses_nothing(server, reference, fake_cifar, tmp_path, batches):
     """22 SIGKILLs across one run, each followed by a resume: the final weights, step,
     learning rate, history and logs equal the uninterrupted run's, bit for bit."""
-    import trainer
     rng = random.Random(SEED)
     # Named moments inside a checkpoint write and an evaluation, plus kills at random times.
     plan = [("checkpoint-files", 1), ("checkpoint-files", 3), ("checkpoint-renamed", 1), ("checkpoint-renamed", 2),
             ("evaluate", 1), ("evaluate", 2)] + [("time", None)] * 16
     rng.shuffle(plan)
     run_dir = str(tmp_path / "run")
-    ckpts = trainer.Checkpoints(run_dir)
+    ckpts = Checkpoints(run_dir)
     # A timed kill waits for the child to write 0, 1 or 2 checkpoints, then lands at a random
     # moment of the next two steps: inside a step mostly, sometimes in an evaluation or a
     # checkpoint write. Counting checkpoints rather than seconds keeps every child's progress
@@ -259,9 +259,8 @@ def test_ctrl_c_checkpoints_at_the_next_step_and_a_second_one_stops_at_once(serv
                                                                              batches):
     """SIGTERM (or one Ctrl-C) stops at the next step with a checkpoint and exit code 130; a
     second signal stops at once with one line; either way the run resumes to the same end."""
-    import trainer
     run_dir = str(tmp_path / "run")
-    ckpts = trainer.Checkpoints(run_dir)
+    ckpts = Checkpoints(run_dir)
     log = str(tmp_path / "term.txt")
     pid = server.start(run_args(fake_cifar, run_dir, batches), log)
     assert wait_for_line(server, pid, log, "epoch: 1/") is None, read(log)
@@ -325,7 +324,6 @@ def test_disk_full_at_checkpoint_time_keeps_the_last_checkpoint(where, fake_cifa
     """Out of space while writing step 4's checkpoint (TF's files, or `latest`), or the
     epoch's log lines right after it: exit 3 with one line, the last checkpoint intact, no
     .tmp folder left, and the same command resumes once there is space again."""
-    import trainer
     import ResNeXt
     from compat import tf
     from conftest import run_main
@@ -341,13 +339,13 @@ def test_disk_full_at_checkpoint_time_keeps_the_last_checkpoint(where, fake_cifa
             raise tf.errors.ResourceExhaustedError(None, None, "%s; No space left on device" % path)
         monkeypatch.setattr(tf.train.Saver, "save", save)
     elif where == "latest":
-        real_write = trainer.write_atomic
+        import checkpoints
+        real_write = checkpoints.write_atomic
 
         def write_atomic(path, text):  # the first checkpoint names itself; the second cannot
             if os.path.basename(path) == "latest" and os.path.exists(path):
                 raise no_space(path + ".tmp")
             return real_write(path, text)
-        import checkpoints
         monkeypatch.setattr(checkpoints, "write_atomic", write_atomic)
     else:
         def append_logs(run_dir, rec, epochs):
@@ -361,7 +359,7 @@ def test_disk_full_at_checkpoint_time_keeps_the_last_checkpoint(where, fake_cifa
     assert code == 3 and "Traceback" not in err and len(err.splitlines()) == 1, (code, err)
     assert err.startswith("error: ") and "No space left on device" in err
     assert "free space" in err and "run the same command to resume" in err
-    ck = trainer.Checkpoints(str(run))
+    ck = Checkpoints(str(run))
     kept = "step-00000004" if where == "logs" else "step-00000002"
     assert ck.latest_name() == kept and ck.verify(os.path.join(ck.dir, kept)) is not None
     if where != "logs":

@@ -7,8 +7,10 @@ import pytest
 from compat import tf
 import Densenet
 import ops
-import trainer
 from conftest import settings, run_main, summary_params, tiny_args
+from batches import input_shape, load_data
+from graph import lr_at
+from settings import int_list
 
 TINY = ["--layers", "2,2", "--growth_k", "4", "--batch_size", "50", "--lr", "0.01"]
 
@@ -26,7 +28,7 @@ def build(argv):
     test_summary_of_densenet_40 checks the two agree.
     """
     hp = resolve(argv)
-    shape, classes = trainer.input_shape(hp["dataset"])
+    shape, classes = input_shape(hp["dataset"])
     ops._tflearn_module()  # its import adds a variable to the default graph: keep it out of ours
     with tf.Graph().as_default():
         x = tf.placeholder(tf.float32, [None] + list(shape))
@@ -136,18 +138,18 @@ def test_original_preset_recipes():
     assert (hp["optimizer"], hp["lr"], hp["adam_epsilon"], hp["weight_decay"]) == ("adam", 1e-4, 1e-4, 0.0)
     assert (hp["batch_size"], hp["epochs"], hp["dropout_rate"], hp["augment"]) == (64, 300, 0.2, True)
     spe = 782  # the original's loop counts epochs from 1 and divides at the start of epochs 150 and 225
-    assert [trainer.lr_at(e * spe, hp, spe) for e in (148, 149, 223, 224)] == pytest.approx([1e-4, 1e-5, 1e-5, 1e-6])
+    assert [lr_at(e * spe, hp, spe) for e in (148, 149, 223, 224)] == pytest.approx([1e-4, 1e-5, 1e-5, 1e-6])
     m = resolve(["--dataset", "mnist"])  # Densenet_MNIST.py's values
     assert (m["growth_k"], m["stem"], m["conv_bias"], m["dropout_rate"]) == (12, "7x7s2_maxpool", True, 0.0)
     assert (m["adam_epsilon"], m["batch_size"], m["epochs"], m["normalization"], m["augment"]) == \
         (1e-8, 100, 50, "unit", False)
     assert Densenet.architecture(m)["blocks"] == [4, 4, 32]
-    assert [trainer.lr_at(e * 600, m, 600) for e in (24, 25, 37, 49)] == pytest.approx([1e-4, 1e-5, 1e-5, 1e-5])
+    assert [lr_at(e * 600, m, 600) for e in (24, 25, 37, 49)] == pytest.approx([1e-4, 1e-5, 1e-5, 1e-5])
     # a flag still wins over the dataset's preset value
     assert resolve(["--dataset", "mnist", "--growth_k", "6"])["growth_k"] == 6
     p = resolve(["--preset", "paper"])
     assert (p["optimizer"], p["nesterov"], p["lr"], p["weight_decay"], p["init"]) == ("momentum", True, 0.1, 1e-4, "he")
-    assert trainer.int_list(p["lr_decay_epochs"]) == [150, 225]  # 50 % and 75 % of 300
+    assert int_list(p["lr_decay_epochs"]) == [150, 225]  # 50 % and 75 % of 300
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -226,7 +228,7 @@ def test_mnist_training_lowers_the_loss_and_eval_reads_the_checkpoint(fake_mnist
 
 def test_mnist_preset_feeds_pixels_in_unit_range(fake_mnist):
     hp = resolve(["--dataset", "mnist", "--data_source", fake_mnist["folder"], "--trust_data"])
-    d = trainer.load_data(hp)
+    d = load_data(hp)
     x = fake_mnist["train"][0]
     assert d["train_x"].dtype == np.float32 and d["train_x"].shape == (300, 28, 28, 1)
     np.testing.assert_allclose(d["train_x"], x / 255.0, rtol=1e-6)

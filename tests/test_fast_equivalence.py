@@ -14,7 +14,7 @@ from compat import tf
 import ops
 import ResNeXt
 import fused
-import trainer
+from settings import build_parser, resolve
 
 ops._tflearn_module()  # its import adds a variable to the default graph: done here, before any graph of the tests
 
@@ -23,8 +23,8 @@ PATH_VAR = re.compile(r"^(split_layer_\d+_\d+)_splitN_(\d+)_(conv1|conv2|batch1|
 
 
 def hparams(formulation, preset, **override):
-    parser = trainer.build_parser("ResNeXt", ResNeXt.add_flags, ResNeXt.PRESETS, "")
-    hp = trainer.resolve(parser.parse_args(["--preset", preset, "--formulation", formulation]), ResNeXt.PRESETS)
+    parser = build_parser("ResNeXt", ResNeXt.add_flags, ResNeXt.PRESETS, "")
+    hp = resolve(parser.parse_args(["--preset", preset, "--formulation", formulation]), ResNeXt.PRESETS)
     hp.update(TINY)
     hp.update(override)
     ResNeXt.validate(hp)
@@ -158,14 +158,14 @@ def test_fused_variables_are_the_literal_ones_side_by_side():
 
 @pytest.mark.parametrize("preset,total", [("original", 3957696), ("paper", 34426698)])
 def test_both_formulations_have_the_presets_parameter_totals(preset, total):
-    parser = trainer.build_parser("ResNeXt", ResNeXt.add_flags, ResNeXt.PRESETS, "")
+    parser = build_parser("ResNeXt", ResNeXt.add_flags, ResNeXt.PRESETS, "")
     counts, sizes = {}, {}
     for formulation in ("fused", "literal"):
-        hp = trainer.resolve(parser.parse_args(["--preset", preset, "--formulation", formulation]), ResNeXt.PRESETS)
+        hp = resolve(parser.parse_args(["--preset", preset, "--formulation", formulation]), ResNeXt.PRESETS)
         g = tf.Graph()
         with g.as_default():
             ResNeXt.Build_ResNext(tf.placeholder(tf.float32, [None, 32, 32, 3]), tf.placeholder(tf.bool, []), hp)
-            counts[formulation] = trainer.ops.count_params()
+            counts[formulation] = ops.count_params()
             sizes[formulation] = len(g.get_operations())
         if preset == "paper":
             break  # the literal paper network is slow to build; its total is test_resnext's
@@ -176,10 +176,10 @@ def test_both_formulations_have_the_presets_parameter_totals(preset, total):
 
 
 def test_default_formulation_is_fused_and_literal_is_selectable():
-    parser = trainer.build_parser("ResNeXt", ResNeXt.add_flags, ResNeXt.PRESETS, "")
+    parser = build_parser("ResNeXt", ResNeXt.add_flags, ResNeXt.PRESETS, "")
     for preset in ResNeXt.PRESETS:
-        assert trainer.resolve(parser.parse_args(["--preset", preset]), ResNeXt.PRESETS)["formulation"] == "fused"
-    hp = trainer.resolve(parser.parse_args(["--formulation", "literal"]), ResNeXt.PRESETS)
+        assert resolve(parser.parse_args(["--preset", preset]), ResNeXt.PRESETS)["formulation"] == "fused"
+    hp = resolve(parser.parse_args(["--formulation", "literal"]), ResNeXt.PRESETS)
     assert hp["formulation"] == "literal"
     with pytest.raises(SystemExit):
         parser.parse_args(["--formulation", "grouped"])

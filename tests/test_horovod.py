@@ -20,8 +20,11 @@ import pytest
 
 from conftest import ROOT, checkpoint_variables, run_main
 import distributed
-import trainer
 from compat import tf
+from batches import Batches
+from checkpoints import Checkpoints
+from graph import learning_rate, lr_at, session_config
+from settings import COMMON_DEFAULTS, EXIT_USAGE, KitError
 
 HOROVODRUN = os.path.join(os.path.dirname(sys.executable), "horovodrun")
 if importlib.util.find_spec("horovod") is None:
@@ -55,7 +58,7 @@ def test_shard_gives_every_rank_the_same_steps_and_the_combined_batches(n, size,
     g = size * bs
     ids = np.arange(n)
     shards = [fake_dist(r, size, bs).shard(order) for r in range(size)]
-    per_rank = [trainer.Batches(ids, ids, bs, 0, False, shard=fake_dist(r, size, bs).shard) for r in range(size)]
+    per_rank = [Batches(ids, ids, bs, 0, False, shard=fake_dist(r, size, bs).shard) for r in range(size)]
     # Equal steps on every rank, as many as a single process with batch size*bs takes.
     assert len(set(len(s) for s in shards)) == 1
     assert [b.steps_per_epoch for b in per_rank] == [int(math.ceil(n / float(g)))] * size
@@ -71,8 +74,8 @@ def test_shard_is_what_batches_feed_each_rank():
     n, bs = 40, 4
     x = np.arange(n).reshape(n, 1, 1, 1).astype(np.float32)
     y = np.arange(n)
-    single = trainer.Batches(x, y, 2 * bs, 3, False)
-    ranks = [trainer.Batches(x, y, bs, 3, False, shard=fake_dist(r, 2, bs).shard, rank=r) for r in (0, 1)]
+    single = Batches(x, y, 2 * bs, 3, False)
+    ranks = [Batches(x, y, bs, 3, False, shard=fake_dist(r, 2, bs).shard, rank=r) for r in (0, 1)]
     for epoch in (0, 1):
         for k in range(single.steps_per_epoch):
             _, combined = single.batch(epoch, k)
@@ -87,9 +90,9 @@ def test_a_stream_deals_every_global_batch_over_the_ranks(n, size, bs):
     batch size x bs, every rank batch full, across the ends of the passes."""
     x = np.zeros((n, 1, 1, 1), np.float32)
     y = np.arange(n)
-    single = trainer.Batches(x, y, size * bs, 3, False, stream=True)
-    ranks = [trainer.Batches(x, y, bs, 3, False, shard=fake_dist(r, size, bs).shard, rank=r, stream=True,
-                             workers=size) for r in range(size)]
+    single = Batches(x, y, size * bs, 3, False, stream=True)
+    ranks = [Batches(x, y, bs, 3, False, shard=fake_dist(r, size, bs).shard, rank=r, stream=True,
+                     workers=size) for r in range(size)]
     spe = int(math.ceil(n / float(size * bs)))
     assert single.steps_per_epoch == spe and [b.steps_per_epoch for b in ranks] == [spe] * size
     for epoch in range(3):
@@ -104,9 +107,9 @@ def test_a_stream_deals_every_global_batch_over_the_ranks(n, size, bs):
 def test_rank_zero_augments_like_a_single_process_and_rank_one_differently():
     x = np.random.RandomState(0).rand(16, 8, 8, 3).astype(np.float32)
     y = np.zeros(16, np.int64)
-    plain = trainer.Batches(x, y, 16, 5, True).batch(2, 0)[0]
-    assert np.array_equal(trainer.Batches(x, y, 16, 5, True, rank=0).batch(2, 0)[0], plain)
-    assert not np.array_equal(trainer.Batches(x, y, 16, 5, True, rank=1).batch(2, 0)[0], plain)
+    plain = Batches(x, y, 16, 5, True).batch(2, 0)[0]
+    assert np.array_equal(Batches(x, y, 16, 5, True, rank=0).batch(2, 0)[0], plain)
+    assert not np.array_equal(Batches(x, y, 16, 5, True, rank=1).batch(2, 0)[0], plain)
 
 
 def test_lr_scale_ramps_linearly_to_the_number_of_workers():
@@ -117,17 +120,17 @@ def test_lr_scale_ramps_linearly_to_the_number_of_workers():
     assert fake_dist(size=4, scale_lr=False).lr_scale_at(500, spe) == 1.0
     assert fake_dist(size=4, scale_lr=False).lr_scale(None, spe) is None
     assert fake_dist(size=1).lr_scale(None, spe) is None
-    hp = dict(trainer.COMMON_DEFAULTS, lr=0.1, lr_decay_steps="30", warmup_steps=0)
+    hp = dict(COMMON_DEFAULTS, lr=0.1, lr_decay_steps="30", warmup_steps=0)
     graph = tf.Graph()
     with graph.as_default():
         step = tf.placeholder(tf.int64, [])
-        lr = trainer.learning_rate(step, hp, spe, d)
-        zero = trainer.learning_rate(step, hp, spe, fake_dist(size=4, warmup_epochs=0))
+        lr = learning_rate(step, hp, spe, d)
+        zero = learning_rate(step, hp, spe, fake_dist(size=4, warmup_epochs=0))
         with tf.Session(graph=graph) as sess:
             for s in (0, 5, 19, 20, 29, 30, 31, 45):  # 30: the decay boundary
-                want = trainer.lr_at(s, hp, spe) * d.lr_scale_at(s, spe)
+                want = lr_at(s, hp, spe) * d.lr_scale_at(s, spe)
                 assert sess.run(lr, {step: s}) == pytest.approx(want, rel=1e-6)
-                assert trainer.lr_at(s, hp, spe, d) == pytest.approx(want, rel=1e-12)
+                assert lr_at(s, hp, spe, d) == pytest.approx(want, rel=1e-12)
             assert sess.run(zero, {step: 0}) == pytest.approx(0.4, rel=1e-6)
             assert sess.run(zero, {step: 31}) == pytest.approx(0.04, rel=1e-6)
 
@@ -139,7 +142,7 @@ def test_configure_pins_one_gpu_per_process_and_shares_the_cpus():
     cpus = __import__("multiprocessing").cpu_count()
     assert config.intra_op_parallelism_threads == max(1, cpus // 2)
     assert config.inter_op_parallelism_threads == min(max(1, cpus // 2), 2)
-    config = trainer.session_config(dict(threads=1), fake_dist(threads=1))
+    config = session_config(dict(threads=1), fake_dist(threads=1))
     assert (config.intra_op_parallelism_threads, config.inter_op_parallelism_threads) == (1, 1)
 
 
@@ -147,11 +150,11 @@ def test_flag_defaults_and_a_bad_warm_up_is_a_one_line_error(tmp_path):
     d = distributed.Horovod(dict(batch_size=7), hvd=fake_hvd(rank=1, size=3))
     assert (d.rank, d.size, d.is_chief, d.batch_size, d.warmup_epochs, d.scale_lr) == (1, 3, False, 7, 5.0, True)
     for bad in ("-1", "nan"):
-        with pytest.raises(trainer.KitError, match="--hvd_warmup_epochs must be a number >= 0, got %s" % bad):
+        with pytest.raises(KitError, match="--hvd_warmup_epochs must be a number >= 0, got %s" % bad):
             distributed.Horovod(dict(batch_size=7, hvd_warmup_epochs=float(bad)))  # before any Horovod import
     import ResNeXt
     code, out, err = run_main(ResNeXt, ["--horovod", "--hvd_warmup_epochs", "-2", "--run_dir", str(tmp_path / "run")])
-    assert code == trainer.EXIT_USAGE and err.startswith("error: --hvd_warmup_epochs must be a number >= 0, got -2")
+    assert code == EXIT_USAGE and err.startswith("error: --hvd_warmup_epochs must be a number >= 0, got -2")
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
 
@@ -174,10 +177,10 @@ def test_a_checkpoint_resumes_only_with_the_number_of_processes_that_wrote_it():
     single, two = {"config": {"model": "ResNeXt"}}, {"config": {"workers": 2}}
     distributed.check_workers("ck", single, None)
     distributed.check_workers("ck", two, fake_dist(size=2))
-    with pytest.raises(trainer.KitError, match=r"^checkpoint ck was trained by 2 processes and this run has 1: "
-                                               r"resume it with horovodrun -np 2, or pass another --run_dir$"):
+    with pytest.raises(KitError, match=r"^checkpoint ck was trained by 2 processes and this run has 1: "
+                                       r"resume it with horovodrun -np 2, or pass another --run_dir$"):
         distributed.check_workers("ck", two, None)
-    with pytest.raises(trainer.KitError, match="by 1 process and this run has 4: resume it with a plain python"):
+    with pytest.raises(KitError, match="by 1 process and this run has 4: resume it with a plain python"):
         distributed.check_workers("ck", single, fake_dist(size=4))
 
 
@@ -187,7 +190,7 @@ def test_missing_horovod_is_a_one_line_error(monkeypatch, fake_cifar, tmp_path):
     monkeypatch.setenv("HOROVOD_RANK", "0")
     code, out, err = run_main(ResNeXt, ["--data_source", fake_cifar["py"], "--trust_data", "--run_dir",
                                         str(tmp_path / "run"), "--steps", "1"])
-    assert code == trainer.EXIT_USAGE
+    assert code == EXIT_USAGE
     assert err.startswith("error: Horovod is not installed") and "requirements/horovod.sh" in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
@@ -232,11 +235,11 @@ def run_env(run_root):
 
 def checkpoint_values(run_dir):
     """The variables of the checkpoint `latest` names."""
-    return checkpoint_variables(os.path.join(run_dir, "checkpoints", trainer.Checkpoints(run_dir).latest_name()))
+    return checkpoint_variables(os.path.join(run_dir, "checkpoints", Checkpoints(run_dir).latest_name()))
 
 
 def latest_step(run_dir):
-    name = trainer.Checkpoints(run_dir).latest_name()  # step-00000042, or None
+    name = Checkpoints(run_dir).latest_name()  # step-00000042, or None
     return int(name[5:]) if name else None
 
 
@@ -346,4 +349,4 @@ def test_killed_two_rank_run_resumes_from_rank_zero_checkpoint(tmp_path, fake_ci
 
     import ResNeXt  # one process cannot take over the 2-process run: its steps are other steps
     code, _, err = run_main(ResNeXt, args[1:] + ["--run_dir", rank0])
-    assert code == trainer.EXIT_USAGE and "was trained by 2 processes and this run has 1" in err, err
+    assert code == EXIT_USAGE and "was trained by 2 processes and this run has 1" in err, err

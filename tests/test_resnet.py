@@ -11,8 +11,10 @@ from compat import tf
 import compare
 import ops
 import ResNet
-import trainer
 from conftest import settings, summary as conftest_summary, run_main
+from batches import Batches, make_batches
+from graph import lr_at
+from settings import KitError, build_parser, preset_overrides, resolve
 
 # He et al. 2015, Table 6: "# params" of the CIFAR-10 ResNets, as printed (millions).
 TABLE6 = {20: 0.27, 32: 0.46, 44: 0.66, 56: 0.85, 110: 1.7}
@@ -363,15 +365,15 @@ def test_learning_rate_schedules():
     assert hp["steps"] == 64000 and hp["batch_size"] == 128 and hp["nesterov"] is False
     assert (hp["weight_decay"], hp["decay_on"], hp["init"], hp["normalization"]) == (2e-4, "kernels", "glorot",
                                                                                       "pixel_mean")
-    lr = lambda step, h=hp: trainer.lr_at(step, h, 391)  # noqa: E731
+    lr = lambda step, h=hp: lr_at(step, h, 391)  # noqa: E731
     assert [lr(s) for s in (0, 499, 500, 31999, 32000, 47999, 48000, 63999)] == \
         [0.01, 0.01, 0.1, 0.1, 0.1 * 0.1, 0.1 * 0.1, 0.1 * 0.1 ** 2, 0.1 * 0.1 ** 2]
     assert abs(lr(32000) - 0.01) < 1e-12 and abs(lr(48000) - 0.001) < 1e-12
     # paper: the 0.01 warm-up (400 steps) only for ResNet-110 and deeper
     p110 = settings(ResNet, ["--preset", "paper", "--num_layers", "110"])
-    assert [trainer.lr_at(s, p110, 391) for s in (0, 399, 400)] == [0.01, 0.01, 0.1]
+    assert [lr_at(s, p110, 391) for s in (0, 399, 400)] == [0.01, 0.01, 0.1]
     p56 = settings(ResNet, ["--preset", "paper", "--num_layers", "56"])
-    assert p56["warmup_steps"] == 0 and trainer.lr_at(0, p56, 391) == 0.1
+    assert p56["warmup_steps"] == 0 and lr_at(0, p56, 391) == 0.1
     assert (p56["weight_decay"], p56["decay_on"], p56["init"], p56["bn_decay"]) == (1e-4, "all", "he", 0.9)
     # --epochs counts epochs and replaces the preset's step budget; a step count there is refused
     assert settings(ResNet, ["--epochs", "3"])["steps"] == 0
@@ -430,7 +432,7 @@ def test_original_preset_steps_draw_full_batches_across_epochs():
     steps has 128 images. The preset streams the passes' permutations end to end."""
     hp = settings(ResNet, [])
     assert hp["batches"] == "stream"
-    b = trainer.make_batches(hp, fake_data(50000))
+    b = make_batches(hp, fake_data(50000))
     assert b.steps_per_epoch == 391  # an epoch of the logs: ceil(50000 / 128) steps, 50,048 images
     steps = [b.batch(e, i)[1] for e in range(3) for i in range(391)]
     assert len(steps) == 3 * 391 and set(len(s) for s in steps) == {128}
@@ -441,19 +443,19 @@ def test_original_preset_steps_draw_full_batches_across_epochs():
         assert sorted(taken[p * 50000:(p + 1) * 50000]) == list(range(50000))
     assert np.array_equal(b.batch(2, 100)[1], steps[2 * 391 + 100])  # a pure function of the step
     # the paper preset cuts each epoch alone: its last batch has 50000 - 390 * 128 images
-    paper = trainer.make_batches(settings(ResNet, ["--preset", "paper"]), fake_data(50000))
+    paper = make_batches(settings(ResNet, ["--preset", "paper"]), fake_data(50000))
     assert len(paper.batch(0, 390)[1]) == 80 and len(paper.batch(1, 0)[1]) == 128
 
 
 def test_original_preset_training_feeds_full_batches(fake_cifar, tmp_path, monkeypatch):
     """Training itself takes the stream: 250 images at batch 64 give 4 steps per epoch, none short."""
-    fed, real = [], trainer.Batches.batch
+    fed, real = [], Batches.batch
 
     def batch(self, epoch, index, order=None):
         bx, by = real(self, epoch, index, order)
         fed.append((epoch, index, len(bx)))
         return bx, by
-    monkeypatch.setattr(trainer.Batches, "batch", batch)
+    monkeypatch.setattr(Batches, "batch", batch)
     run_dir = tmp_path / "run"
     argv = ["--path", fake_cifar["bin"], "--num_layers", "8", "--batch_size", "64", "--steps", "9",
             "--run_dir", str(run_dir), "--threads", "1", "--progress", "off"]
@@ -468,10 +470,10 @@ def test_original_preset_training_feeds_full_batches(fake_cifar, tmp_path, monke
 def test_a_checkpoint_from_before_batches_existed_resumes_only_as_epoch_batches():
     hp = settings(ResNet, [])
     old = {"config": {"hparams": {"lr": 0.1}}}  # a checkpoint's record without "batches"
-    with pytest.raises(trainer.KitError, match="pass --batches epoch to resume it"):
-        trainer.make_batches(hp, fake_data(10), meta=old)
-    assert not trainer.make_batches(settings(ResNet, ["--batches", "epoch"]), fake_data(10), meta=old).stream
-    assert trainer.make_batches(hp, fake_data(10), meta={"config": {"hparams": {"batches": "stream"}}}).stream
+    with pytest.raises(KitError, match="pass --batches epoch to resume it"):
+        make_batches(hp, fake_data(10), meta=old)
+    assert not make_batches(settings(ResNet, ["--batches", "epoch"]), fake_data(10), meta=old).stream
+    assert make_batches(hp, fake_data(10), meta={"config": {"hparams": {"batches": "stream"}}}).stream
 
 
 @pytest.fixture(scope="module")
@@ -544,14 +546,13 @@ def test_compare_picks_reference_rows_by_unit(original_unit_run, tmp_path):
 
 def test_only_flags_that_change_the_preset_are_recorded_as_overrides():
     """config.json's "overrides": what compare.py reads to tell a paper run from a modified one."""
-    import trainer
-    parser = trainer.build_parser("ResNet", ResNet.add_flags, ResNet.PRESETS, "ResNet")
+    parser = build_parser("ResNet", ResNet.add_flags, ResNet.PRESETS, "ResNet")
 
     def overrides(argv):
         args = parser.parse_args(argv)
-        hp = trainer.resolve(args, ResNet.PRESETS)
+        hp = resolve(args, ResNet.PRESETS)
         ResNet.validate(hp)
-        return trainer.preset_overrides(parser, args, ResNet.PRESETS, hp)
+        return preset_overrides(parser, args, ResNet.PRESETS, hp)
 
     # paths, threads, logging and the seed are not the recipe; the warm-up ResNet-110 derives is not a flag
     assert overrides(["--preset", "paper", "--num_layers", "110", "--run_dir", "r", "--path", "p", "--seed", "3",

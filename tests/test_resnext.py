@@ -7,8 +7,12 @@ import pytest
 
 from compat import tf
 import ResNeXt
-import trainer
 from conftest import checkpoint_variables, settings, summary as conftest_summary, run_main, tiny_args
+from checkpoints import Checkpoints
+from graph import Graph
+from runlogs import PlainProgress
+from runstate import run_folder
+from settings import build_parser
 
 TINY = ["--cardinality", "2", "--depth", "4", "--blocks", "1", "--stem_dim", "8", "--out_dims", "8,16,32", "--batch_size", "50",
         "--lr", "0.05"]
@@ -85,7 +89,7 @@ def test_bad_cardinality_is_one_line_error():
 def test_a_few_steps_drive_the_loss_down():
     """Fixed batch, training mode: the loss falls."""
     hp = settings(ResNeXt, TINY)
-    g = trainer.Graph(ResNeXt.Build_ResNext, hp, steps_per_epoch=10)
+    g = Graph(ResNeXt.Build_ResNext, hp, steps_per_epoch=10)
     import fakedata
     images, y = fakedata.images(32)
     x = (images.astype(np.float32) - 127.5) / 64
@@ -102,8 +106,8 @@ def test_stopped_and_resumed_run_equals_an_uninterrupted_one(fake_cifar, tmp_pat
     assert run_main(ResNeXt, tiny_args(fake_cifar, split, *(flags + ["--steps", "5"])))[0] == 0  # stops after epoch 1
     code, out, _ = run_main(ResNeXt, tiny_args(fake_cifar, split, *flags))
     assert code == 0 and "resumed from" in out and "step 5 (1 full epochs and 0 steps done), learning rate 0.005" in out
-    a = trainer.Checkpoints(str(straight)).find()
-    b = trainer.Checkpoints(str(split)).find()
+    a = Checkpoints(str(straight)).find()
+    b = Checkpoints(str(split)).find()
     assert a[1]["step"] == b[1]["step"] == 10
     va, vb = checkpoint_variables(a[0]), checkpoint_variables(b[0])
     assert va.keys() == vb.keys() and len(va) > 20
@@ -151,11 +155,11 @@ def test_every_flag_has_a_setting_when_no_flag_is_given(script):
     """No code path may depend on a flag that only some commands pass (`--run_dir` once did)."""
     import importlib
     module = importlib.import_module(script)
-    parser = trainer.build_parser(script, module.add_flags, module.PRESETS, script)
+    parser = build_parser(script, module.add_flags, module.PRESETS, script)
     hp = settings(module, [])
     missing = sorted(a.dest for a in parser._actions if a.dest != "help" and a.dest not in hp)
     assert not missing
-    assert hp["run_dir"] is None and trainer.run_folder(script, hp) == os.path.join("runs", script + "-original-cifar10")
+    assert hp["run_dir"] is None and run_folder(script, hp) == os.path.join("runs", script + "-original-cifar10")
 
 
 def test_step_limit_ends_the_run_but_keeps_its_schedule(fake_cifar, tmp_path, monkeypatch):
@@ -172,7 +176,7 @@ def test_without_tqdm_progress_is_plain_lines(fake_cifar, tmp_path, monkeypatch)
     """A bare TensorFlow image has no tqdm: --progress on prints lines instead of failing."""
     import sys
     monkeypatch.setitem(sys.modules, "tqdm", None)  # `from tqdm import tqdm` raises ImportError
-    monkeypatch.setattr(trainer.PlainProgress.__init__, "__defaults__", (0.0, None))  # a line every step
+    monkeypatch.setattr(PlainProgress.__init__, "__defaults__", (0.0, None))  # a line every step
     code, out, err = run_main(ResNeXt, tiny_args(fake_cifar, tmp_path / "run", *(TINY + ["--epochs", "1", "--progress", "on"])))
     assert code == 0, err
     lines = [l for l in err.splitlines() if l.startswith("epoch 1/1: step ")]

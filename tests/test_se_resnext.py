@@ -7,8 +7,8 @@ import pytest
 from compat import tf
 import ops
 import SE_ResNeXt
-import trainer
 from conftest import settings, run_main, tiny_args
+from graph import lr_at
 
 TINY = ["--cardinality", "2", "--depth", "4", "--blocks", "1", "--shortcut", "projection", "--out_dims", "8,16,32",
         "--batch_size", "50", "--lr", "0.05"]
@@ -102,7 +102,7 @@ def test_original_preset_recipe():
     assert (hp["weight_decay"], hp["decay_on"], hp["batch_size"]) == (5e-4, "all", 128)
     # the original divides at the start of (1-based) epochs 30, 60 and 90
     spe = 391
-    assert [trainer.lr_at(e * spe, hp, spe) for e in (28, 29, 58, 59, 88, 89)] == pytest.approx(
+    assert [lr_at(e * spe, hp, spe) for e in (28, 29, 58, 59, 88, 89)] == pytest.approx(
         [0.1, 0.01, 0.01, 0.001, 0.001, 0.0001])
 
 
