@@ -32,3 +32,26 @@ def test_every_stop_quotes_code_that_exists_line_for_line():
 def test_a_stop_naming_missing_code_is_a_one_line_error(stop):
     with pytest.raises(tour.TourError, match="correct STOPS in docs/tour.py"):
         tour.excerpt(*stop)
+
+
+def github_anchor(heading):
+    """The anchor GitHub gives a Markdown heading: lower case, punctuation but - and _ dropped,
+    spaces as hyphens."""
+    return "".join(c for c in heading.lower() if c.isalnum() or c in " -_").replace(" ", "-")
+
+
+def test_the_readme_links_to_the_loop_printed_whole():
+    """The README's "Where is ..." row for the training loop links to the tour's stop that
+    prints trainer.train from its first line to its last."""
+    import inspect
+    import re
+    import trainer
+    readme = io.open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    row = [l for l in readme.splitlines() if l.startswith("| the training loop")]
+    assert len(row) == 1, row
+    anchor = re.search(r"\(docs/tour\.md#([^)]+)\)", row[0]).group(1)
+    text = io.open(tour.OUT, encoding="utf-8").read()
+    sections = re.split(r"^## ", text, flags=re.M)
+    target = [s for s in sections if github_anchor(s.splitlines()[0]) == anchor]
+    assert len(target) == 1, (anchor, [github_anchor(s.splitlines()[0]) for s in sections[1:]])
+    assert inspect.getsource(trainer.train).strip() in target[0]
