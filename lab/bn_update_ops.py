@@ -12,7 +12,7 @@ Thread: https://github.com/tensorflow/tensorflow/issues/11965
 
 Observable: the moving mean after STEPS training steps on inputs of mean 5. Broken: still
 exactly 0. Fixed (the train op built under `tf.control_dependencies` on UPDATE_OPS, as
-trainer.py does): close to 5. The other fix, `updates_collections=None`, is the kit's
+graph.py's Graph does): close to 5. The other fix, `updates_collections=None`, is the kit's
 own (lab/kit_batch_norm.py).
 """
 import os

@@ -6,8 +6,8 @@ compute anything. Written inside the loop that calls `sess.run`, it adds a fresh
 those ops at every step: memory grows without bound and each step gets slower, which people
 report as a memory leak. The fix is to build every op once, before the loop, with
 placeholders for what changes from step to step; `graph.finalize()` after building turns
-any later op creation into an immediate RuntimeError instead of a slow leak (trainer.py
-finalizes its graph for this reason).
+any later op creation into an immediate RuntimeError instead of a slow leak (graph.py's
+Graph finalizes its graph for this reason).
 
 Threads: https://github.com/tensorflow/tensorflow/issues/7127,
 https://github.com/tensorflow/tensorflow/issues/10408

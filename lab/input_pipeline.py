@@ -6,7 +6,7 @@ batches inside the runtime, where they can be prepared in parallel with the trai
 which is why the TF1 performance guide advised against feed_dict for large inputs (first
 thread). Given the same data and order, both deliver exactly the same batches. (The kit
 keeps feed_dict, as the originals do, and makes the next batch in a background thread while
-the current step runs: trainer.py.) Then the pitfall: a dataset without `.repeat()` is
+the current step runs: batches.py.) Then the pitfall: a dataset without `.repeat()` is
 exhausted after one epoch, and the next `sess.run` on its iterator raises
 `OutOfRangeError: End of sequence`, typically at the start of the second epoch (second
 thread). `.repeat()` (or re-initialising the iterator every epoch) lets the loop run as

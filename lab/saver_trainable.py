@@ -13,7 +13,7 @@ Thread: https://github.com/tinghuiz/SfMLearner/issues/17
 Observable: the batch-norm moving mean after training on inputs of mean 5 (the kit's
 `ops.Batch_Normalization`, which does update it), whether the checkpoint holds it, and its
 value after restoring into a new graph. Broken (`Saver(tf.trainable_variables())`): back at
-0. Fixed (`Saver()`, every global variable, as trainer.py saves): the trained value.
+0. Fixed (`Saver()`, every global variable, as graph.py's Saver does): the trained value.
 """
 import os
 import shutil
