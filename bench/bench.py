@@ -43,9 +43,6 @@ import resource
 import subprocess
 import sys
 import time
-from batches import Batches, input_shape
-from graph import Graph, session_config
-from settings import build_parser, check_common, resolve
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -147,6 +144,9 @@ def run_model(spec):
     t_tflearn = time.time() - t
     tf = compat.tf
     import numpy as np
+    from batches import Batches, input_shape
+    from graph import Graph, session_config
+    from settings import build_parser, check_common, resolve
 
     m = import_model(spec["model"])
     parser = build_parser(m["model_name"], m["add_flags"], m["presets"], "")
