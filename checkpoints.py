@@ -75,6 +75,7 @@ class Checkpoints(object):
     def __init__(self, run_dir, keep=3, log=print):
         self.dir = os.path.join(run_dir, "checkpoints")
         self.keep, self.log = keep, log
+        self.seen = None  # (latest, steps) as `find` last saw them
 
     def steps(self):
         if not os.path.isdir(self.dir):
@@ -146,8 +147,9 @@ class Checkpoints(object):
         for name in os.listdir(self.dir) if os.path.isdir(self.dir) else []:
             if name.startswith(".tmp-"):
                 shutil.rmtree(os.path.join(self.dir, name), ignore_errors=True)
-        named = self.latest_name()
-        candidates = ([os.path.join(self.dir, named)] if named else []) + [self.path(s) for s in self.steps()]
+        named, steps = self.latest_name(), self.steps()
+        self.seen = (named, steps)  # the names looked at, cheap to read again and compare
+        candidates = ([os.path.join(self.dir, named)] if named else []) + [self.path(s) for s in steps]
         seen, bad = set(), []
         for folder in candidates:
             if folder in seen:

@@ -60,8 +60,9 @@ class RunState(object):
     Made before the data and the graph, it checks the run folder at once, under the folder's
     lock, which it then lets go: a folder another process trains in, or a checkpoint this
     command may not resume, fails before any time is spent. Entered (`with run, tf.Session(...)`)
-    it holds the lock until the run ends and finds the checkpoint again: one that changed in
-    between (another process trained here meanwhile) stops the run with a one-line error.
+    it holds the lock until the run ends and reads the checkpoints' names again: where they
+    changed in between, it finds the checkpoint again, and a new one (another process trained
+    here meanwhile) stops the run with a one-line error.
 
     Its attributes the loop reads: `folder`, `meta` (the checkpoint to resume, or None),
     `step` (the next step's index) and `total_steps`.
@@ -72,7 +73,7 @@ class RunState(object):
         self.chief = dist is None or dist.is_chief
         self.log = log if self.chief else _quiet  # one voice per run: the other ranks print nothing
         self.dir = run_folder(model_name, hp)
-        self.ckpts = Checkpoints(self.dir, hp["keep_checkpoints"], log=_quiet)  # entering says what it finds
+        self.ckpts = Checkpoints(self.dir, hp["keep_checkpoints"], log=self.log)
         self.stop_requested = self.handlers = None  # Ctrl-C / SIGTERM, from `start` on: see _on_signal
         self.lock = self.scalars = self.rec = self.lr = None
         with self._lock():
@@ -109,9 +110,9 @@ class RunState(object):
         self.lock = self._lock()
         self.lock.__enter__()
         try:
-            self.ckpts.log = self.log
-            folder, _ = self._checkpoint_to_resume()
-            if folder != self.folder:
+            # The same names as `find` saw: the checkpoint found (and hashed) then is still the one.
+            changed = self.chief and (self.ckpts.latest_name(), self.ckpts.steps()) != self.ckpts.seen
+            if changed and self._checkpoint_to_resume()[0] != self.folder:
                 raise KitError("%s changed while this run was starting (another process trained in it): run the "
                                "same command again" % self.dir)
         except BaseException:

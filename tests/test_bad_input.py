@@ -420,3 +420,19 @@ def test_a_folder_that_changes_while_a_run_starts_is_refused_and_left_alone(fake
     assert sorted(os.listdir(str(other / "checkpoints"))) == sorted(os.listdir(str(tmp_path / "run" / "checkpoints")))
     again = runstate.RunState("ResNeXt", hp, log=lambda *a: None)  # the lock was let go
     assert os.path.basename(again.folder) == "step-00000002"
+
+
+def test_a_resume_hashes_its_checkpoint_once(fake_cifar, tmp_path, monkeypatch):
+    """The second look at the run folder, when the session starts, reads names only: the
+    checkpoint found (and hashed file by file) before the data and graph is not hashed again."""
+    import checkpoints
+    assert train(fake_cifar, tmp_path, "--steps", "2")[0] == 0
+    verified, real = [], checkpoints.Checkpoints.verify
+
+    def verify(self, folder):
+        verified.append(os.path.basename(folder))
+        return real(self, folder)
+    monkeypatch.setattr(checkpoints.Checkpoints, "verify", verify)
+    code, out, err = train(fake_cifar, tmp_path, "--steps", "4")
+    assert code == 0, err
+    assert "resumed from" in out and verified == ["step-00000002"]
