@@ -6,7 +6,8 @@ import importlib
 import re
 
 from netinfo import CardError
-import compare
+from matching import match_reference
+from references import load_references
 from settings import build_parser
 
 
@@ -96,7 +97,7 @@ def paper_argv(argv):
 def reference(model, hp, preset):
     """(row, why there is none) of references.csv for this network under `preset`, as compare.py matches runs."""
     run = dict(model=model, preset=preset, dataset=hp["dataset"], hparams=hp)
-    row, reasons, _ = compare.match_reference(run, compare.load_references())
+    row, reasons, _ = match_reference(run, load_references())
     if row is None:
         return None, reasons[0]
     if reasons:
