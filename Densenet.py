@@ -19,8 +19,8 @@ from compat import tf
 from ops import (conv_layer, Batch_Normalization, Relu, Drop_out, Concatenation, Average_pooling, Max_Pooling,
                  Global_Average_Pooling, Flatten, Linear, kernel_init, report)
 import trainer
-from batches import input_shape
-from settings import KitError, bool_flag, int_list
+from batches import INPUT_SHAPES
+from settings import KitError, int_list
 
 STEMS = {
     # name: (kernel, stride, max pool after it)
@@ -50,26 +50,6 @@ PRESETS = {
                   optimizer="momentum", momentum=0.9, nesterov=True, lr=0.1, weight_decay=1e-4, decay_on="all",
                   batch_size=64, epochs=300, lr_decay_epochs="150,225", normalization="channel", augment=True),
 }
-
-
-def add_flags(g):
-    g.add_argument("--growth_k", type=int, default=None, help="growth rate k: channels each layer adds")
-    g.add_argument("--depth", type=int, default=None,
-                   help="L of the paper's three equal blocks: (L-4)/3 layers each, (L-4)/6 with --bc "
-                        "(0: 40, or 100 with --bc)")
-    g.add_argument("--layers", default=None, help="layers of each dense block, comma-separated, e.g. 6,12,48,32 "
-                                                  "(instead of --depth)")
-    bool_flag(g, "bc", "bottleneck layers (DenseNet-B), and with the paper's defaults compression 0.5 "
-                       "and a first conv to 2k (DenseNet-BC)")
-    g.add_argument("--compression", type=float, default=None,
-                   help="theta: a transition keeps floor(theta * channels) (0: 0.5 with --bc, else 1)")
-    bool_flag(g, "transition_k", "transitions convolve to growth_k channels, whatever their input (the "
-                                 "originals before 2019-03-04) instead of --compression's share")
-    g.add_argument("--dropout_rate", type=float, default=None, help="dropout after every conv but the first")
-    g.add_argument("--stem", choices=sorted(STEMS), default=None, help="the first conv (and pool)")
-    g.add_argument("--stem_channels", type=int, default=None, help="channels of the first conv (0: 2k with "
-                                                                   "bottleneck layers, else 16)")
-    bool_flag(g, "conv_bias", "convolutions with a bias (Densenet_MNIST.py's)")
 
 
 def architecture(hp):
@@ -109,7 +89,7 @@ def architecture(hp):
     if stem_channels < 1:
         raise KitError("--stem_channels must be positive, got %d" % stem_channels)
     kernel, stride, pool = STEMS[hp["stem"]]
-    size = input_shape(hp["dataset"])[0][0]
+    size = INPUT_SHAPES[hp["dataset"]][0][0]
     size = -(-size // stride)
     if pool:
         size = (size - 3) // 2 + 1
@@ -210,7 +190,7 @@ def _conv(x, filters, kernel, stride, hp, name):
 
 
 def main(argv=None):
-    return trainer.main("Densenet", Dense_net, PRESETS, add_flags, validate, argv, description=__doc__)
+    return trainer.main("Densenet", Dense_net, PRESETS, validate, argv, description=__doc__)
 
 
 if __name__ == "__main__":

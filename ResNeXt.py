@@ -18,7 +18,7 @@ from ops import (conv_layer, Batch_Normalization, Relu, Concatenation, Average_p
                  Global_Average_Pooling, Flatten, Linear, kernel_init, report)
 from fused import split_layer_fused
 import trainer
-from settings import KitError, bool_flag, int_list
+from settings import KitError, int_list
 
 PRESETS = {
     # taki0112/ResNeXt-Tensorflow at 60bfd72 (2018-08-14, its latest commit), ResNeXt.py module constants.
@@ -41,29 +41,7 @@ PRESETS = {
 }
 
 
-def add_flags(g):
-    g.add_argument("--cardinality", type=int, default=None, help="number of paths in split_layer (C)")
-    g.add_argument("--depth", type=int, default=None, help="channels of each path in the first stage (d)")
-    g.add_argument("--blocks", type=int, default=None, help="residual blocks per stage (3 for ResNeXt-29)")
-    g.add_argument("--stem_dim", type=int, default=None, help="channels of first_layer's 3x3 conv")
-    g.add_argument("--out_dims", default=None, help="block output channels of the three stages, comma-separated")
-    bool_flag(g, "widen", "double the path width at every stage, as the paper does")
-    g.add_argument("--stride_on", choices=["1x1", "3x3"], default=None, help="which conv of a path downsamples")
-    g.add_argument("--shortcut", choices=["pad", "projection"], default=None,
-                   help="widening shortcut: average pool + zero-pad (original) or 1x1 conv + BN (paper)")
-    bool_flag(g, "fc_bias", "bias in the final fully connected layer")
-    g.add_argument("--formulation", choices=["fused", "literal"], default=None,
-                   help="how split_layer is built: one path at a time (literal, the original's code) or with "
-                        "the paths' 1x1 convs and BNs merged (fused: same function, faster to build and run)")
-
-
 def validate(hp):
-    if not 1 <= hp["cardinality"] <= 64:
-        raise KitError("--cardinality must be between 1 and 64, got %d" % hp["cardinality"])
-    if not 1 <= hp["depth"] <= 1024:
-        raise KitError("--depth must be between 1 and 1024, got %d" % hp["depth"])
-    if not 1 <= hp["blocks"] <= 100:
-        raise KitError("--blocks must be between 1 and 100, got %d" % hp["blocks"])
     dims = int_list(hp["out_dims"])
     if len(dims) != 3 or min(dims) < 1 or hp["stem_dim"] < 1:
         raise KitError("--out_dims takes three positive channel counts, e.g. 64,128,256")
@@ -180,7 +158,7 @@ def Build_ResNext(input_x, training, hp, num_classes=10, excite=None):
 
 
 def main(argv=None):
-    return trainer.main("ResNeXt", Build_ResNext, PRESETS, add_flags, validate, argv, description=__doc__)
+    return trainer.main("ResNeXt", Build_ResNext, PRESETS, validate, argv, description=__doc__)
 
 
 if __name__ == "__main__":

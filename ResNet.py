@@ -18,7 +18,7 @@ from compat import tf
 from ops import (conv_layer, Batch_Normalization, Relu, Average_pooling, Global_Average_Pooling, Linear,
                  kernel_init, report)
 import trainer
-from settings import KitError, bool_flag, str2bool
+from settings import KitError
 
 # The three stages as chao-ji's resnet_model.py lists its resnet_v2_block specs (He et al. 2015,
 # section 4.2: 32x32, 16x16 and 8x8 maps): (scope, depth of both convs of every unit, stride of
@@ -49,36 +49,6 @@ PRESETS = {
                   weight_decay=1e-4, decay_on="all", init="he", bn_decay=0.9,
                   normalization="pixel_mean", augment=True),
 }
-
-
-def add_flags(g):
-    g.add_argument("--num_layers", type=int, default=None,
-                   help="weighted layers, 6n+2: 20, 32, 44, 56, 110, 1202 (n units per stage)")
-    g.add_argument("--unit", choices=sorted(UNITS), default=None,
-                   help="original: He et al. 2015's unit (Figure 2), conv-BN-ReLU-conv-BN, add, ReLU; "
-                        "preact: He et al. 2016's full pre-activation unit (Figure 4(e)), BN-ReLU-conv-BN-ReLU-conv, "
-                        "add; default: the preset's (--preset original: preact, --preset paper: original)")
-    # The original's README spells the flag with an s, its code without: accept both.
-    g.add_argument("--shortcut_connections", "--shortcut_connection", dest="shortcut_connections",
-                   type=str2bool, nargs="?", const=True, default=None,
-                   help="add the shortcut in every unit; false gives the plain net of He et al. 2015, Figure 6")
-    g.add_argument("--shortcut_downsample", choices=["avg_pool", "subsample"], default=None,
-                   help="how a widening unit's shortcut halves the map: 2x2 average pool (original) or "
-                        "identity with stride 2 (the paper's option A)")
-    bool_flag(g, "preact_bn_scale", "--unit preact: learn a gamma in the stand-alone BN-ReLUs (pre-activations "
-                                    "and head); the original's slim defaults have none")
-    g.add_argument("--preact_bn_decay", type=float, default=None,
-                   help="--unit preact: moving-average decay of the stand-alone BN-ReLUs (0: the same as --bn_decay)")
-    g.add_argument("--batch_norm_decay", dest="bn_decay", type=float, default=None,
-                   help="the original's name for --bn_decay: decay of the BNs that follow a conv")
-    g.add_argument("--head", choices=["conv", "dense"], default=None,
-                   help="classifier: the original's 1x1 conv with bias, or a dense layer with bias (the same function)")
-    bool_flag(g, "binary", "read the binary CIFAR-10 files (cifar-10-batches-bin) instead of the pickles")
-    g.add_argument("--path", default=None,
-                   help="the original's flag: the cifar-10-batches-bin folder (or the binary archive); "
-                        "the same as --data_source with --binary")
-    g.add_argument("--warmup_min_layers", type=int, default=None,
-                   help="apply --warmup_steps only to nets at least this deep (paper: 110; 0: always)")
 
 
 def validate(hp):
@@ -244,7 +214,7 @@ def Build_ResNet(input_x, training, hp, num_classes=10):
 
 
 def main(argv=None):
-    return trainer.main("ResNet", Build_ResNet, PRESETS, add_flags, validate, argv, description=__doc__)
+    return trainer.main("ResNet", Build_ResNet, PRESETS, validate, argv, description=__doc__)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from compat import tf
 from ops import Global_Average_Pooling, Linear, Relu, Sigmoid
 import ResNeXt
 import trainer
-from settings import KitError, bool_flag, int_list
+from settings import KitError, int_list
 
 PRESETS = {
     # taki0112/SENet-Tensorflow at 41b12c4 (2018-08-14, its latest commit): SE_ResNeXt.py's module
@@ -26,14 +26,6 @@ PRESETS = {
     # ResNeXt-29 8x64d as in ResNeXt.py's paper preset, plus SE with the SE paper's r = 16.
     "paper": dict(ResNeXt.PRESETS["paper"], reduction_ratio=16, pre_merge_output=False),
 }
-
-
-def add_flags(g):
-    ResNeXt.add_flags(g)
-    g.add_argument("--reduction_ratio", type=int, default=None,
-                   help="r: the SE block's first fully connected layer has out_dim / r units")
-    bool_flag(g, "pre_merge_output", "a stage outputs its last block's SE output before the add and ReLU, "
-                                     "as SENet-Tensorflow's code did before 2018-01-19 (afa2529)")
 
 
 def validate(hp):
@@ -68,7 +60,7 @@ def Build_SEnet(input_x, training, hp, num_classes=10):
 
 
 def main(argv=None):
-    return trainer.main("SE_ResNeXt", Build_SEnet, PRESETS, add_flags, validate, argv, description=__doc__)
+    return trainer.main("SE_ResNeXt", Build_SEnet, PRESETS, validate, argv, description=__doc__)
 
 
 if __name__ == "__main__":

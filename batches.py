@@ -16,8 +16,8 @@ import cifar10
 from settings import KitError
 
 
-def input_shape(dataset):
-    return ((28, 28, 1), 10) if dataset == "mnist" else ((32, 32, 3), 100 if dataset == "cifar100" else 10)
+# dataset: (one image's shape, the number of classes)
+INPUT_SHAPES = {"cifar10": ((32, 32, 3), 10), "cifar100": ((32, 32, 3), 100), "mnist": ((28, 28, 1), 10)}
 
 
 def load_data(hp):

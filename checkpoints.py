@@ -169,9 +169,14 @@ class Checkpoints(object):
 
 
 @contextlib.contextmanager
-def run_lock(run_dir):
+def run_lock(run_dir, held=True):
     """An exclusive lock on a run folder (its LOCK file, holding the pid), released by the OS
-    even if the process is killed."""
+    even if the process is killed; creates the folder. `held=False` (a Horovod rank other than
+    0, which leaves the folder to rank 0) takes nothing."""
+    if not held:
+        yield
+        return
+    os.makedirs(run_dir, exist_ok=True)
     path = os.path.join(run_dir, "LOCK")
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

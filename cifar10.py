@@ -264,12 +264,9 @@ def read_pickle(path):
     raise DataError(message)
 
 
-def planar_to_nhwc(flat):
-    """(N, 3072) channel-major rows, as CIFAR stores them -> (N, 32, 32, 3) uint8."""
-    return flat.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-
-
 def _checked(path, x, y, num_classes):
+    """A batch's (N, 3072) channel-major rows, as CIFAR stores them, and labels, checked; returns
+    the images as (N, 32, 32, 3) uint8 and the labels as int64."""
     x = np.asarray(x)
     y = np.asarray(y, dtype=np.int64)
     if x.ndim != 2 or x.shape[1] != 3072 or x.dtype != np.uint8:
@@ -281,7 +278,7 @@ def _checked(path, x, y, num_classes):
     if y.size and (y.min() < 0 or y.max() >= num_classes):
         raise DataError("%s has labels outside 0..%d (found %d..%d): wrong dataset or damaged batch; check "
                         "--dataset and the data folder" % (path, num_classes - 1, y.min(), y.max()))
-    return planar_to_nhwc(x), y
+    return x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), y
 
 
 def load_python(folder, dataset="cifar10"):

@@ -7,7 +7,7 @@ import time
 
 from compat import tf
 import ops
-from batches import input_shape
+from batches import INPUT_SHAPES
 from settings import int_list
 
 
@@ -16,7 +16,8 @@ class Graph(object):
 
     def __init__(self, build_fn, hp, steps_per_epoch, dist=None):
         t0 = time.time()
-        shape, self.num_classes = input_shape(hp["dataset"])
+        self.steps_per_epoch = steps_per_epoch  # the schedule's (and the run's) unit of --epochs
+        shape, self.num_classes = INPUT_SHAPES[hp["dataset"]]
         self.graph = tf.Graph()
         with self.graph.as_default():
             tf.set_random_seed(hp["seed"])

@@ -18,7 +18,7 @@ import re
 from compat import tf
 from flops import op_flops
 import ops as kit_ops
-from batches import input_shape
+from batches import INPUT_SHAPES
 from settings import hparams
 
 BUILD_FN = {"ResNeXt": "Build_ResNext", "SE_ResNeXt": "Build_SEnet", "Densenet": "Dense_net", "ResNet": "Build_ResNet"}
@@ -36,14 +36,14 @@ class CardError(Exception):
 def settings(model, argv):
     """(module, checked settings) of `model` for the flags `argv`, as its script would run."""
     module = importlib.import_module(model)
-    hp = hparams(model, module.PRESETS, module.add_flags, module.validate, list(argv))
+    hp = hparams(model, module.PRESETS, module.validate, list(argv))
     return module, hp
 
 
 def forward_graph(model, hp):
     """What graph.Graph builds up to the logits: its placeholders, global step and the model."""
     build_fn = getattr(importlib.import_module(model), BUILD_FN[model])
-    shape, num_classes = input_shape(hp["dataset"])
+    shape, num_classes = INPUT_SHAPES[hp["dataset"]]
     graph = tf.Graph()
     with graph.as_default():
         tf.set_random_seed(hp["seed"])

@@ -4,7 +4,18 @@ The names and the batch-norm idiom are those of the original TF1 repositories
 (taki0112/ResNeXt-Tensorflow, SENet-Tensorflow and Densenet-Tensorflow), so that a
 reader can hold this file next to theirs. All tensors are NHWC.
 """
+import contextlib
+import io
+
 from compat import tf, batch_norm, arg_scope
+
+try:
+    # The originals import tflearn for global_avg_pool. It prints "Scipy not supported!" on
+    # import, and creates a variable (is_training) in the default graph: hence a graph of its own.
+    with contextlib.redirect_stdout(io.StringIO()), tf.Graph().as_default():
+        import tflearn
+except Exception:  # not installed, or (TF 2.x) installed but unable to import
+    tflearn = None
 
 STAGES = "kit_stages"  # graph collection of (name, tensor) pairs that `--summary` prints
 
@@ -64,24 +75,6 @@ def Batch_Normalization(x, training, scope, decay=0.9, epsilon=1e-3, scale=True,
                        lambda: tf.stop_gradient(batch_norm(inputs=x, is_training=False, reuse=True)))
 
 
-_tflearn = []  # lazily imported tflearn module (or None where it cannot be imported)
-
-
-def _tflearn_module():
-    if not _tflearn:
-        try:
-            import contextlib
-            import io
-            # tflearn prints "Scipy not supported!" on import, and creates a variable (is_training)
-            # in the current default graph: import it under a graph of its own.
-            with contextlib.redirect_stdout(io.StringIO()), tf.Graph().as_default():
-                import tflearn
-            _tflearn.append(tflearn)
-        except Exception:  # not installed, or (TF 2.x) installed but unable to import
-            _tflearn.append(None)
-    return _tflearn[0]
-
-
 def Global_Average_Pooling(x, use_tflearn=True):
     """Mean over height and width: [N, H, W, C] -> [N, C].
 
@@ -89,8 +82,7 @@ def Global_Average_Pooling(x, use_tflearn=True):
     over axes 1 and 2; it is used where tflearn imports, the same op otherwise
     (tflearn 0.5 does not import on TF 2.x). Tests check the two agree.
     """
-    tflearn = _tflearn_module() if use_tflearn else None
-    if tflearn is not None:
+    if use_tflearn and tflearn is not None:
         return tflearn.layers.conv.global_avg_pool(x, name="Global_avg_pooling")
     return tf.reduce_mean(x, axis=[1, 2], name="Global_avg_pooling")
 

@@ -57,7 +57,7 @@ def fmt_value(value):
 def deviations(model, hp, paper_hp, readme_text):
     """The deviation table rows whose flags this card's settings set otherwise than the paper preset."""
     module = importlib.import_module(model)
-    actions = build_parser(model, module.add_flags, module.PRESETS, model)._option_string_actions
+    actions = build_parser(model, module.PRESETS, model)._option_string_actions
     tables = deviation_tables(readme_text)
     if model not in tables:
         raise CardError("docs/deviations.md's \"Presets and deviations\" has no table for %s.py" % model)

@@ -46,14 +46,6 @@ def _quiet(*args, **kwargs):
     pass
 
 
-class _Null(object):
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 class RunState(object):
     """The robustness around `trainer.train`'s loop.
 
@@ -76,14 +68,14 @@ class RunState(object):
         self.ckpts = Checkpoints(self.dir, hp["keep_checkpoints"], log=self.log)
         self.stop_requested = self.handlers = None  # Ctrl-C / SIGTERM, from `start` on: see _on_signal
         self.lock = self.scalars = self.rec = self.lr = None
-        with self._lock():
+        # KIT_MAX_STEPS=N ends the run after step N (see start); a bad value fails before any time is spent
+        text = os.environ.get("KIT_MAX_STEPS", "").strip()
+        if text and not (text.isdigit() and int(text) >= 1):
+            raise KitError("KIT_MAX_STEPS must be a positive whole number of steps, got %r: set a number or unset "
+                           "it" % text)
+        self.max_steps = int(text) if text else None
+        with run_lock(self.dir, held=self.chief):  # in a Horovod run, rank 0 alone looks after the folder
             self.folder, self.meta = self._checkpoint_to_resume()
-
-    def _lock(self):
-        if not self.chief:  # in a Horovod run, rank 0 alone looks after the folder
-            return _Null()
-        os.makedirs(self.dir, exist_ok=True)
-        return run_lock(self.dir)
 
     def _checkpoint_to_resume(self):
         """(folder, meta) of the newest intact checkpoint, checked against this command, or (None, None)."""
@@ -107,7 +99,7 @@ class RunState(object):
         return folder, meta
 
     def __enter__(self):
-        self.lock = self._lock()
+        self.lock = run_lock(self.dir, held=self.chief)
         self.lock.__enter__()
         try:
             # The same names as `find` saw: the checkpoint found (and hashed) then is still the one.
@@ -134,31 +126,22 @@ class RunState(object):
             raise KeyboardInterrupt
         self.stop_requested = signum
 
-    def plan(self, steps_per_epoch):
-        """The run's length: --steps, or --epochs of `steps_per_epoch`; then KIT_MAX_STEPS=N, which ends
+    def start(self, sess, g, data, overrides=None):
+        """After initialisation or restore: the run's length, the step to go on from and the epochs'
+        records, rank 0's variables on every rank, config.json and the logs as of the checkpoint;
+        from here on, Ctrl-C and SIGTERM stop the loop at a step boundary with a checkpoint (_on_signal).
+
+        The length is --steps, or --epochs of the graph's steps per epoch; KIT_MAX_STEPS=N then ends
         the run after step N and leaves its schedule and epoch count as they are (a smoke test of any
         command exactly as written: the README's commands run so in the tests)."""
-        self.spe = steps_per_epoch
-        total_steps = self.hp["steps"] or self.hp["epochs"] * steps_per_epoch
-        self.epochs = int(math.ceil(total_steps / float(steps_per_epoch)))
-        self.total_steps, self.t0 = total_steps, time.time()
-        text = os.environ.get("KIT_MAX_STEPS", "").strip()
-        if text:
-            limit = int(text) if text.isdigit() else 0
-            if limit < 1:
-                raise KitError("KIT_MAX_STEPS must be a positive whole number of steps, got %r: set a number or unset "
-                               "it" % text)
-            if limit < total_steps:
-                self.log("KIT_MAX_STEPS=%d: this run stops after step %d of %d; run the same command without it to "
-                         "go on" % (limit, limit, total_steps))
-            self.total_steps = min(limit, total_steps)
-
-    def start(self, sess, g, data, overrides=None):
-        """After initialisation or restore: the step to go on from and the epochs' records, rank 0's
-        variables on every rank, config.json and the logs as of the checkpoint; from here on,
-        Ctrl-C and SIGTERM stop the loop at a step boundary with a checkpoint (_on_signal)."""
-        hp, spe = self.hp, self.spe
-        self.sess, self.g = sess, g
+        hp, spe = self.hp, g.steps_per_epoch
+        self.sess, self.g, self.spe, self.t0 = sess, g, spe, time.time()
+        self.total_steps = hp["steps"] or hp["epochs"] * spe
+        self.epochs = int(math.ceil(self.total_steps / float(spe)))
+        if self.max_steps and self.max_steps < self.total_steps:
+            self.log("KIT_MAX_STEPS=%d: this run stops after step %d of %d; run the same command without it to go "
+                     "on" % (self.max_steps, self.max_steps, self.total_steps))
+            self.total_steps = self.max_steps
         self.handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         self.history, self.partial, self.step = [], None, 0
         if self.folder is not None:

@@ -1,10 +1,10 @@
-"""Every shared setting of the model scripts, declared once; no TensorFlow here.
+"""Every setting of the model scripts, declared once; no TensorFlow here.
 
-A `Setting` says a flag's type, default, help, check and role. From the list `SETTINGS`
-come the command-line parser (`build_parser`), the defaults a preset starts from
-(`COMMON_DEFAULTS`), the checks (`check_common`) and the resume policy (`RESUMABLE`,
-`BOOKKEEPING`, `TRAINING_ONLY`), which compare.py reads without importing TensorFlow.
-Adding a flag is adding one `Setting`.
+A `Setting` says a flag's type, default, help, check and role. From the shared list `SETTINGS`
+and each script's own list in `MODEL_SETTINGS` come the command-line parser (`build_parser`),
+the defaults a preset starts from (`COMMON_DEFAULTS`), the checks (`check_common`) and the
+resume policy (`RESUMABLE`, `BOOKKEEPING`, `TRAINING_ONLY`), which compare.py reads without
+importing TensorFlow. Adding a flag is adding one `Setting`.
 
 The role of a setting says what changing it does to a run:
   where     where things are, how the run is shown: free on resume, not part of the experiment
@@ -47,31 +47,16 @@ def str2bool(v):
     raise argparse.ArgumentTypeError("expected true or false, got %r" % v)
 
 
-def bool_flag(parser, name, help):
-    """`--name`, `--name=true` and `--name=false` all work (the originals' README style)."""
-    parser.add_argument("--" + name, type=str2bool, nargs="?", const=True, default=None, help=help)
-
-
 def int_list(s):
     return [int(float(t)) for t in str(s).replace(" ", "").split(",") if t] if s not in (None, "") else []
-
-
-def within(low, high, low_open=False, high_open=False):
-    """A check: the value is a finite number in the interval, e.g. within(0, 10, low_open=True) is (0, 10]."""
-    def ok(v):
-        return (isinstance(v, (int, float)) and math.isfinite(v) and (v > low if low_open else v >= low)
-                and (v < high if high_open else v <= high))
-    if not (low_open or high_open):
-        return ok, "between %s and %s" % (low, high)
-    return ok, "in %s%s, %s%s" % ("(" if low_open else "[", low, high, ")" if high_open else "]")
 
 
 class Setting(collections.namedtuple("Setting", "name group help kind default preset choices check role aliases "
                                                 "added_later extra")):
     """One flag. `kind`: a Python type, "bool" (--x, --x=false) or "switch" (store_true).
     `preset`: a preset may set it, so its default lives in COMMON_DEFAULTS and the parser's is
-    None (the flag given or not). `check`: (predicate, what it must be), for the one-line error
-    "--name must be <what>, got <value>". `role`: see above. `added_later`: runs written before
+    None (the flag given or not). `check`: an interval the value must lie in, e.g. "(0, 10]", or
+    (predicate, what it must be), for the one-line error "--name must be <what>, got <value>". `role`: see above. `added_later`: runs written before
     the setting existed trained with its default (compare.py treats a missing value so).
     `extra`: more keywords for argparse's add_argument. A plain record (namedtuple: Python 3.6
     has no dataclasses); build_parser and the policy sets below read it."""
@@ -137,30 +122,30 @@ SETTINGS = [
             role="length"),
     Setting("steps", OPT, "stop after this many steps (overrides --epochs)", int, 0, preset=True,
             check=(lambda v: v >= 0, "0 (use --epochs) or positive"), role="length"),
-    Setting("batch_size", OPT, None, int, 128, preset=True, check=within(1, 65536), role="training"),
+    Setting("batch_size", OPT, None, int, 128, preset=True, check="[1, 65536]", role="training"),
     Setting("optimizer", OPT, None, default="momentum", preset=True, choices=["momentum", "adam"], role="training"),
-    Setting("momentum", OPT, None, float, 0.9, preset=True, check=within(0, 1, high_open=True), role="training"),
+    Setting("momentum", OPT, None, float, 0.9, preset=True, check="[0, 1)", role="training"),
     Setting("nesterov", OPT, "Nesterov momentum", "bool", True, preset=True, role="training"),
     Setting("adam_epsilon", OPT, None, float, 1e-8, preset=True, role="training"),
     Setting("lr", OPT, "initial learning rate", float, 0.1, preset=True, aliases=["init_lr"],
-            check=within(0, 10, low_open=True), role="training"),
+            check="(0, 10]", role="training"),
     Setting("lr_decay_epochs", OPT, "comma-separated numbers of completed epochs after which lr *= lr_decay_factor",
             default="", preset=True, role="training"),
     Setting("lr_decay_steps", OPT, "the same in steps: step s trains at the lower rate once s >= the boundary "
                                    "(overrides --lr_decay_epochs)", default="", preset=True, role="training"),
-    Setting("lr_decay_factor", OPT, None, float, 0.1, preset=True, check=within(0, 1, low_open=True),
+    Setting("lr_decay_factor", OPT, None, float, 0.1, preset=True, check="(0, 1]",
             role="training"),
     Setting("warmup_steps", OPT, "train at --warmup_lr for this many steps first", int, 0, preset=True,
             check=(lambda v: v >= 0, ">= 0"), role="training"),
-    Setting("warmup_lr", OPT, None, float, 0.01, preset=True, check=within(0, 10, low_open=True), role="training"),
+    Setting("warmup_lr", OPT, None, float, 0.01, preset=True, check="(0, 10]", role="training"),
     Setting("weight_decay", OPT, "loss += weight_decay * sum(l2_loss(v))", float, 5e-4, preset=True,
-            check=within(0, 1, high_open=True), role="training"),
+            check="[0, 1)", role="training"),
     Setting("decay_on", OPT, "all trainable variables (taki0112) or conv/dense kernels only (chao-ji)",
             default="all", preset=True, choices=["all", "kernels"], role="training"),
     Setting("init", OPT, "kernel initialisation", default="glorot", preset=True, choices=["glorot", "he"],
             role="training"),
     Setting("bn_decay", OPT, "batch-norm moving-average decay", float, 0.9, preset=True,
-            check=within(0, 1, low_open=True, high_open=True), role="training"),
+            check="(0, 1)", role="training"),
     Setting("seed", OPT, None, int, 0, preset=True, role="draw"),
 
     Setting("test_own_stats", HARNESS, "normalise the test set with its own mean/std instead of the training set's",
@@ -178,17 +163,84 @@ SETTINGS = [
     Setting("hvd_warmup_epochs", HOROVOD, "ramp the scaled learning rate up linearly over this many epochs "
                                           "(default 5; 0: none)", float, role="training"),
 ]
-# The roles of the model scripts' own flags that are not "network" (their add_flags declare the rest).
-MODEL_ROLES = {"path": "where", "formulation": "label", "warmup_min_layers": "training", "dropout_rate": "training"}
+# Each model script's own settings, in its --help group. Their values come from the script's
+# PRESETS (the parser's default is None); the architecture's checks are the script's `validate`.
+# Declared here rather than in the scripts so that compare.py knows their roles without TensorFlow.
+RESNEXT = [
+    Setting("cardinality", None, "number of paths in split_layer (C)", int, check="[1, 64]"),
+    Setting("depth", None, "channels of each path in the first stage (d)", int, check="[1, 1024]"),
+    Setting("blocks", None, "residual blocks per stage (3 for ResNeXt-29)", int, check="[1, 100]"),
+    Setting("stem_dim", None, "channels of first_layer's 3x3 conv", int),
+    Setting("out_dims", None, "block output channels of the three stages, comma-separated"),
+    Setting("widen", None, "double the path width at every stage, as the paper does", "bool"),
+    Setting("stride_on", None, "which conv of a path downsamples", choices=["1x1", "3x3"]),
+    Setting("shortcut", None, "widening shortcut: average pool + zero-pad (original) or 1x1 conv + BN (paper)",
+            choices=["pad", "projection"]),
+    Setting("fc_bias", None, "bias in the final fully connected layer", "bool"),
+    Setting("formulation", None, "how split_layer is built: one path at a time (literal, the original's code) or "
+                                 "with the paths' 1x1 convs and BNs merged (fused: same function, faster to build "
+                                 "and run)", choices=["fused", "literal"], role="label"),
+]
+MODEL_SETTINGS = {
+    "ResNeXt": RESNEXT,
+    "SE_ResNeXt": RESNEXT + [
+        Setting("reduction_ratio", None, "r: the SE block's first fully connected layer has out_dim / r units", int),
+        Setting("pre_merge_output", None, "a stage outputs its last block's SE output before the add and ReLU, as "
+                                          "SENet-Tensorflow's code did before 2018-01-19 (afa2529)", "bool"),
+    ],
+    "Densenet": [
+        Setting("growth_k", None, "growth rate k: channels each layer adds", int),
+        Setting("depth", None, "L of the paper's three equal blocks: (L-4)/3 layers each, (L-4)/6 with --bc "
+                               "(0: 40, or 100 with --bc)", int),
+        Setting("layers", None, "layers of each dense block, comma-separated, e.g. 6,12,48,32 (instead of --depth)"),
+        Setting("bc", None, "bottleneck layers (DenseNet-B), and with the paper's defaults compression 0.5 and a "
+                            "first conv to 2k (DenseNet-BC)", "bool"),
+        Setting("compression", None, "theta: a transition keeps floor(theta * channels) (0: 0.5 with --bc, else 1)",
+                float),
+        Setting("transition_k", None, "transitions convolve to growth_k channels, whatever their input (the "
+                                      "originals before 2019-03-04) instead of --compression's share", "bool"),
+        Setting("dropout_rate", None, "dropout after every conv but the first", float, role="training"),
+        Setting("stem", None, "the first conv (and pool)", choices=["3x3", "7x7s2", "7x7s2_maxpool"]),  # Densenet.STEMS
+        Setting("stem_channels", None, "channels of the first conv (0: 2k with bottleneck layers, else 16)", int),
+        Setting("conv_bias", None, "convolutions with a bias (Densenet_MNIST.py's)", "bool"),
+    ],
+    "ResNet": [
+        Setting("num_layers", None, "weighted layers, 6n+2: 20, 32, 44, 56, 110, 1202 (n units per stage)", int),
+        Setting("unit", None, "original: He et al. 2015's unit (Figure 2), conv-BN-ReLU-conv-BN, add, ReLU; preact: "
+                              "He et al. 2016's full pre-activation unit (Figure 4(e)), BN-ReLU-conv-BN-ReLU-conv, "
+                              "add; default: the preset's (--preset original: preact, --preset paper: original)",
+                choices=["original", "preact"]),  # ResNet.UNITS
+        # The original's README spells the flag with an s, its code without: accept both.
+        Setting("shortcut_connections", None, "add the shortcut in every unit; false gives the plain net of He et "
+                                              "al. 2015, Figure 6", "bool", aliases=["shortcut_connection"]),
+        Setting("shortcut_downsample", None, "how a widening unit's shortcut halves the map: 2x2 average pool "
+                                             "(original) or identity with stride 2 (the paper's option A)",
+                choices=["avg_pool", "subsample"]),
+        Setting("preact_bn_scale", None, "--unit preact: learn a gamma in the stand-alone BN-ReLUs (pre-activations "
+                                         "and head); the original's slim defaults have none", "bool"),
+        Setting("preact_bn_decay", None, "--unit preact: moving-average decay of the stand-alone BN-ReLUs (0: the "
+                                         "same as --bn_decay)", float),
+        Setting("batch_norm_decay", None, "the original's name for --bn_decay: decay of the BNs that follow a conv",
+                float, extra=dict(dest="bn_decay")),
+        Setting("head", None, "classifier: the original's 1x1 conv with bias, or a dense layer with bias (the same "
+                              "function)", choices=["conv", "dense"]),
+        Setting("binary", None, "read the binary CIFAR-10 files (cifar-10-batches-bin) instead of the pickles",
+                "bool"),
+        Setting("path", None, "the original's flag: the cifar-10-batches-bin folder (or the binary archive); the "
+                              "same as --data_source with --binary", role="where"),
+        Setting("warmup_min_layers", None, "apply --warmup_steps only to nets at least this deep (paper: 110; 0: "
+                                           "always)", int, role="training"),
+    ],
+}
 
 COMMON_DEFAULTS = {s.name: s.default for s in SETTINGS if s.preset}
 ADDED_SETTINGS = {s.name: s.default for s in SETTINGS if s.added_later}
 
 
 def with_role(index):
-    """The names whose role has flag `index` of ROLES set, over SETTINGS and MODEL_ROLES (read each call,
-    so a Setting added at run time counts)."""
-    roles = dict(MODEL_ROLES, **{s.name: s.role for s in SETTINGS})
+    """The names whose role has flag `index` of ROLES set, over SETTINGS and MODEL_SETTINGS (read each
+    call, so a Setting added at run time counts)."""
+    roles = {s.name: s.role for s in sum(MODEL_SETTINGS.values(), SETTINGS)}
     return frozenset(name for name, role in roles.items() if ROLES[role][index])
 
 
@@ -213,32 +265,31 @@ BOOKKEEPING = with_role(1)
 TRAINING_ONLY = with_role(2)
 
 
-def build_parser(model_name, add_model_flags, presets, description):
-    """The parser of a model script: every Setting, group by group in declaration order, the
-    model's own flags (add_model_flags) after the harness group; --preset chooses among `presets`."""
+def build_parser(model_name, presets, description):
+    """The parser of a model script: every Setting, group by group in declaration order, with the
+    model's own (MODEL_SETTINGS) before Horovod's; --preset chooses among `presets`. A "bool" is
+    --x, --x=true or --x=false (the originals' README style)."""
     p = argparse.ArgumentParser(prog=model_name + ".py", description=description,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    at = [s.group for s in SETTINGS].index(HOROVOD)
     groups = {}
-    for s in SETTINGS:
-        if s.group == HOROVOD and model_name not in groups:
-            groups[model_name] = p.add_argument_group(model_name)
-            add_model_flags(groups[model_name])
-        if s.group not in groups:
-            groups[s.group] = p.add_argument_group(s.group)
-        group = groups[s.group]
-        if s.kind == "bool":
-            bool_flag(group, s.name, s.help)
-            continue
-        kw = dict(default=None if s.preset else (s.default() if callable(s.default) else s.default), help=s.help)
+    for s in SETTINGS[:at] + MODEL_SETTINGS.get(model_name, []) + SETTINGS[at:]:
+        title = s.group or model_name
+        if title not in groups:
+            groups[title] = p.add_argument_group(title)
+        kw = dict(dest=s.name, default=None if s.preset else (s.default() if callable(s.default) else s.default),
+                  help=s.help)
         if s.kind == "switch":
             kw.update(action="store_true", default=False)
+        elif s.kind == "bool":
+            kw.update(type=str2bool, nargs="?", const=True, default=None)
         elif s.kind is not str:
             kw["type"] = s.kind
         choices = sorted(presets) if s.name == "preset" else s.choices
         if choices:
             kw["choices"] = choices
         kw.update(s.extra or {})
-        group.add_argument(*["--" + n for n in (s.name,) + tuple(s.aliases)], dest=s.name, **kw)
+        groups[title].add_argument(*["--" + n for n in (s.name,) + tuple(s.aliases)], **kw)
     return p
 
 
@@ -257,11 +308,22 @@ def resolve(args, presets):
     return hp
 
 
-def check_common(hp):
-    """Each Setting's own check, then the checks that involve two settings."""
-    for s in SETTINGS:
-        if s.check is not None and hp.get(s.name) is not None and not s.check[0](hp[s.name]):
-            raise KitError("--%s must be %s, got %s" % (s.name, s.check[1], hp[s.name]))
+def check_common(hp, model_name=None):
+    """Each Setting's own check (the model's too), then the checks that involve two settings."""
+    for s in SETTINGS + MODEL_SETTINGS.get(model_name, []):
+        v = hp.get(s.name)
+        if s.check is None or v is None:
+            continue
+        if isinstance(s.check, str):  # an interval: "[" and "]" include their end, "(" and ")" do not
+            low, high = s.check[1:-1].split(", ")
+            ok = isinstance(v, (int, float)) and math.isfinite(v)
+            ok = ok and (v > float(low) if s.check[0] == "(" else v >= float(low))
+            ok = ok and (v < float(high) if s.check[-1] == ")" else v <= float(high))
+            what = "between %s and %s" % (low, high) if s.check[0] + s.check[-1] == "[]" else "in " + s.check
+        else:
+            ok, what = s.check[0](v), s.check[1]
+        if not ok:
+            raise KitError("--%s must be %s, got %s" % (s.name, what, v))
     if not (hp["epochs"] >= 1 or hp["steps"] >= 1):
         raise KitError("--epochs must be at least 1, got %s" % hp["epochs"])
     try:
@@ -270,10 +332,10 @@ def check_common(hp):
         raise KitError("--lr_decay_epochs/--lr_decay_steps take comma-separated numbers, e.g. 150,225")
 
 
-def hparams(model_name, presets, add_model_flags, validate=None, argv=None):
+def hparams(model_name, presets, validate=None, argv=None):
     """The checked settings a model script would run with for `argv` (for tests and tools)."""
-    hp = resolve(build_parser(model_name, add_model_flags, presets, model_name).parse_args(argv), presets)
-    check_common(hp)
+    hp = resolve(build_parser(model_name, presets, model_name).parse_args(argv), presets)
+    check_common(hp, model_name)
     if validate is not None:
         validate(hp)
     return hp

@@ -34,7 +34,6 @@ def train(model_name, build_fn, hp, log=print, dist=None, overrides=None):
     run = RunState(model_name, hp, dist, log)  # the run folder checked first: a refused run fails at once
     data = load_data(hp)
     batches = make_batches(hp, data, dist, run.meta)
-    run.plan(batches.steps_per_epoch)
     g = Graph(build_fn, hp, batches.steps_per_epoch, dist)  # placeholders, model, loss, lr, train_op
     # `run` holds the run folder's lock from here to the end, and takes Ctrl-C from run.start on.
     with run, tf.Session(graph=g.graph, config=session_config(hp, dist)) as sess:
@@ -59,13 +58,14 @@ def train(model_name, build_fn, hp, log=print, dist=None, overrides=None):
     return run.rec
 
 
-def main(model_name, build_fn, presets, add_model_flags, validate=None, argv=None, description=None):
-    """Entry point of a model script: parse flags, then --summary, --eval or train."""
-    parser = build_parser(model_name, add_model_flags, presets, description or model_name)
+def main(model_name, build_fn, presets, validate=None, argv=None, description=None):
+    """Entry point of a model script: parse flags (settings.SETTINGS and MODEL_SETTINGS[model_name]),
+    then --summary, --eval or train."""
+    parser = build_parser(model_name, presets, description or model_name)
     args = parser.parse_args(argv)
     try:
         hp = resolve(args, presets)
-        check_common(hp)
+        check_common(hp, model_name)
         if validate is not None:
             validate(hp)
         if hp["summary"]:

@@ -67,13 +67,12 @@ def peak_rss_bytes():
 
 
 def import_model(name):
-    """(model_name, build_fn, presets, add_flags, validate) exactly as the script hands them to trainer.main."""
+    """(model_name, build_fn, presets, validate) exactly as the script hands them to trainer.main."""
     import trainer
     got = {}
 
-    def capture(model_name, build_fn, presets, add_model_flags, validate=None, argv=None, description=None):
-        got.update(model_name=model_name, build_fn=build_fn, presets=presets, add_flags=add_model_flags,
-                   validate=validate)
+    def capture(model_name, build_fn, presets, validate=None, argv=None, description=None):
+        got.update(model_name=model_name, build_fn=build_fn, presets=presets, validate=validate)
         return 0
 
     module = importlib.import_module(name)
@@ -138,18 +137,17 @@ def run_model(spec):
     sys.path.insert(0, ROOT)
     import compat
     t_compat = time.time() - t_start
-    import ops
     t = time.time()
-    ops._tflearn_module()
+    import ops  # imports tflearn
     t_tflearn = time.time() - t
     tf = compat.tf
     import numpy as np
-    from batches import Batches, input_shape
+    from batches import Batches, INPUT_SHAPES
     from graph import Graph, session_config
     from settings import build_parser, check_common, resolve
 
     m = import_model(spec["model"])
-    parser = build_parser(m["model_name"], m["add_flags"], m["presets"], "")
+    parser = build_parser(m["model_name"], m["presets"], "")
     has_formulation = any("--formulation" in a.option_strings for a in parser._actions)
     argv = list(spec.get("flags", []))
     if spec.get("formulation") and has_formulation:
@@ -159,7 +157,7 @@ def run_model(spec):
     if spec.get("threads"):
         argv += ["--threads", str(spec["threads"])]
     hp = resolve(parser.parse_args(argv), m["presets"])
-    check_common(hp)
+    check_common(hp, m["model_name"])
     if m["validate"] is not None:
         m["validate"](hp)
     bs = hp["batch_size"]
@@ -170,7 +168,7 @@ def run_model(spec):
     n_ops = len(g.graph.get_operations())
     fwd_flops, train_flops = count_flops(g.graph)
 
-    shape, _ = input_shape(hp["dataset"])
+    shape, _ = INPUT_SHAPES[hp["dataset"]]
     rng = np.random.RandomState(0)
     pool = max(4 * bs, 256)
     x = rng.randn(pool, *shape).astype(np.float32)

@@ -60,7 +60,7 @@ def checkpoint_variables(folder):
 
 def settings(module, argv):
     """The checked settings model script `module` would run with for `argv`."""
-    return hparams(module.__name__, module.PRESETS, module.add_flags, getattr(module, "validate", None), argv)
+    return hparams(module.__name__, module.PRESETS, getattr(module, "validate", None), argv)
 
 
 def summary(module, argv):

@@ -34,9 +34,9 @@ import ResNeXt  # noqa: E402
 
 
 def hparams(argv):
-    parser = build_parser("ResNeXt", ResNeXt.add_flags, ResNeXt.PRESETS, "ResNeXt")
+    parser = build_parser("ResNeXt", ResNeXt.PRESETS, "ResNeXt")
     hp = resolve(parser.parse_args(argv), ResNeXt.PRESETS)
-    check_common(hp)
+    check_common(hp, "ResNeXt")
     ResNeXt.validate(hp)
     return hp
 

@@ -297,7 +297,7 @@ def test_unverified_python_folder_needs_trust_data(fake_cifar, tmp_path):
     argv = ["--data_source", py, "--run_dir", str(tmp_path / "run"), "--progress", "off"] + TINY
     msg = one_line_error(run_main(ResNeXt, argv))
     assert "%s was not extracted from a verified archive" % py in msg and "pass --trust_data" in msg
-    hp = resolve(build_parser("ResNeXt", ResNeXt.add_flags, ResNeXt.PRESETS, "").parse_args(
+    hp = resolve(build_parser("ResNeXt", ResNeXt.PRESETS, "").parse_args(
         argv + ["--trust_data"]), ResNeXt.PRESETS)
     d = load_data(hp)  # what training does next, with the user's word for the folder
     assert d["train_x"].shape == (60, 32, 32, 3) and d["label"] == "CIFAR-10 (unverified copy)"
@@ -308,7 +308,7 @@ def test_archive_with_the_official_checksum_needs_no_trust_data(fake_cifar, tmp_
                         ("cifar-10-python.tar.gz", fakedata.md5(fake_cifar["py_tar"]), "cifar-10-batches-py"))
     argv = ["--data_source", fake_cifar["py_tar"], "--data_dir", str(tmp_path / "data"), "--run_dir",
             str(tmp_path / "run"), "--progress", "off"] + TINY
-    hp = resolve(build_parser("ResNeXt", ResNeXt.add_flags, ResNeXt.PRESETS, "").parse_args(argv),
+    hp = resolve(build_parser("ResNeXt", ResNeXt.PRESETS, "").parse_args(argv),
                  ResNeXt.PRESETS)
     assert not hp["trust_data"]
     d = load_data(hp)
@@ -377,7 +377,7 @@ def test_nan_loss_stops_keeps_the_last_good_checkpoint_and_resumes(fake_cifar, t
     run = tmp_path / "run"
     argv = tiny_args(fake_cifar, run) + TINY + ["--steps", "9", "--ckpt_every_steps", "2"]
     with captured() as (out, err):
-        code = trainer.main("ResNeXt", nan_from(5), ResNeXt.PRESETS, ResNeXt.add_flags, ResNeXt.validate, argv)
+        code = trainer.main("ResNeXt", nan_from(5), ResNeXt.PRESETS, ResNeXt.validate, argv)
     msg = one_line_error((code, out.getvalue(), err.getvalue()), code=4)
     assert "loss is nan at step 6 (epoch 1)" in msg
     assert "the last good checkpoint (step-00000004) is kept" in msg and "new --run_dir with a lower --lr" in msg

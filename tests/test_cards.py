@@ -91,7 +91,7 @@ def test_summary_names_the_card_and_its_total_is_the_cards(name):
 def test_card_multiply_adds_are_benchs_forward_count():
     import ResNet
     from flops import count_flops
-    hp = hparams("ResNet", ResNet.PRESETS, ResNet.add_flags, ResNet.validate, [])
+    hp = hparams("ResNet", ResNet.PRESETS, ResNet.validate, [])
     g = Graph(ResNet.Build_ResNet, hp, 1)
     card = json.loads(committed("ResNet-original-20.json"))
     assert count_flops(g.graph)[0] == 2 * card["multiply_adds"] == 2 * 40551040

@@ -8,7 +8,7 @@ from compat import tf
 import Densenet
 import ops
 from conftest import settings, run_main, summary_params, tiny_args
-from batches import input_shape, load_data
+from batches import INPUT_SHAPES, load_data
 from graph import lr_at
 from settings import int_list
 
@@ -28,8 +28,7 @@ def build(argv):
     test_summary_of_densenet_40 checks the two agree.
     """
     hp = resolve(argv)
-    shape, classes = input_shape(hp["dataset"])
-    ops._tflearn_module()  # its import adds a variable to the default graph: keep it out of ours
+    shape, classes = INPUT_SHAPES[hp["dataset"]]
     with tf.Graph().as_default():
         x = tf.placeholder(tf.float32, [None] + list(shape))
         Densenet.Dense_net(x, tf.placeholder(tf.bool, []), hp, classes)

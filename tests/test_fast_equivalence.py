@@ -16,14 +16,12 @@ import ResNeXt
 import fused
 from settings import build_parser, resolve
 
-ops._tflearn_module()  # its import adds a variable to the default graph: done here, before any graph of the tests
-
 TINY = dict(cardinality=3, depth=4, blocks=1, stem_dim=8, out_dims="8,16,32")  # an identity, a pad/projection shortcut
 PATH_VAR = re.compile(r"^(split_layer_\d+_\d+)_splitN_(\d+)_(conv1|conv2|batch1|batch2)(/.*)$")
 
 
 def hparams(formulation, preset, **override):
-    parser = build_parser("ResNeXt", ResNeXt.add_flags, ResNeXt.PRESETS, "")
+    parser = build_parser("ResNeXt", ResNeXt.PRESETS, "")
     hp = resolve(parser.parse_args(["--preset", preset, "--formulation", formulation]), ResNeXt.PRESETS)
     hp.update(TINY)
     hp.update(override)
@@ -158,7 +156,7 @@ def test_fused_variables_are_the_literal_ones_side_by_side():
 
 @pytest.mark.parametrize("preset,total", [("original", 3957696), ("paper", 34426698)])
 def test_both_formulations_have_the_presets_parameter_totals(preset, total):
-    parser = build_parser("ResNeXt", ResNeXt.add_flags, ResNeXt.PRESETS, "")
+    parser = build_parser("ResNeXt", ResNeXt.PRESETS, "")
     counts, sizes = {}, {}
     for formulation in ("fused", "literal"):
         hp = resolve(parser.parse_args(["--preset", preset, "--formulation", formulation]), ResNeXt.PRESETS)
@@ -176,7 +174,7 @@ def test_both_formulations_have_the_presets_parameter_totals(preset, total):
 
 
 def test_default_formulation_is_fused_and_literal_is_selectable():
-    parser = build_parser("ResNeXt", ResNeXt.add_flags, ResNeXt.PRESETS, "")
+    parser = build_parser("ResNeXt", ResNeXt.PRESETS, "")
     for preset in ResNeXt.PRESETS:
         assert resolve(parser.parse_args(["--preset", preset]), ResNeXt.PRESETS)["formulation"] == "fused"
     hp = resolve(parser.parse_args(["--formulation", "literal"]), ResNeXt.PRESETS)

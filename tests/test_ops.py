@@ -60,7 +60,7 @@ def test_batch_norm_updates_statistics_only_in_training():
 
 @pytest.mark.skipif(TF2, reason="tflearn 0.5 does not import on TF 2.x; the kit uses reduce_mean there")
 def test_global_average_pooling_tflearn_equals_reduce_mean():
-    assert ops._tflearn_module() is not None, "tflearn should import under TF 1.15"
+    assert ops.tflearn is not None, "tflearn should import under TF 1.15"
     g = tf.Graph()
     with g.as_default():
         x = tf.placeholder(tf.float32, [None, 5, 7, 3])

@@ -546,7 +546,7 @@ def test_compare_picks_reference_rows_by_unit(original_unit_run, tmp_path):
 
 def test_only_flags_that_change_the_preset_are_recorded_as_overrides():
     """config.json's "overrides": what compare.py reads to tell a paper run from a modified one."""
-    parser = build_parser("ResNet", ResNet.add_flags, ResNet.PRESETS, "ResNet")
+    parser = build_parser("ResNet", ResNet.PRESETS, "ResNet")
 
     def overrides(argv):
         args = parser.parse_args(argv)

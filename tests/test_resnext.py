@@ -155,7 +155,7 @@ def test_every_flag_has_a_setting_when_no_flag_is_given(script):
     """No code path may depend on a flag that only some commands pass (`--run_dir` once did)."""
     import importlib
     module = importlib.import_module(script)
-    parser = build_parser(script, module.add_flags, module.PRESETS, script)
+    parser = build_parser(script, module.PRESETS, script)
     hp = settings(module, [])
     missing = sorted(a.dest for a in parser._actions if a.dest != "help" and a.dest not in hp)
     assert not missing

@@ -25,7 +25,6 @@ def build(argv):
     optimizer's gradient graph, which doubles the build time of these large graphs.
     """
     hp = resolve(argv)
-    ops._tflearn_module()  # its import adds a variable to the default graph: keep it out of ours
     graph = tf.Graph()
     with graph.as_default():
         x = tf.placeholder(tf.float32, [None, 32, 32, 3])
@@ -118,7 +117,6 @@ def stage_one(argv, monkeypatch):
         se_outputs.append(real(*args, **kwargs))
         return se_outputs[-1]
     monkeypatch.setattr(SE_ResNeXt, "squeeze_excitation_layer", recorded)
-    ops._tflearn_module()
     rng = np.random.RandomState(1)
     with tf.Graph().as_default(), tf.Session() as sess:
         x = tf.placeholder(tf.float32, [None, 32, 32, 3])

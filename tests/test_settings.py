@@ -10,7 +10,7 @@ def added():
     """Two settings declared at run time, as a new flag would be: one that changes training, one
     that only says where things go."""
     new = [settings.Setting("toy_rate", settings.OPT, "a toy rate", float, 0.5, preset=True,
-                            check=settings.within(0, 1, low_open=True), role="training"),
+                            check="(0, 1]", role="training"),
            settings.Setting("toy_folder", settings.RUN, "a toy folder", default="toys", role="where")]
     settings.SETTINGS.extend(new)
     saved = dict(settings.COMMON_DEFAULTS)
@@ -22,7 +22,7 @@ def added():
 
 
 def parse(argv):
-    parser = settings.build_parser("ResNeXt", ResNeXt.add_flags, ResNeXt.PRESETS, "ResNeXt")
+    parser = settings.build_parser("ResNeXt", ResNeXt.PRESETS, "ResNeXt")
     return parser, settings.resolve(parser.parse_args(argv), ResNeXt.PRESETS)
 
 
@@ -67,3 +67,28 @@ def test_compare_reads_the_settings_without_tensorflow():
     code = "import sys, compare; assert 'tensorflow' not in sys.modules; print(sorted(compare.BOOKKEEPING)[:2])"
     out = subprocess.check_output([sys.executable, "-c", code], cwd=settings.__file__.rsplit("/", 1)[0])
     assert out.decode().strip() == "['ckpt_every_steps', 'ckpt_path']"
+
+
+def test_a_model_setting_is_declared_once_for_its_scripts():
+    """MODEL_SETTINGS gives each script its own flags (help, type, check, role) and no other script's."""
+    resnext = settings.build_parser("ResNeXt", ResNeXt.PRESETS, "ResNeXt").format_help()
+    densenet = settings.build_parser("Densenet", {"original": {}}, "Densenet").format_help()
+    se = settings.build_parser("SE_ResNeXt", {"original": {}}, "SE_ResNeXt").format_help()
+    assert "--cardinality CARDINALITY" in resnext and "number of paths in split_layer (C)" in resnext
+    assert "--cardinality" in se and "--reduction_ratio" in se and "--reduction_ratio" not in resnext
+    assert "--cardinality" not in densenet and "--growth_k GROWTH_K" in densenet
+    _, hp = parse(["--cardinality", "0"])
+    assert hp["cardinality"] == 0
+    with pytest.raises(settings.KitError) as e:
+        settings.check_common(hp, "ResNeXt")
+    assert str(e.value) == "--cardinality must be between 1 and 64, got 0"
+    assert "formulation" in settings.BOOKKEEPING and "cardinality" not in settings.resumable() | settings.bookkeeping()
+
+
+def test_the_model_settings_choices_are_the_scripts_tables():
+    """Two choices are listed in settings.py (TensorFlow-free) and keyed in the scripts: they must agree."""
+    import Densenet
+    import ResNet
+    by_name = {(model, s.name): s.choices for model, ss in settings.MODEL_SETTINGS.items() for s in ss}
+    assert sorted(by_name[("Densenet", "stem")]) == sorted(Densenet.STEMS)
+    assert sorted(by_name[("ResNet", "unit")]) == sorted(ResNet.UNITS)
