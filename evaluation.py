@@ -12,7 +12,7 @@ from compat import tf
 import runlogs
 from batches import load_data
 from checkpoints import Checkpoints, restore, _test_point
-from graph import Graph, session_config
+from graph import Graph
 from runstate import run_folder
 from settings import KitError, adopt_checkpoint_settings
 
@@ -64,7 +64,9 @@ def run_eval(model_name, build_fn, hp, explicit=(), log=print):
     hp = adopt_checkpoint_settings(meta, hp, explicit, log)
     data = load_data(hp)
     g = Graph(build_fn, hp, 1)
-    with tf.Session(graph=g.graph, config=session_config(hp)) as sess:
+    config = tf.ConfigProto(allow_soft_placement=True, intra_op_parallelism_threads=hp["threads"],
+                            inter_op_parallelism_threads=hp["threads"])
+    with tf.Session(graph=g.graph, config=config) as sess:
         restore(sess, g, folder, meta, model_name, hp)
         step = int(sess.run(g.global_step))
         loss, acc, preds = evaluate(sess, g, data["test_x"], data["test_y"])

@@ -90,13 +90,3 @@ def learning_rate(global_step, hp, steps_per_epoch, dist=None):
     lr = tf.train.piecewise_constant(global_step, [tf.cast(b - 1, tf.int64) for b in bounds], values) \
         if bounds else values[0]
     return lr if scale is None else tf.cast(lr, tf.float32) * scale
-
-
-def session_config(hp, dist=None):
-    config = tf.ConfigProto(allow_soft_placement=True)
-    if hp.get("threads"):
-        config.intra_op_parallelism_threads = hp["threads"]
-        config.inter_op_parallelism_threads = hp["threads"]
-    if dist is not None:
-        dist.configure(config)
-    return config

@@ -17,7 +17,7 @@ from compat import tf
 import cifar10
 import distributed
 from evaluation import print_summary, run_eval, evaluate
-from graph import Graph, session_config
+from graph import Graph
 from runstate import RunState
 from settings import (KitError, EXIT_USAGE, EXIT_DISK, EXIT_INTERRUPTED, build_parser, resolve, check_common,
                       preset_overrides)
@@ -35,8 +35,13 @@ def train(model_name, build_fn, hp, log=print, dist=None, overrides=None):
     data = load_data(hp)
     batches = make_batches(hp, data, dist, run.meta)
     g = Graph(build_fn, hp, batches.steps_per_epoch, dist)  # placeholders, model, loss, lr, train_op
+    # allow_soft_placement: an op pinned to a GPU runs on the CPU where there is none (threads 0: TF decides)
+    config = tf.ConfigProto(allow_soft_placement=True, intra_op_parallelism_threads=hp["threads"],
+                            inter_op_parallelism_threads=hp["threads"])
+    if dist is not None:
+        dist.configure(config)  # Horovod: one GPU per process
     # `run` holds the run folder's lock from here to the end, and takes Ctrl-C from run.start on.
-    with run, tf.Session(graph=g.graph, config=session_config(hp, dist)) as sess:
+    with run, tf.Session(graph=g.graph, config=config) as sess:
         if run.folder is None:
             sess.run(g.init)
         else:

@@ -138,12 +138,12 @@ def run_model(spec):
     import compat
     t_compat = time.time() - t_start
     t = time.time()
-    import ops  # imports tflearn
+    import ops  # noqa: F401 (its import is tflearn's, timed here)
     t_tflearn = time.time() - t
     tf = compat.tf
     import numpy as np
     from batches import Batches, INPUT_SHAPES
-    from graph import Graph, session_config
+    from graph import Graph
     from settings import build_parser, check_common, resolve
 
     m = import_model(spec["model"])
@@ -184,7 +184,9 @@ def run_model(spec):
 
     feed = stream()
     t0 = time.time()
-    sess = tf.Session(graph=g.graph, config=session_config(hp))
+    sess = tf.Session(graph=g.graph, config=tf.ConfigProto(allow_soft_placement=True,
+                                                          intra_op_parallelism_threads=hp["threads"],
+                                                          inter_op_parallelism_threads=hp["threads"]))
     sess.run(g.init)
     _, bx, by = next(feed)
     sess.run(g.train_op, {g.x: bx, g.y: by, g.training: True})

@@ -61,10 +61,12 @@ The loss is mean cross-entropy plus weight decay written out as `l2_loss` over t
 variables, as the originals do. `minimize` adds the gradient ops and one `train_op` that
 applies them and increments `global_step`. The `UPDATE_OPS` dependency is empty with the
 kit's batch norm, and harmless; it matters for layers that do put their updates there."""),
-    ("The session, and allow_soft_placement", "graph.py", "session_config", None, None, """
+    ("The session, and allow_soft_placement", "trainer.py", "train", r"# allow_soft_placement",
+     r"dist\.configure\(config\)", """
 `allow_soft_placement=True` lets an op pinned to a device that cannot run it (a GPU op on a
 machine without one, or a kernel without a GPU implementation) fall back to the CPU instead of
-failing: the same script runs on both."""),
+failing: the same script runs on both. `--threads` sets TensorFlow's two thread pools (0 lets it
+decide); a Horovod run gives each process its own GPU, as Horovod's TF1 examples do."""),
     ("The loop: a session, and sess.run with feed_dict", "trainer.py", "train", None, None, """
 The whole of training, top to bottom: the data, the graph, a session, then for each epoch one
 `sess.run` per batch, feeding NumPy arrays (made one step ahead by a background thread) into

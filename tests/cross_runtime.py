@@ -18,7 +18,7 @@ import os
 import sys
 from batches import load_data
 from checkpoints import Checkpoints, restore
-from graph import Graph, session_config
+from graph import Graph
 from settings import build_parser, check_common, resolve
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -63,7 +63,7 @@ def write_start(run_dir, argv, seed=0):
     config = dict(model="ResNeXt", preset=hp["preset"], hparams={k: v for k, v in sorted(hp.items())})
     with g.graph.as_default():
         kernels = sorted((v for v in tf.trainable_variables() if v.op.name.endswith("kernel")), key=lambda v: v.op.name)
-    with tf.Session(graph=g.graph, config=session_config(hp)) as sess:
+    with tf.Session(graph=g.graph, config=tf.ConfigProto(allow_soft_placement=True)) as sess:
         sess.run(g.init)
         for i, v in enumerate(kernels):
             v.load(glorot_uniform(v.get_shape().as_list(), np.random.RandomState([seed, i])), sess)
@@ -84,7 +84,7 @@ def predict(run_dirs, argv):
     data = load_data(hp)
     g = Graph(ResNeXt.Build_ResNext, hp, 1)
     logits = []
-    with tf.Session(graph=g.graph, config=session_config(hp)) as sess:
+    with tf.Session(graph=g.graph, config=tf.ConfigProto(allow_soft_placement=True)) as sess:
         for run_dir in run_dirs:
             folder, meta = Checkpoints(run_dir, log=lambda s: None).find()
             if folder is None:

@@ -1,5 +1,4 @@
 """cifar10.py: both official layouts, verification, safe extraction, download, augmentation."""
-import hashlib
 import os
 import threading
 

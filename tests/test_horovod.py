@@ -23,7 +23,7 @@ import distributed
 from compat import tf
 from batches import Batches
 from checkpoints import Checkpoints
-from graph import learning_rate, lr_at, session_config
+from graph import learning_rate, lr_at
 from settings import COMMON_DEFAULTS, EXIT_USAGE, KitError
 
 HOROVODRUN = os.path.join(os.path.dirname(sys.executable), "horovodrun")
@@ -142,7 +142,8 @@ def test_configure_pins_one_gpu_per_process_and_shares_the_cpus():
     cpus = __import__("multiprocessing").cpu_count()
     assert config.intra_op_parallelism_threads == max(1, cpus // 2)
     assert config.inter_op_parallelism_threads == min(max(1, cpus // 2), 2)
-    config = session_config(dict(threads=1), fake_dist(threads=1))
+    config = tf.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)  # --threads 1
+    fake_dist(threads=1).configure(config)
     assert (config.intra_op_parallelism_threads, config.inter_op_parallelism_threads) == (1, 1)
 
 

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 
@@ -228,6 +227,8 @@ def test_where_is_names_code_that_exists():
         for path, names in re.findall(r"\[`([\w/.]+\.py)`\]\([\w/.]+\)(?::\s*((?:`\w+`(?:,\s*)?)+))?", where):
             tree = ast.parse(open(os.path.join(ROOT, path)).read())
             defined = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+            defined |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets
+                        if isinstance(t, ast.Name)}  # module-level tables, e.g. settings.SETTINGS
             for name in re.findall(r"`(\w+)`", names):
                 assert name in defined, "%s has no %s (README, Where is)" % (path, name)
 

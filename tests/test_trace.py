@@ -39,7 +39,8 @@ def test_the_loop_is_one_screen_and_three_blocks_deep():
     assert len(lines) <= 40, "\n".join(lines)
     assert max(depth(stmt, 1 if isinstance(stmt, (ast.With, ast.For, ast.If)) else 0) for stmt in body) <= 3
     text = "\n".join(lines)
-    for idiom in ("tf.Session(", "sess.run(g.init)", "for epoch in", "g.training: True", "g.train_op", "evaluate("):
+    for idiom in ("tf.ConfigProto(allow_soft_placement=True", "tf.Session(", "sess.run(g.init)", "for epoch in",
+                  "g.training: True", "g.train_op", "evaluate("):
         assert idiom in text, idiom
 
 
