@@ -34,18 +34,13 @@ def test_a_stop_naming_missing_code_is_a_one_line_error(stop):
         tour.excerpt(*stop)
 
 
-def github_anchor(heading):
-    """The anchor GitHub gives a Markdown heading: lower case, punctuation but - and _ dropped,
-    spaces as hyphens."""
-    return "".join(c for c in heading.lower() if c.isalnum() or c in " -_").replace(" ", "-")
-
-
 def test_the_readme_links_to_the_loop_printed_whole():
     """The README's "Where is ..." row for the training loop links to the tour's stop that
     prints trainer.train from its first line to its last."""
     import inspect
     import re
     import trainer
+    from paperside import github_anchor
     readme = io.open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
     row = [l for l in readme.splitlines() if l.startswith("| the training loop")]
     assert len(row) == 1, row
