@@ -144,11 +144,10 @@ def run_model(spec):
     import numpy as np
     from batches import Batches, INPUT_SHAPES
     from graph import Graph
-    from settings import build_parser, check_common, resolve
+    from settings import MODEL_SETTINGS, hparams
 
     m = import_model(spec["model"])
-    parser = build_parser(m["model_name"], m["presets"], "")
-    has_formulation = any("--formulation" in a.option_strings for a in parser._actions)
+    has_formulation = any(s.name == "formulation" for s in MODEL_SETTINGS[m["model_name"]])
     argv = list(spec.get("flags", []))
     if spec.get("formulation") and has_formulation:
         argv += ["--formulation", spec["formulation"]]
@@ -156,10 +155,7 @@ def run_model(spec):
         argv += ["--batch_size", str(spec["batch_size"])]
     if spec.get("threads"):
         argv += ["--threads", str(spec["threads"])]
-    hp = resolve(parser.parse_args(argv), m["presets"])
-    check_common(hp, m["model_name"])
-    if m["validate"] is not None:
-        m["validate"](hp)
+    hp = hparams(m["model_name"], m["presets"], m["validate"], argv)
     bs = hp["batch_size"]
 
     t = time.time()

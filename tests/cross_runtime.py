@@ -19,7 +19,7 @@ import sys
 from batches import load_data
 from checkpoints import Checkpoints, restore
 from graph import Graph
-from settings import build_parser, check_common, resolve
+from settings import hparams as settings_of
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -34,11 +34,7 @@ import ResNeXt  # noqa: E402
 
 
 def hparams(argv):
-    parser = build_parser("ResNeXt", ResNeXt.PRESETS, "ResNeXt")
-    hp = resolve(parser.parse_args(argv), ResNeXt.PRESETS)
-    check_common(hp, "ResNeXt")
-    ResNeXt.validate(hp)
-    return hp
+    return settings_of("ResNeXt", ResNeXt.PRESETS, ResNeXt.validate, argv)
 
 
 def glorot_uniform(shape, rng):
