@@ -56,11 +56,9 @@ def architecture(hp):
     """The network as data: dict(stem, stem_channels, blocks, bottleneck, compression, growth_k).
 
     Resolves the presets' automatic values (0 = auto) and raises a one-line KitError for
-    an inconsistent combination.
+    an inconsistent combination (each setting's own range is its declaration's, settings.py).
     """
     k, bc = hp["growth_k"], bool(hp["bc"])
-    if not 1 <= k <= 1024:
-        raise KitError("--growth_k must be between 1 and 1024, got %d" % k)
     if hp["layers"] and hp["depth"]:
         raise KitError("--depth sets the paper's three equal blocks and --layers lists the blocks: pass one "
                        "(--layers '' to use --depth)")
@@ -83,8 +81,6 @@ def architecture(hp):
     compression = hp["compression"] or (0.5 if bc else 1.0)
     if not 0 < compression <= 1:
         raise KitError("--compression must be in (0, 1], got %s" % hp["compression"])
-    if not 0 <= hp["dropout_rate"] < 1:
-        raise KitError("--dropout_rate must be in [0, 1), got %s" % hp["dropout_rate"])
     stem_channels = hp["stem_channels"] or (2 * k if bc else 16)
     if stem_channels < 1:
         raise KitError("--stem_channels must be positive, got %d" % stem_channels)

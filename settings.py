@@ -189,7 +189,7 @@ MODEL_SETTINGS = {
                                           "SENet-Tensorflow's code did before 2018-01-19 (afa2529)", "bool"),
     ],
     "Densenet": [
-        Setting("growth_k", None, "growth rate k: channels each layer adds", int),
+        Setting("growth_k", None, "growth rate k: channels each layer adds", int, check="[1, 1024]"),
         Setting("depth", None, "L of the paper's three equal blocks: (L-4)/3 layers each, (L-4)/6 with --bc "
                                "(0: 40, or 100 with --bc)", int),
         Setting("layers", None, "layers of each dense block, comma-separated, e.g. 6,12,48,32 (instead of --depth)"),
@@ -199,7 +199,8 @@ MODEL_SETTINGS = {
                 float),
         Setting("transition_k", None, "transitions convolve to growth_k channels, whatever their input (the "
                                       "originals before 2019-03-04) instead of --compression's share", "bool"),
-        Setting("dropout_rate", None, "dropout after every conv but the first", float, role="training"),
+        Setting("dropout_rate", None, "dropout after every conv but the first", float, check="[0, 1)",
+                role="training"),
         Setting("stem", None, "the first conv (and pool)", choices=["3x3", "7x7s2", "7x7s2_maxpool"]),  # Densenet.STEMS
         Setting("stem_channels", None, "channels of the first conv (0: 2k with bottleneck layers, else 16)", int),
         Setting("conv_bias", None, "convolutions with a bias (Densenet_MNIST.py's)", "bool"),

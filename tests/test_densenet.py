@@ -164,6 +164,9 @@ def test_original_preset_recipes():
     (["--layers", "1,1,1,1,1,1"], "6 dense blocks are too many for this input and --stem 7x7s2: the transitions "
                                   "would pool the feature map away; pass fewer --layers"),
     (["--compression", "1.5"], "--compression must be in (0, 1], got 1.5"),
+    (["--growth_k", "0"], "--growth_k must be between 1 and 1024, got 0"),
+    (["--dropout_rate", "1"], "--dropout_rate must be in [0, 1), got 1.0"),
+    (["--dropout_rate", "-0.5"], "--dropout_rate must be in [0, 1), got -0.5"),
 ])
 def test_bad_architecture_is_one_line_error(argv, message):
     code, out, err = run_main(Densenet, ["--summary"] + argv)
