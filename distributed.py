@@ -119,25 +119,16 @@ class Horovod(object):
         """Copy every variable from rank 0, run once after initialisation or rank 0's restore."""
         return self.hvd.broadcast_variables(tf.global_variables(), root_rank=0)
 
-    def _warmup_steps(self, steps_per_epoch):
-        return self.warmup_epochs * steps_per_epoch
-
     def lr_scale(self, global_step, steps_per_epoch):
-        """The learning-rate multiplier as a tensor of global_step (None: no scaling)."""
+        """The learning-rate multiplier as a tensor of global_step (None: no scaling): the
+        number of workers, reached linearly over --hvd_warmup_epochs (Goyal et al. 2017)."""
         if not self.scale_lr or self.size == 1:
             return None
-        warmup = self._warmup_steps(steps_per_epoch)
+        warmup = self.warmup_epochs * steps_per_epoch
         if warmup <= 0:
             return tf.constant(float(self.size))
         ramp = tf.minimum(tf.cast(global_step, tf.float32) / float(warmup), 1.0)
         return 1.0 + (self.size - 1.0) * ramp
-
-    def lr_scale_at(self, step, steps_per_epoch):
-        """The same multiplier in Python, for the logs."""
-        if not self.scale_lr or self.size == 1:
-            return 1.0
-        warmup = self._warmup_steps(steps_per_epoch)
-        return 1.0 + (self.size - 1.0) * (min(step / float(warmup), 1.0) if warmup > 0 else 1.0)
 
     # -- session
     def configure(self, config):

@@ -56,37 +56,22 @@ class Graph(object):
         self.build_seconds = time.time() - t0
 
 
-def lr_plan(hp, steps_per_epoch):
-    """(boundaries, values) of the piecewise-constant schedule, in steps."""
-    decay = int_list(hp["lr_decay_steps"]) or [e * steps_per_epoch for e in int_list(hp["lr_decay_epochs"])]
-    bounds, values = [], [hp["lr"]]
-    for i, b in enumerate(sorted(decay)):
-        bounds.append(int(b))
-        values.append(hp["lr"] * hp["lr_decay_factor"] ** (i + 1))
-    if hp["warmup_steps"]:
-        bounds = [int(hp["warmup_steps"])] + bounds
-        values = [hp["warmup_lr"]] + values
-    return bounds, values
-
-
-def lr_at(step, hp, steps_per_epoch, dist=None):
-    """The schedule in Python, for the logs and the tests."""
-    bounds, values = lr_plan(hp, steps_per_epoch)
-    i = 0
-    while i < len(bounds) and step >= bounds[i]:
-        i += 1
-    return values[i] if dist is None else values[i] * dist.lr_scale_at(step, steps_per_epoch)
-
-
 def learning_rate(global_step, hp, steps_per_epoch, dist=None):
-    bounds, values = lr_plan(hp, steps_per_epoch)
-    scale = dist.lr_scale(global_step, steps_per_epoch) if dist is not None else None
+    """The schedule as a tensor of global_step: --lr, times --lr_decay_factor at each of
+    --lr_decay_steps (or --lr_decay_epochs, in epochs), after --warmup_steps at --warmup_lr;
+    times Horovod's ramp to the number of workers where `dist` scales it."""
+    decay = int_list(hp["lr_decay_steps"]) or [e * steps_per_epoch for e in int_list(hp["lr_decay_epochs"])]
+    bounds = [int(b) for b in sorted(decay)]
+    values = [hp["lr"] * hp["lr_decay_factor"] ** i for i in range(len(bounds) + 1)]
+    if hp["warmup_steps"]:
+        bounds, values = [int(hp["warmup_steps"])] + bounds, [hp["warmup_lr"]] + values
     # The update made at step s (global_step == s before it) uses the rate of the first
-    # interval with s >= boundary, as lr_at says and as chao-ji's `tf.less(global_step, 500)`
-    # does; piecewise_constant switches only once x > boundary, hence the - 1.
-    # In float64 the tensor holds lr_at's numbers exactly, so the logs can read it; the
+    # interval with s >= boundary, as chao-ji's `tf.less(global_step, 500)` does;
+    # piecewise_constant switches only once x > boundary, hence the - 1.
+    # In float64 the tensor holds those numbers exactly, so the logs can read it; the
     # optimizers cast it to the variables' float32, the same value a float32 schedule would give.
     values = [tf.constant(v, tf.float64) for v in values]
     lr = tf.train.piecewise_constant(global_step, [tf.cast(b - 1, tf.int64) for b in bounds], values) \
         if bounds else values[0]
+    scale = dist.lr_scale(global_step, steps_per_epoch) if dist is not None else None
     return lr if scale is None else tf.cast(lr, tf.float32) * scale

@@ -81,3 +81,23 @@ def summary_params(out):
     import re
     return int(re.search(r"^trainable parameters: (\d+)$", out, re.M).group(1))
 
+
+_SCHEDULES = {}
+
+
+def lr_at(step, hp, steps_per_epoch, dist=None):
+    """The learning rate of the update made at `step`, read from graph.learning_rate's tensor
+    (the one schedule there is) with global_step fed as `step`."""
+    from compat import tf
+    from graph import learning_rate
+    keys = ("lr", "lr_decay_factor", "lr_decay_steps", "lr_decay_epochs", "warmup_steps", "warmup_lr")
+    key = (tuple(repr(hp[k]) for k in keys), steps_per_epoch, id(dist))
+    if key not in _SCHEDULES:
+        graph = tf.Graph()
+        with graph.as_default():
+            global_step = tf.placeholder(tf.int64, [])
+            _SCHEDULES[key] = (tf.Session(graph=graph), global_step,
+                               learning_rate(global_step, hp, steps_per_epoch, dist), dist)
+    sess, global_step, lr, _ = _SCHEDULES[key]  # dist is kept, so that its id stays its own
+    return float(sess.run(lr, {global_step: step}))
+

@@ -30,7 +30,7 @@ import pytest
 from conftest import ROOT, checkpoint_variables, tiny_args
 from crash_child import ForkServer
 from checkpoints import Checkpoints
-from graph import lr_at
+from conftest import lr_at
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the crash tests fork a TensorFlow process")
 

@@ -9,7 +9,7 @@ import Densenet
 import ops
 from conftest import settings, run_main, summary_params, tiny_args
 from batches import INPUT_SHAPES, load_data
-from graph import lr_at
+from conftest import lr_at
 from settings import int_list
 
 TINY = ["--layers", "2,2", "--growth_k", "4", "--batch_size", "50", "--lr", "0.01"]

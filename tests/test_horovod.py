@@ -18,12 +18,12 @@ import types
 import numpy as np
 import pytest
 
-from conftest import ROOT, checkpoint_variables, run_main
+from conftest import ROOT, checkpoint_variables, lr_at, run_main
 import distributed
 from compat import tf
 from batches import Batches
 from checkpoints import Checkpoints
-from graph import learning_rate, lr_at
+from graph import learning_rate
 from settings import COMMON_DEFAULTS, EXIT_USAGE, KitError
 
 HOROVODRUN = os.path.join(os.path.dirname(sys.executable), "horovodrun")
@@ -115,24 +115,24 @@ def test_rank_zero_augments_like_a_single_process_and_rank_one_differently():
 def test_lr_scale_ramps_linearly_to_the_number_of_workers():
     d = fake_dist(size=4, warmup_epochs=2)
     spe = 10
-    assert [d.lr_scale_at(s, spe) for s in (0, 5, 10, 20, 500)] == [1.0, 1.75, 2.5, 4.0, 4.0]
-    assert fake_dist(size=4, warmup_epochs=0).lr_scale_at(0, spe) == 4.0
-    assert fake_dist(size=4, scale_lr=False).lr_scale_at(500, spe) == 1.0
     assert fake_dist(size=4, scale_lr=False).lr_scale(None, spe) is None
     assert fake_dist(size=1).lr_scale(None, spe) is None
     hp = dict(COMMON_DEFAULTS, lr=0.1, lr_decay_steps="30", warmup_steps=0)
     graph = tf.Graph()
     with graph.as_default():
         step = tf.placeholder(tf.int64, [])
+        scale = d.lr_scale(step, spe)
         lr = learning_rate(step, hp, spe, d)
         zero = learning_rate(step, hp, spe, fake_dist(size=4, warmup_epochs=0))
         with tf.Session(graph=graph) as sess:
+            assert [sess.run(scale, {step: s}) for s in (0, 5, 10, 20, 500)] == [1.0, 1.75, 2.5, 4.0, 4.0]
             for s in (0, 5, 19, 20, 29, 30, 31, 45):  # 30: the decay boundary
-                want = lr_at(s, hp, spe) * d.lr_scale_at(s, spe)
+                want = (0.1 if s < 30 else 0.01) * (1.0 + 3.0 * min(s / 20.0, 1.0))
+                assert lr_at(s, hp, spe) == (0.1 if s < 30 else 0.1 * 0.1)
                 assert sess.run(lr, {step: s}) == pytest.approx(want, rel=1e-6)
-                assert lr_at(s, hp, spe, d) == pytest.approx(want, rel=1e-12)
             assert sess.run(zero, {step: 0}) == pytest.approx(0.4, rel=1e-6)
             assert sess.run(zero, {step: 31}) == pytest.approx(0.04, rel=1e-6)
+    assert lr_at(31, hp, spe, fake_dist(size=4, scale_lr=False)) == lr_at(31, hp, spe)  # not scaled: unchanged
 
 
 def test_configure_pins_one_gpu_per_process_and_shares_the_cpus():

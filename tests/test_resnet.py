@@ -13,7 +13,7 @@ import ops
 import ResNet
 from conftest import settings, summary as conftest_summary, run_main
 from batches import Batches, make_batches
-from graph import lr_at
+from conftest import lr_at
 from settings import KitError, build_parser, preset_overrides, resolve
 
 # He et al. 2015, Table 6: "# params" of the CIFAR-10 ResNets, as printed (millions).

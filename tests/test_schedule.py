@@ -1,35 +1,28 @@
-"""The learning-rate schedule: the graph's value equals graph.lr_at at every step."""
+"""The learning-rate schedule, graph.learning_rate: the rate the graph gives at each step, against
+the recipe written out by hand."""
 import pytest
 
-from compat import tf
 import ResNeXt
-from graph import learning_rate, lr_at
+from conftest import lr_at
 from settings import COMMON_DEFAULTS
-
-
-def graph_rates(hp, steps_per_epoch, steps):
-    g = tf.Graph()
-    with g.as_default():
-        gs = tf.train.get_or_create_global_step()
-        lr = learning_rate(gs, hp, steps_per_epoch)
-        with tf.Session() as sess:
-            sess.run(tf.global_variables_initializer())
-            out = []
-            for s in steps:
-                sess.run(tf.assign(gs, s))
-                out.append(float(sess.run(lr)))
-    return out
 
 
 def test_graph_schedule_switches_exactly_at_the_boundaries():
     hp = dict(COMMON_DEFAULTS, lr=0.1, lr_decay_steps="30,40", warmup_steps=5, warmup_lr=0.01)
-    steps = list(range(0, 50))
-    got = graph_rates(hp, 10, steps)
-    want = [lr_at(s, hp, 10) for s in steps]
-    assert got == pytest.approx(want, rel=1e-6)
-    # chao-ji's rule: the update at global_step s uses 0.01 while s < 500
-    assert want[4] == 0.01 and want[5] == 0.1 and want[29] == 0.1 and want[30] == pytest.approx(0.01)
-    assert want[40] == pytest.approx(0.001)
+    got = [lr_at(s, hp, 10) for s in range(50)]
+    # chao-ji's rule: the update at global_step s uses 0.01 while s < 500 (here: 5)
+    want = [0.01] * 5 + [0.1] * 25 + [0.1 * 0.1] * 10 + [0.1 * 0.1 ** 2] * 10
+    assert got == want  # float64 in the graph: the very numbers the recipe gives
+    assert got[4] == 0.01 and got[5] == 0.1 and got[29] == 0.1 and got[30] == pytest.approx(0.01)
+    assert got[40] == pytest.approx(0.001)
+
+
+def test_decay_epochs_count_in_steps_per_epoch_and_decay_steps_win():
+    hp = dict(COMMON_DEFAULTS, lr=0.5, lr_decay_factor=0.5, lr_decay_epochs="3,1", lr_decay_steps="", warmup_steps=0)
+    assert [lr_at(s, hp, 7) for s in (0, 6, 7, 20, 21, 100)] == [0.5, 0.5, 0.25, 0.25, 0.125, 0.125]
+    steps = dict(hp, lr_decay_steps="2")
+    assert [lr_at(s, steps, 7) for s in (0, 1, 2, 21)] == [0.5, 0.5, 0.25, 0.25]
+    assert [lr_at(s, dict(hp, lr_decay_epochs=""), 7) for s in (0, 10 ** 6)] == [0.5, 0.5]
 
 
 def test_resnext_original_decays_at_the_start_of_its_150th_epoch():
@@ -39,5 +32,5 @@ def test_resnext_original_decays_at_the_start_of_its_150th_epoch():
     first_of_150th = 149 * spe
     assert lr_at(first_of_150th - 1, hp, spe) == pytest.approx(0.1)
     assert lr_at(first_of_150th, hp, spe) == pytest.approx(0.01)
+    assert lr_at(224 * spe - 1, hp, spe) == pytest.approx(0.01)
     assert lr_at(224 * spe, hp, spe) == pytest.approx(0.001)
-    assert graph_rates(hp, spe, [first_of_150th - 1, first_of_150th]) == pytest.approx([0.1, 0.01], rel=1e-6)

@@ -8,7 +8,7 @@ from compat import tf
 import ops
 import SE_ResNeXt
 from conftest import settings, run_main, tiny_args
-from graph import lr_at
+from conftest import lr_at
 
 TINY = ["--cardinality", "2", "--depth", "4", "--blocks", "1", "--shortcut", "projection", "--out_dims", "8,16,32",
         "--batch_size", "50", "--lr", "0.05"]
