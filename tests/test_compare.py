@@ -319,7 +319,7 @@ def test_repeats_of_one_experiment_are_summarised_with_mean_and_spread(tmp_path)
 
 
 def test_repeats_ignore_exactly_the_settings_the_trainer_calls_bookkeeping():
-    """compare.py reads no TensorFlow, so it keeps its own copy of the set; they must not drift."""
+    """compare.py reads no TensorFlow; it takes the set from settings.py (TensorFlow-free), never a copy of its own."""
     assert compare.BOOKKEEPING == BOOKKEEPING
 
 
