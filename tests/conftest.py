@@ -90,8 +90,7 @@ def lr_at(step, hp, steps_per_epoch, dist=None):
     (the one schedule there is) with global_step fed as `step`."""
     from compat import tf
     from graph import learning_rate
-    keys = ("lr", "lr_decay_factor", "lr_decay_steps", "lr_decay_epochs", "warmup_steps", "warmup_lr")
-    key = (tuple(repr(hp[k]) for k in keys), steps_per_epoch, id(dist))
+    key = (repr(sorted(hp.items())), steps_per_epoch, id(dist))  # all of hp: whatever the schedule reads
     if key not in _SCHEDULES:
         graph = tf.Graph()
         with graph.as_default():
@@ -100,4 +99,3 @@ def lr_at(step, hp, steps_per_epoch, dist=None):
                                learning_rate(global_step, hp, steps_per_epoch, dist), dist)
     sess, global_step, lr, _ = _SCHEDULES[key]  # dist is kept, so that its id stays its own
     return float(sess.run(lr, {global_step: step}))
-
