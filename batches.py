@@ -13,7 +13,6 @@ import numpy as np
 from six.moves import queue
 
 import cifar10
-from settings import KitError
 
 
 # dataset: (one image's shape, the number of classes)
@@ -158,12 +157,8 @@ class Batches(object):
             stop.set()
 
 
-def make_batches(hp, data, dist=None, meta=None):
-    """The run's Batches. `meta`: the checkpoint being resumed, whose batching must not change."""
-    saved = ((meta or {}).get("config") or {}).get("hparams") or {}
-    if meta is not None and "batches" not in saved and hp["batches"] != "epoch":
-        raise KitError("the checkpoint was written before --batches existed, by a run with --batches epoch: pass "
-                       "--batches epoch to resume it, or another --run_dir")
+def make_batches(hp, data, dist=None):
+    """The run's Batches (a resumed run's --batches is the checkpoint's: settings.check_resume)."""
     return Batches(data["train_x"], data["train_y"], hp["batch_size"], hp["seed"], hp["augment"], hp["shuffle_once"],
                    shard=dist.shard if dist is not None else None, rank=dist.rank if dist is not None else 0,
                    stream=hp["batches"] == "stream", workers=dist.size if dist is not None else 1)

@@ -46,14 +46,6 @@ from runfolders import _pct, describe_arch, load_run, run_arch
 
 PROG = "kit-compare"
 
-# Settings that change neither the network nor how it learns (where things are, how the run is
-# logged, which random draw): runs whose other settings, model, preset and data are all the same
-# repeat one experiment, and are summarised together below the table.
-BOOKKEEPING = settings.BOOKKEEPING
-# Settings the kit gained after runs had been written, with the value those runs trained with:
-# a run that records none repeats a run that records this value.
-ADDED_SETTINGS = settings.ADDED_SETTINGS
-
 # The --plot figure: its size in inches (at report.DPI, 1000 x 700 pixels), and the share of its
 # width the two panels take; the legend (run names, reference rows) fills the rest on the right.
 PLOT_INCHES = (10.0, 7.0)
@@ -136,10 +128,11 @@ def report(runs, results):
 
 
 def experiment_key(run):
-    """What two runs must share to be repeats of one experiment with other seeds."""
-    h = dict(ADDED_SETTINGS)
-    h.update(run["hparams"])
-    h = dict((k, v) for k, v in h.items() if k not in BOOKKEEPING)
+    """What two runs must share to be repeats of one experiment with other seeds: all but the
+    bookkeeping settings (where things are, how the run is logged, which random draw); a run
+    written before a setting existed counts as trained with its default (settings.as_recorded)."""
+    bookkeeping = settings.with_policy("bookkeeping")
+    h = dict((k, v) for k, v in settings.as_recorded(run["hparams"]).items() if k not in bookkeeping)
     return json.dumps([run["model"], run["preset"], run["dataset"], run["dataset_label"], h], sort_keys=True)
 
 

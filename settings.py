@@ -3,8 +3,8 @@
 A `Setting` says a flag's type, default, help, check and role. From the shared list `SETTINGS`
 and each script's own list in `MODEL_SETTINGS` come the command-line parser (`build_parser`),
 the defaults a preset starts from (`COMMON_DEFAULTS`), the checks (`check_common`) and the
-resume policy (`RESUMABLE`, `BOOKKEEPING`, `TRAINING_ONLY`), which compare.py reads without
-importing TensorFlow. Adding a flag is adding one `Setting`.
+resume and comparison policies (`with_policy`), which compare.py reads without importing
+TensorFlow. Adding a flag is adding one `Setting`.
 
 The role of a setting says what changing it does to a run:
   where     where things are, how the run is shown: free on resume, not part of the experiment
@@ -24,9 +24,9 @@ import os
 
 EXIT_USAGE, EXIT_DISK, EXIT_NAN, EXIT_INTERRUPTED = 2, 3, 4, 130
 
-# role: (may change on resume, bookkeeping for compare, training only for --eval)
-ROLES = {"where": (True, True, False), "length": (True, False, False), "draw": (False, True, True),
-         "label": (False, True, False), "training": (False, False, True), "network": (False, False, False)}
+# role: the resume and comparison policies it belongs to (see with_policy)
+ROLES = {"where": {"resumable", "bookkeeping"}, "length": {"resumable"}, "draw": {"bookkeeping", "training_only"},
+         "label": {"bookkeeping"}, "training": {"training_only"}, "network": set()}
 
 
 class KitError(Exception):
@@ -56,10 +56,11 @@ class Setting(collections.namedtuple("Setting", "name group help kind default pr
     """One flag. `kind`: a Python type, "bool" (--x, --x=false) or "switch" (store_true).
     `preset`: a preset may set it, so its default lives in COMMON_DEFAULTS and the parser's is
     None (the flag given or not). `check`: an interval the value must lie in, e.g. "(0, 10]", or
-    (predicate, what it must be), for the one-line error "--name must be <what>, got <value>". `role`: see above. `added_later`: runs written before
-    the setting existed trained with its default (compare.py treats a missing value so).
-    `extra`: more keywords for argparse's add_argument. A plain record (namedtuple: Python 3.6
-    has no dataclasses); build_parser and the policy sets below read it."""
+    (predicate, what it must be), for the one-line error "--name must be <what>, got <value>".
+    `role`: see above. `added_later`: runs written before the setting existed trained with its
+    default (`as_recorded`: compare.py and the resume checks read a missing value so). `extra`:
+    more keywords for argparse's add_argument. A plain record (namedtuple: Python 3.6 has no
+    dataclasses); build_parser and with_policy read it."""
     __slots__ = ()
 
 
@@ -238,32 +239,22 @@ COMMON_DEFAULTS = {s.name: s.default for s in SETTINGS if s.preset}
 ADDED_SETTINGS = {s.name: s.default for s in SETTINGS if s.added_later}
 
 
-def with_role(index):
-    """The names whose role has flag `index` of ROLES set, over SETTINGS and MODEL_SETTINGS (read each
-    call, so a Setting added at run time counts)."""
-    roles = {s.name: s.role for s in sum(MODEL_SETTINGS.values(), SETTINGS)}
-    return frozenset(name for name, role in roles.items() if ROLES[role][index])
+def with_policy(policy):
+    """The names of the settings whose role belongs to `policy`, over SETTINGS and MODEL_SETTINGS
+    (read at each call, so a Setting added at run time counts):
+      resumable      may differ when a run is resumed: where things are, and how long to go on
+      bookkeeping    changes neither the network nor how it learns (where things are, how the run
+                     is logged, which random draw, how ResNeXt's block is written): compare.py's
+                     repeats of one experiment may differ in it
+      training_only  shapes training only, not the function a checkpoint computes: --eval ignores it"""
+    return frozenset(s.name for s in sum(MODEL_SETTINGS.values(), SETTINGS) if policy in ROLES[s.role])
 
 
-def resumable():
-    return with_role(0)
-
-
-def bookkeeping():
-    return with_role(1)
-
-
-def training_only():
-    return with_role(2)
-
-
-# Settings that may differ when a run is resumed: where things are, and how long to go on.
-RESUMABLE = with_role(0)
-# Settings that change neither the network nor how it learns: where things are, how the run
-# is logged, which random draw, and how ResNeXt's block is written (the same function).
-BOOKKEEPING = with_role(1)
-# Settings that shape training only, not the function a checkpoint computes (ignored by --eval).
-TRAINING_ONLY = with_role(2)
+def as_recorded(saved):
+    """The settings a run trained with, from those it recorded (config.json's "hparams"): a setting
+    the kit gained after the run was written (Setting.added_later) is there with its default,
+    the value that run trained with."""
+    return dict(ADDED_SETTINGS, **saved)
 
 
 def build_parser(model_name, presets, description):
@@ -346,7 +337,8 @@ def preset_overrides(parser, args, presets, hp):
     """The settings given on the command line that change the preset's network or recipe:
     {name: value} for every flag whose value differs from what the preset alone gives.
     A run with any is not the preset's experiment, and compare.py says so."""
-    given = {k for k, v in vars(args).items() if v is not None and v != parser.get_default(k)} - BOOKKEEPING
+    given = {k for k, v in vars(args).items() if v is not None and v != parser.get_default(k)}
+    given -= with_policy("bookkeeping")
     bare = argparse.Namespace(**{k: parser.get_default(k) for k in vars(args)})
     bare.preset, bare.dataset = args.preset, args.dataset
     base = resolve(bare, presets)
@@ -368,12 +360,12 @@ def check_resume(meta, hp, folder):
     Shapes alone cannot catch this (--stride_on or --shortcut_connections change the
     function, not the variables), so the settings recorded with the checkpoint are compared.
     """
-    saved = (meta.get("config") or {}).get("hparams") or {}
-    conflicts = setting_conflicts(saved, hp, resumable())
+    saved = as_recorded((meta.get("config") or {}).get("hparams") or {})
+    conflicts = setting_conflicts(saved, hp, with_policy("resumable"))
     if conflicts:
-        raise KitError("checkpoint %s does not fit this command: it was trained with %s, this command has %s; run "
-                       "the command that started it to resume, or pass another --run_dir"
-                       % (folder, _flags(conflicts, saved), _flags(conflicts, hp)))
+        raise KitError("checkpoint %s does not fit this command: it was trained with %s, this command has %s; give "
+                       "%s to resume it, or pass another --run_dir"
+                       % (folder, _flags(conflicts, saved), _flags(conflicts, hp), _flags(conflicts, saved)))
 
 
 def adopt_checkpoint_settings(meta, hp, explicit, log):
@@ -382,8 +374,8 @@ def adopt_checkpoint_settings(meta, hp, explicit, log):
     Settings the command did not give are taken from the checkpoint's record; one the
     command gives differently is refused rather than silently evaluated as another network.
     """
-    saved = (meta.get("config") or {}).get("hparams") or {}
-    conflicts = setting_conflicts(saved, hp, resumable() | training_only())
+    saved = as_recorded((meta.get("config") or {}).get("hparams") or {})
+    conflicts = setting_conflicts(saved, hp, with_policy("resumable") | with_policy("training_only"))
     given = [k for k in conflicts if k in explicit]
     if given:
         raise KitError("the checkpoint was trained with %s, this command says %s: drop those flags or pass the "

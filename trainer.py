@@ -33,7 +33,7 @@ def train(model_name, build_fn, hp, log=print, dist=None, overrides=None):
     """
     run = RunState(model_name, hp, dist, log)  # the run folder checked first: a refused run fails at once
     data = load_data(hp)
-    batches = make_batches(hp, data, dist, run.meta)
+    batches = make_batches(hp, data, dist)
     g = Graph(build_fn, hp, batches.steps_per_epoch, dist)  # placeholders, model, loss, lr, train_op
     # allow_soft_placement: an op pinned to a GPU runs on the CPU where there is none (threads 0: TF decides)
     config = tf.ConfigProto(allow_soft_placement=True, intra_op_parallelism_threads=hp["threads"],

@@ -19,7 +19,7 @@ import pytest
 from conftest import ROOT, run_main
 import compare
 import report
-from settings import BOOKKEEPING, COMMON_DEFAULTS
+from settings import ADDED_SETTINGS, COMMON_DEFAULTS, MODEL_SETTINGS, SETTINGS, with_policy
 
 RUNS = os.path.join(ROOT, "tests", "fixtures", "runs")
 REFERENCES = os.path.join(ROOT, "references.csv")
@@ -319,13 +319,19 @@ def test_repeats_of_one_experiment_are_summarised_with_mean_and_spread(tmp_path)
 
 
 def test_repeats_ignore_exactly_the_settings_the_trainer_calls_bookkeeping():
-    """compare.py reads no TensorFlow; it takes the set from settings.py (TensorFlow-free), never a copy of its own."""
-    assert compare.BOOKKEEPING == BOOKKEEPING
+    """compare.py reads no TensorFlow; it takes the set from settings.py (TensorFlow-free), never a copy of its
+    own: two runs that differ in one setting repeat one experiment exactly where that setting is bookkeeping."""
+    names = {s.name for s in sum(MODEL_SETTINGS.values(), SETTINGS)}
+    run = dict(model="Densenet", preset="original", dataset="mnist", dataset_label="MNIST",
+               hparams=dict.fromkeys(names, 1))
+    same = {n for n in names if compare.experiment_key(dict(run, hparams=dict(run["hparams"], **{n: 2})))
+            == compare.experiment_key(run)}
+    assert same == with_policy("bookkeeping") and {"seed", "run_dir", "threads"} <= same
 
 
 def test_a_run_that_records_no_batches_repeats_one_with_epoch_batches(tmp_path):
     """--batches came after these runs were written: a run without it trained with epoch batches."""
-    assert all(COMMON_DEFAULTS[k] == v for k, v in compare.ADDED_SETTINGS.items())
+    assert all(COMMON_DEFAULTS[k] == v for k, v in ADDED_SETTINGS.items())
     old = mnist_run(tmp_path, "old", 0.9870, 0.9860, seed=0)
     new = mnist_run(tmp_path, "new", 0.9890, 0.9880, seed=1, batches="epoch")
     stream = mnist_run(tmp_path, "stream", 0.9900, 0.9900, seed=2, batches="stream")

@@ -14,7 +14,7 @@ import ResNet
 from conftest import settings, summary as conftest_summary, run_main
 from batches import Batches, make_batches
 from conftest import lr_at
-from settings import KitError, build_parser, preset_overrides, resolve
+from settings import KitError, build_parser, check_resume, preset_overrides, resolve
 
 # He et al. 2015, Table 6: "# params" of the CIFAR-10 ResNets, as printed (millions).
 TABLE6 = {20: 0.27, 32: 0.46, 44: 0.66, 56: 0.85, 110: 1.7}
@@ -468,12 +468,14 @@ def test_original_preset_training_feeds_full_batches(fake_cifar, tmp_path, monke
 
 
 def test_a_checkpoint_from_before_batches_existed_resumes_only_as_epoch_batches():
-    hp = settings(ResNet, [])
-    old = {"config": {"hparams": {"lr": 0.1}}}  # a checkpoint's record without "batches"
-    with pytest.raises(KitError, match="pass --batches epoch to resume it"):
-        make_batches(hp, fake_data(10), meta=old)
-    assert not make_batches(settings(ResNet, ["--batches", "epoch"]), fake_data(10), meta=old).stream
-    assert make_batches(hp, fake_data(10), meta={"config": {"hparams": {"batches": "stream"}}}).stream
+    """A checkpoint whose record has no --batches was trained with epoch batches (Setting.added_later)."""
+    old = {"config": {"hparams": {}}}
+    with pytest.raises(KitError) as e:
+        check_resume(old, settings(ResNet, []), "ck")
+    assert str(e.value) == ("checkpoint ck does not fit this command: it was trained with --batches epoch, this command "
+                            "has --batches stream; give --batches epoch to resume it, or pass another --run_dir")
+    check_resume(old, settings(ResNet, ["--batches", "epoch"]), "ck")
+    check_resume({"config": {"hparams": {"batches": "stream"}}}, settings(ResNet, []), "ck")
 
 
 @pytest.fixture(scope="module")

@@ -48,23 +48,27 @@ def test_the_role_decides_what_a_resume_may_change(added):
     with pytest.raises(settings.KitError) as e:
         settings.check_resume(meta, dict(hp, toy_rate=0.25), "ck")
     assert "it was trained with --toy_rate 0.5, this command has --toy_rate 0.25" in str(e.value)
-    assert "toy_folder" in settings.bookkeeping() and "toy_rate" not in settings.bookkeeping()
-    assert "toy_rate" in settings.training_only() and "toy_rate" not in settings.resumable()
+    resumable, bookkeeping, training_only = map(settings.with_policy, ("resumable", "bookkeeping", "training_only"))
+    assert "toy_folder" in bookkeeping and "toy_rate" not in bookkeeping
+    assert "toy_rate" in training_only and "toy_rate" not in resumable
 
 
 def test_the_policy_sets_follow_the_roles_of_existing_flags():
-    assert {"epochs", "steps", "run_dir", "data_dir", "path"} <= settings.RESUMABLE
-    assert {"lr", "seed", "batch_size", "dataset", "normalization"}.isdisjoint(settings.RESUMABLE)
-    assert settings.BOOKKEEPING == (settings.RESUMABLE - {"epochs", "steps"}) | {"seed", "formulation", "dataset"}
-    assert {"lr", "seed", "dropout_rate", "hvd_warmup_epochs"} <= settings.TRAINING_ONLY
-    assert "normalization" not in settings.TRAINING_ONLY and "test_own_stats" not in settings.TRAINING_ONLY
+    resumable, bookkeeping, training_only = map(settings.with_policy, ("resumable", "bookkeeping", "training_only"))
+    assert {"epochs", "steps", "run_dir", "data_dir", "path"} <= resumable
+    assert {"lr", "seed", "batch_size", "dataset", "normalization"}.isdisjoint(resumable)
+    assert bookkeeping == (resumable - {"epochs", "steps"}) | {"seed", "formulation", "dataset"}
+    assert {"lr", "seed", "dropout_rate", "hvd_warmup_epochs"} <= training_only
+    assert "normalization" not in training_only and "test_own_stats" not in training_only
+    assert settings.with_policy("no such policy") == frozenset()
     assert settings.COMMON_DEFAULTS["batch_size"] == 128 and "run_dir" not in settings.COMMON_DEFAULTS
 
 
 def test_compare_reads_the_settings_without_tensorflow():
     import subprocess
     import sys
-    code = "import sys, compare; assert 'tensorflow' not in sys.modules; print(sorted(compare.BOOKKEEPING)[:2])"
+    code = ("import sys, compare, settings; assert 'tensorflow' not in sys.modules; "
+            "print(sorted(settings.with_policy('bookkeeping'))[:2])")
     out = subprocess.check_output([sys.executable, "-c", code], cwd=settings.__file__.rsplit("/", 1)[0])
     assert out.decode().strip() == "['ckpt_every_steps', 'ckpt_path']"
 
@@ -82,7 +86,8 @@ def test_a_model_setting_is_declared_once_for_its_scripts():
     with pytest.raises(settings.KitError) as e:
         settings.check_common(hp, "ResNeXt")
     assert str(e.value) == "--cardinality must be between 1 and 64, got 0"
-    assert "formulation" in settings.BOOKKEEPING and "cardinality" not in settings.resumable() | settings.bookkeeping()
+    assert "formulation" in settings.with_policy("bookkeeping")
+    assert "cardinality" not in settings.with_policy("resumable") | settings.with_policy("bookkeeping")
 
 
 def test_the_model_settings_choices_are_the_scripts_tables():
