@@ -44,6 +44,14 @@ class DataError(Exception):
     """A problem with the data the user can fix; the message is one line saying how."""
 
 
+def checksum_mismatch(path, digest, md5, what, otherwise):
+    """The error for a file that is not the official one. `otherwise`: the other way out than vouching
+    for it, which depends on where the file is (the kit's to fetch again, or one the user named)."""
+    return DataError("checksum mismatch for %s (%s, expected %s): it is not the official %s; pass --trust_data if "
+                     "you vouch for this copy (and --dataset_label to say what it is), or %s"
+                     % (path, digest, md5, what, otherwise))
+
+
 # ----------------------------------------------------------------------------- files
 
 def md5sum(path, chunk=1 << 20):
@@ -175,7 +183,7 @@ def fetch_archive(name, data_dir, source=None, trust=False):
         if not os.path.exists(source):
             raise DataError("data source %s does not exist: pass an archive (%s), an extracted folder, or a URL"
                             % (source, archive))
-        return _extract_checked(source, md5, folder, data_dir, trust)
+        return _extract_checked(source, md5, folder, data_dir, trust, "point --data_source at the official " + archive)
 
     data_dir = os.path.expanduser(data_dir)
     done = os.path.join(data_dir, folder)
@@ -183,7 +191,7 @@ def fetch_archive(name, data_dir, source=None, trust=False):
         return done, True
     local = os.path.join(data_dir, archive)
     if not source and os.path.exists(local):
-        return _extract_checked(local, md5, folder, data_dir, trust)
+        return _extract_checked(local, md5, folder, data_dir, trust, "delete it to download the official one")
     os.makedirs(data_dir, exist_ok=True)
     url = source if source else HOME + archive
     if source and not source.endswith((".tar.gz", ".tgz")):  # a mirror folder: append the file name
@@ -191,7 +199,7 @@ def fetch_archive(name, data_dir, source=None, trust=False):
     # A mirror the user vouches for (--trust_data) may serve another copy: it is kept, and the
     # run is labelled an unverified copy, as for a local archive.
     download(url, local, None if trust else md5)
-    return _extract_checked(local, md5, folder, data_dir, trust)
+    return _extract_checked(local, md5, folder, data_dir, trust, "delete it to download the official one")
 
 
 def _looks_like(name, path):
@@ -199,12 +207,11 @@ def _looks_like(name, path):
     return os.path.exists(os.path.join(path, probe))
 
 
-def _extract_checked(archive, md5, folder, data_dir, trust):
+def _extract_checked(archive, md5, folder, data_dir, trust, otherwise):
     got = md5sum(archive)
     verified = got == md5
     if not verified and not trust:
-        raise DataError("checksum mismatch for %s (MD5 %s, expected %s): it is not the official archive; delete it "
-                        "and download again, or pass --trust_data if you vouch for this copy" % (archive, got, md5))
+        raise checksum_mismatch(archive, "MD5 " + got, md5, "archive", otherwise)
     safe_extract(archive, data_dir)
     out = os.path.join(data_dir, folder)
     if not os.path.isdir(out):

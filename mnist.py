@@ -151,9 +151,10 @@ def load(data_dir="data", source=None, trust=False):
         got = hashlib.md5(raw).hexdigest()
         if got != md5:
             if not trust:
-                raise DataError("checksum mismatch for %s (content MD5 %s, expected %s): it is not the official "
-                                "MNIST file; delete it and download again, or pass --trust_data if you vouch for "
-                                "this copy" % (path, got, md5))
+                own = os.path.abspath(folder) == os.path.abspath(os.path.join(os.path.expanduser(data_dir), FOLDER))
+                raise cifar10.checksum_mismatch(path, "content MD5 " + got, md5, "MNIST file",
+                                                "delete it to download the official one" if own
+                                                else "point --data_source at the official files")
             verified = False
         arrays[name] = parse_images(path, raw) if "images" in name else parse_labels(path, raw)
     out = dict(num_classes=10, verified=verified, folder=folder)

@@ -227,6 +227,9 @@ def test_wrong_checksum_without_trust_data(fake_cifar, tmp_path):
     msg = one_line_error(run_main(ResNeXt, argv))
     assert "checksum mismatch for %s" % fake_cifar["py_tar"] in msg
     assert "expected %s" % cifar10.ARCHIVES["cifar10"][1] in msg and "pass --trust_data" in msg
+    # the archive is the user's: the way out is the official one, not deleting theirs
+    assert msg.endswith("pass --trust_data if you vouch for this copy (and --dataset_label to say what it is), or "
+                        "point --data_source at the official cifar-10-python.tar.gz")
     assert not (data_dir / "cifar-10-batches-py").exists()
 
 

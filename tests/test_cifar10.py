@@ -122,7 +122,8 @@ def test_a_mirror_url_of_another_copy_loads_with_trust_data_as_unverified(fake_c
         assert not d["verified"] and len(d["train_y"]) == 250
         assert not os.path.exists(os.path.join(d["folder"], cifar10.VERIFIED))
         # the kept archive is not mistaken for the official one by a later run without the flag
-        with pytest.raises(cifar10.DataError, match="checksum mismatch .*pass --trust_data"):
+        with pytest.raises(cifar10.DataError, match="checksum mismatch .*pass --trust_data.* or delete it to download "
+                                                    "the official one$"):
             cifar10.load("cifar10", str(tmp_path / "vouched"), binary=True)
     finally:
         server.shutdown()

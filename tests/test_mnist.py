@@ -51,9 +51,20 @@ def test_wrong_checksum_is_refused_without_trust(fake_mnist, tmp_path):
     assert message.startswith("checksum mismatch for %s (content MD5 " % os.path.join(fake_mnist["folder"],
                                                                                       "t10k-images-idx3-ubyte.gz"))
     assert "expected 2646ac647ad5339dbf082846283269ea" in message and "--trust_data" in message
+    # the files are the user's (--data_source): the way out is other files, not deleting theirs
+    assert message.endswith("pass --trust_data if you vouch for this copy (and --dataset_label to say what it is), "
+                            "or point --data_source at the official files")
     code, out, err = run_main(Densenet, ["--dataset", "mnist", "--data_source", fake_mnist["folder"], "--threads",
                                          "1", "--run_dir", str(tmp_path / "run")])
     assert code == 2 and err.startswith("error: checksum mismatch for ") and err.count("\n") == 1
+
+
+def test_wrong_checksum_in_the_data_folder_says_to_delete_the_file(fake_mnist, tmp_path):
+    """A file in --data_dir's mnist/ is the kit's to download: deleting it gets the official one."""
+    shutil.copytree(fake_mnist["folder"], str(tmp_path / "data" / mnist.FOLDER))
+    with pytest.raises(cifar10.DataError) as e:
+        mnist.load(str(tmp_path / "data"))
+    assert str(e.value).endswith("(and --dataset_label to say what it is), or delete it to download the official one")
 
 
 def test_truncated_gzip_is_one_line_error(fake_mnist, tmp_path):
