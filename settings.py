@@ -8,7 +8,7 @@ TensorFlow. Adding a flag is adding one `Setting`.
 
 The role of a setting says what changing it does to a run:
   where     where things are, how the run is shown: free on resume, not part of the experiment
-  length    how long to go on (--epochs, --steps): free on resume
+  length    how long to go on (--epochs, --steps): free on resume, and --eval ignores it
   draw      which random draw (--seed): fixed on resume; runs differing only in it repeat one experiment
   label     the same experiment named or written otherwise (--dataset is its own column in compare,
             ResNeXt's --formulation builds the same function): fixed on resume
@@ -25,7 +25,7 @@ import os
 EXIT_USAGE, EXIT_DISK, EXIT_NAN, EXIT_INTERRUPTED = 2, 3, 4, 130
 
 # role: the resume and comparison policies it belongs to (see with_policy)
-ROLES = {"where": {"resumable", "bookkeeping"}, "length": {"resumable"}, "draw": {"bookkeeping", "training_only"},
+ROLES = {"where": {"resumable", "bookkeeping"}, "length": {"resumable", "training_only"}, "draw": {"bookkeeping", "training_only"},
          "label": {"bookkeeping"}, "training": {"training_only"}, "network": set()}
 
 
@@ -246,7 +246,8 @@ def with_policy(policy):
       bookkeeping    changes neither the network nor how it learns (where things are, how the run
                      is logged, which random draw, how ResNeXt's block is written): compare.py's
                      repeats of one experiment may differ in it
-      training_only  shapes training only, not the function a checkpoint computes: --eval ignores it"""
+      training_only  shapes training only (how, or how long), not the function a checkpoint computes:
+                     --eval ignores it"""
     return frozenset(s.name for s in sum(MODEL_SETTINGS.values(), SETTINGS) if policy in ROLES[s.role])
 
 
@@ -382,6 +383,10 @@ def adopt_checkpoint_settings(meta, hp, explicit, log):
                        "checkpoint's values" % (_flags(given, saved), _flags(given, hp)))
     if conflicts:
         log("evaluating with the checkpoint's settings: %s" % _flags(conflicts, saved))
+    unused = sorted(k for k in explicit if k in with_policy("training_only"))
+    if unused:  # said, so that `--eval --epochs 10` is not mistaken for an evaluation at epoch 10
+        log("--eval ignores %s: %s training, not the network the checkpoint computes"
+            % (_flags(unused, hp), "it shapes" if len(unused) == 1 else "they shape"))
     hp = dict(hp)
     hp.update((k, saved[k]) for k in conflicts)
     return hp

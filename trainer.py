@@ -78,7 +78,8 @@ def main(model_name, build_fn, presets, validate=None, argv=None, description=No
             print_summary(model_name, hp, g)
             return 0
         if hp["eval"]:
-            run_eval(model_name, build_fn, hp, explicit={k for k, v in vars(args).items() if v is not None})
+            run_eval(model_name, build_fn, hp, explicit={k for k, v in vars(args).items()
+                                                         if v is not None and v != parser.get_default(k)})
             return 0
         dist = None
         if distributed.requested(hp):
