@@ -176,9 +176,13 @@ def run_lock(run_dir, held=True):
     if not held:
         yield
         return
-    os.makedirs(run_dir, exist_ok=True)
     path = os.path.join(run_dir, "LOCK")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except (OSError, IOError) as e:
+        raise KitError("cannot use %s as the run folder (%s): pass --run_dir a folder you can write"
+                       % (run_dir, e.strerror))
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except (OSError, IOError) as e:

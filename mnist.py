@@ -31,8 +31,7 @@ import zlib
 
 import numpy as np
 
-import cifar10
-from cifar10 import DataError, _is_url
+from downloads import DataError, checksum_mismatch, data_folder, download, _is_url
 
 MIRROR = "https://storage.googleapis.com/cvdf-datasets/mnist/"
 FOLDER = "mnist"  # under data_dir
@@ -98,7 +97,7 @@ def parse_labels(path, raw):
 def _fetch(url, dest, md5, trust):
     """Download `url` to `dest` through a temporary name; rename only once the content is verified."""
     tmp = dest + ".download"
-    cifar10.download(url, tmp)  # itself writes through tmp.part, so `dest` never holds a partial file
+    download(url, tmp)  # itself writes through tmp.part, so `dest` never holds a partial file
     try:
         got = hashlib.md5(read_gz(tmp)).hexdigest()
         if got != md5 and not trust:
@@ -129,7 +128,7 @@ def locate(data_dir, source=None, trust=False):
     folder = os.path.join(os.path.expanduser(data_dir), FOLDER)
     missing = [name for name in sorted(FILES) if not os.path.exists(os.path.join(folder, name))]
     if missing:
-        os.makedirs(folder, exist_ok=True)
+        data_folder(folder)
         base = (source or MIRROR).rstrip("/") + "/"
         for name in missing:
             _fetch(base + name, os.path.join(folder, name), FILES[name], trust)
@@ -152,9 +151,9 @@ def load(data_dir="data", source=None, trust=False):
         if got != md5:
             if not trust:
                 own = os.path.abspath(folder) == os.path.abspath(os.path.join(os.path.expanduser(data_dir), FOLDER))
-                raise cifar10.checksum_mismatch(path, "content MD5 " + got, md5, "MNIST file",
-                                                "delete it to download the official one" if own
-                                                else "point --data_source at the official files")
+                raise checksum_mismatch(path, "content MD5 " + got, md5, "MNIST file",
+                                        "delete it to download the official one" if own
+                                        else "point --data_source at the official files")
             verified = False
         arrays[name] = parse_images(path, raw) if "images" in name else parse_labels(path, raw)
     out = dict(num_classes=10, verified=verified, folder=folder)

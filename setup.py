@@ -1,7 +1,7 @@
 """Install the kit as flat modules plus console scripts: `pip install .`"""
 from setuptools import setup
 
-MODULES = ["compat", "settings", "ops", "cifar10", "mnist", "batches", "graph", "checkpoints", "runlogs",
+MODULES = ["compat", "settings", "ops", "downloads", "cifar10", "mnist", "batches", "graph", "checkpoints", "runlogs",
            "runstate", "evaluation", "trainer", "report", "references", "runfolders", "matching", "compare",
            "distributed", "ResNeXt", "fused", "SE_ResNeXt", "Densenet", "ResNet", "flops",
            "netinfo", "paperside", "diagrams", "cards", "graphview"]

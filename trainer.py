@@ -14,7 +14,6 @@ import errno
 import sys
 
 from compat import tf
-import cifar10
 import distributed
 from evaluation import print_summary, run_eval, evaluate
 from graph import Graph
@@ -23,6 +22,7 @@ from settings import (KitError, EXIT_USAGE, EXIT_DISK, EXIT_INTERRUPTED, build_p
                       preset_overrides)
 from batches import load_data, make_batches
 from checkpoints import restore
+from downloads import DataError
 
 
 def train(model_name, build_fn, hp, log=print, dist=None, overrides=None):
@@ -100,8 +100,6 @@ def main(model_name, build_fn, presets, validate=None, argv=None, description=No
         sys.stderr.write("error: stopped at once, without a new checkpoint; run the same command to resume from the "
                          "last one\n")
         return EXIT_INTERRUPTED
-    except Exception as e:  # data errors from the loaders are one line too
-        if isinstance(e, cifar10.DataError):
-            sys.stderr.write("error: %s\n" % e)
-            return EXIT_USAGE
-        raise
+    except DataError as e:  # the data loaders' errors are one line too
+        sys.stderr.write("error: %s\n" % e)
+        return EXIT_USAGE

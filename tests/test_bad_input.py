@@ -218,6 +218,33 @@ def test_pickle_with_a_payload_is_refused_and_never_runs(how, fake_cifar, tmp_pa
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("under", ["", "sub"])
+def test_a_run_folder_that_cannot_be_made_is_one_line(fake_cifar, tmp_path, under):
+    """--run_dir naming a file (or a folder under one): the lock cannot be taken there."""
+    blocker = tmp_path / "file"
+    blocker.write_text(u"mine")
+    run_dir = blocker / under if under else blocker
+    msg = one_line_error(run_main(ResNeXt, tiny_args(fake_cifar, run_dir) + TINY))
+    assert msg == "error: cannot use %s as the run folder (%s): pass --run_dir a folder you can write" % (
+        run_dir, "Not a directory" if under else "File exists")
+    assert blocker.read_text() == u"mine"
+
+
+@pytest.mark.parametrize("dataset", ["cifar10", "mnist"])
+def test_a_data_folder_that_cannot_be_made_is_one_line(fake_cifar, tmp_path, dataset):
+    """--data_dir naming a file: nothing can be downloaded or extracted into it."""
+    blocker = tmp_path / "file"
+    blocker.write_text(u"mine")
+    argv = ["--dataset", dataset, "--data_dir", str(blocker), "--run_dir", str(tmp_path / "run")] + TINY
+    if dataset == "cifar10":
+        argv += ["--data_source", fake_cifar["py_tar"], "--trust_data"]
+    msg = one_line_error(run_main(ResNeXt, argv))
+    folder = blocker if dataset == "cifar10" else blocker / "mnist"
+    assert msg == "error: cannot write the data into %s (%s): pass --data_dir a folder you can write" % (
+        folder, "File exists" if dataset == "cifar10" else "Not a directory")
+    assert blocker.read_text() == u"mine"
+
+
 # ----------------------------------------------------------------------------- archives and checksums
 
 def test_wrong_checksum_without_trust_data(fake_cifar, tmp_path):

@@ -1,4 +1,4 @@
-"""cifar10.py: both official layouts, verification, safe extraction, download, augmentation."""
+"""cifar10.py and downloads.py: both official layouts, verification, safe extraction, download, augmentation."""
 import os
 import threading
 
@@ -7,6 +7,7 @@ import pytest
 from six.moves import BaseHTTPServer, SimpleHTTPServer
 
 import cifar10
+import downloads
 import fakedata
 
 
@@ -73,7 +74,7 @@ def test_dotdot_member_is_refused_and_nothing_lands_outside(tmp_path):
     fakedata.add_member(arc, "cifar-10-batches-py/../../escaped.txt")
     target = tmp_path / "data"
     with pytest.raises(cifar10.DataError, match="outside the target folder"):
-        cifar10.safe_extract(arc, str(target))
+        downloads.safe_extract(arc, str(target))
     assert not (tmp_path / "escaped.txt").exists()
     assert os.listdir(str(target)) == []  # the temporary folder is gone too
 
@@ -106,7 +107,7 @@ def test_download_from_a_mirror_verifies_then_renames(fake_cifar, tmp_path, monk
             cifar10.load("cifar10", str(tmp_path / "bad"), source=url + "cifar-10-python.tar.gz")
         assert os.listdir(str(tmp_path / "bad")) == []
         with pytest.raises(cifar10.DataError, match="could not download"):
-            cifar10.download(url + "missing.tar.gz", str(tmp_path / "m.tar.gz"))
+            downloads.download(url + "missing.tar.gz", str(tmp_path / "m.tar.gz"))
     finally:
         server.shutdown()
 
