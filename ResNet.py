@@ -67,9 +67,6 @@ def validate(hp):
         e = hp["epochs"]
         raise KitError("--epochs=%d counts passes over the training set here (the original's --epochs "
                        "counted steps): for %d steps pass --steps %d" % (e, e, e))
-    if hp.get("ckpt_path") and not (hp["eval"] or hp["summary"]):
-        raise KitError("--ckpt_path names a checkpoint to evaluate: add --eval (training writes its "
-                       "checkpoints to --run_dir)")
     if hp.get("path"):
         if hp["dataset"] != "cifar10":
             raise KitError("--path names the CIFAR-10 binary folder; for %s use --data_source" % hp["dataset"])

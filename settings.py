@@ -319,6 +319,9 @@ def check_common(hp, model_name=None):
             raise KitError("--%s must be %s, got %s" % (s.name, what, v))
     if not (hp["epochs"] >= 1 or hp["steps"] >= 1):
         raise KitError("--epochs must be at least 1, got %s" % hp["epochs"])
+    if hp.get("ckpt_path") and not (hp["eval"] or hp["summary"]):
+        raise KitError("--ckpt_path names a checkpoint to evaluate: add --eval (training writes its checkpoints to "
+                       "--run_dir, and resumes from the newest there)")
     try:
         int_list(hp["lr_decay_epochs"]), int_list(hp["lr_decay_steps"])
     except ValueError:

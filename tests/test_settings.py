@@ -97,3 +97,15 @@ def test_the_model_settings_choices_are_the_scripts_tables():
     by_name = {(model, s.name): s.choices for model, ss in settings.MODEL_SETTINGS.items() for s in ss}
     assert sorted(by_name[("Densenet", "stem")]) == sorted(Densenet.STEMS)
     assert sorted(by_name[("ResNet", "unit")]) == sorted(ResNet.UNITS)
+
+
+@pytest.mark.parametrize("script", ["ResNeXt", "SE_ResNeXt", "Densenet", "ResNet"])
+def test_ckpt_path_without_eval_is_refused_by_every_script(script, tmp_path):
+    """--ckpt_path is --eval's: a training run would ignore it and start or resume elsewhere."""
+    import importlib
+    from conftest import run_main
+    code, out, err = run_main(importlib.import_module(script), ["--ckpt_path", "runs/x/checkpoints/step-00000005",
+                                                                 "--run_dir", str(tmp_path / "run")])
+    assert code == 2 and err == ("error: --ckpt_path names a checkpoint to evaluate: add --eval (training writes its "
+                                 "checkpoints to --run_dir, and resumes from the newest there)\n")
+    assert not (tmp_path / "run").exists()  # refused before the run folder is made
