@@ -75,9 +75,6 @@ def validate(hp):
                            % (hp["path"], hp["data_source"]))
         hp["data_source"], hp["binary"] = hp["path"], True
     hp["binary"] = bool(hp["binary"]) and hp["dataset"] == "cifar10"  # CIFAR-100 has no binary layout here
-    preset = PRESETS[hp["preset"]]
-    if hp["epochs"] != preset["epochs"] and hp["steps"] == preset["steps"]:
-        hp["steps"] = 0  # an explicit --epochs replaces the preset's step budget
     if layers < hp["warmup_min_layers"]:
         hp["warmup_steps"] = 0  # He et al. warm up only ResNet-110 (and deeper)
 

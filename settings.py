@@ -52,19 +52,20 @@ def int_list(s):
 
 
 class Setting(collections.namedtuple("Setting", "name group help kind default preset choices check role aliases "
-                                                "added_later extra")):
+                                                "added_later extra needs")):
     """One flag. `kind`: a Python type, "bool" (--x, --x=false) or "switch" (store_true).
     `preset`: a preset may set it, so its default lives in COMMON_DEFAULTS and the parser's is
     None (the flag given or not). `check`: an interval the value must lie in, e.g. "(0, 10]", or
     (predicate, what it must be), for the one-line error "--name must be <what>, got <value>".
     `role`: see above. `added_later`: runs written before the setting existed trained with its
     default (`as_recorded`: compare.py and the resume checks read a missing value so). `extra`:
-    more keywords for argparse's add_argument. A plain record (namedtuple: Python 3.6 has no
-    dataclasses); build_parser and with_policy read it."""
+    more keywords for argparse's add_argument. `needs`: (setting, value) without which the flag
+    does nothing, so that giving it otherwise is refused (resolve). A plain record (namedtuple:
+    Python 3.6 has no dataclasses); build_parser, resolve and with_policy read it."""
     __slots__ = ()
 
 
-Setting.__new__.__defaults__ = (None, str, None, False, None, None, "network", (), False, None)
+Setting.__new__.__defaults__ = (None, str, None, False, None, None, "network", (), False, None, None)
 
 
 class _GraphAction(argparse.Action):
@@ -121,19 +122,23 @@ SETTINGS = [
 
     Setting("epochs", OPT, None, int, 300, preset=True, check=(lambda v: v <= 100000, "at most 100000"),
             role="length"),
-    Setting("steps", OPT, "stop after this many steps (overrides --epochs)", int, 0, preset=True,
+    Setting("steps", OPT, "stop after this many steps (wins over --epochs; --epochs alone replaces a preset's "
+                         "steps)", int, 0, preset=True,
             check=(lambda v: v >= 0, "0 (use --epochs) or positive"), role="length"),
     Setting("batch_size", OPT, None, int, 128, preset=True, check="[1, 65536]", role="training"),
     Setting("optimizer", OPT, None, default="momentum", preset=True, choices=["momentum", "adam"], role="training"),
-    Setting("momentum", OPT, None, float, 0.9, preset=True, check="[0, 1)", role="training"),
-    Setting("nesterov", OPT, "Nesterov momentum", "bool", True, preset=True, role="training"),
-    Setting("adam_epsilon", OPT, None, float, 1e-8, preset=True, role="training"),
+    Setting("momentum", OPT, None, float, 0.9, preset=True, check="[0, 1)", role="training",
+            needs=("optimizer", "momentum")),
+    Setting("nesterov", OPT, "Nesterov momentum", "bool", True, preset=True, role="training",
+            needs=("optimizer", "momentum")),
+    Setting("adam_epsilon", OPT, None, float, 1e-8, preset=True, role="training", needs=("optimizer", "adam")),
     Setting("lr", OPT, "initial learning rate", float, 0.1, preset=True, aliases=["init_lr"],
             check="(0, 10]", role="training"),
     Setting("lr_decay_epochs", OPT, "comma-separated numbers of completed epochs after which lr *= lr_decay_factor",
             default="", preset=True, role="training"),
     Setting("lr_decay_steps", OPT, "the same in steps: step s trains at the lower rate once s >= the boundary "
-                                   "(overrides --lr_decay_epochs)", default="", preset=True, role="training"),
+                                   "(wins over --lr_decay_epochs; --lr_decay_epochs alone replaces a preset's "
+                                   "steps)", default="", preset=True, role="training"),
     Setting("lr_decay_factor", OPT, None, float, 0.1, preset=True, check="(0, 1]",
             role="training"),
     Setting("warmup_steps", OPT, "train at --warmup_lr for this many steps first", int, 0, preset=True,
@@ -298,6 +303,15 @@ def resolve(args, presets):
     for k, v in vars(args).items():
         if v is not None or k not in hp:
             hp[k] = v
+    given = {k for k, v in vars(args).items() if v is not None}
+    # A count in epochs given alone replaces the preset's count in steps, rather than being outvoted by it.
+    for epochs, steps in (("epochs", "steps"), ("lr_decay_epochs", "lr_decay_steps")):
+        if epochs in given and steps not in given:
+            hp[steps] = COMMON_DEFAULTS[steps]
+    for s in SETTINGS:
+        if s.needs and s.name in given and hp[s.needs[0]] != s.needs[1]:
+            raise KitError("--%s is used only with --%s %s, and this run has --%s %s: drop it, or add --%s %s"
+                           % (s.name, s.needs[0], s.needs[1], s.needs[0], hp[s.needs[0]], s.needs[0], s.needs[1]))
     return hp
 
 

@@ -109,3 +109,37 @@ def test_ckpt_path_without_eval_is_refused_by_every_script(script, tmp_path):
     assert code == 2 and err == ("error: --ckpt_path names a checkpoint to evaluate: add --eval (training writes its "
                                  "checkpoints to --run_dir, and resumes from the newest there)\n")
     assert not (tmp_path / "run").exists()  # refused before the run folder is made
+
+
+def test_a_count_in_epochs_given_alone_replaces_the_presets_count_in_steps():
+    """ResNet's original preset decays at steps 32000, 48000 and runs 64000 steps: an explicit
+    --lr_decay_epochs or --epochs is the user's schedule, not a flag the preset's steps outvote."""
+    import ResNet
+    from conftest import settings as script_settings
+    preset = script_settings(ResNet, [])
+    assert (preset["lr_decay_steps"], preset["steps"]) == ("32000,48000", 64000)
+    hp = script_settings(ResNet, ["--lr_decay_epochs", "100,150", "--epochs", "200"])
+    assert (hp["lr_decay_epochs"], hp["lr_decay_steps"], hp["epochs"], hp["steps"]) == ("100,150", "", 200, 0)
+    both = script_settings(ResNet, ["--lr_decay_epochs", "100,150", "--lr_decay_steps", "30000"])
+    assert (both["lr_decay_steps"], both["steps"]) == ("30000", 64000)  # the steps flag wins where both are given
+
+
+@pytest.mark.parametrize("script, argv, error", [
+    ("Densenet", ["--momentum", "0.5"], "--momentum is used only with --optimizer momentum, and this run has "
+                                        "--optimizer adam: drop it, or add --optimizer momentum"),
+    ("Densenet", ["--nesterov", "false"], "--nesterov is used only with --optimizer momentum"),
+    ("ResNeXt", ["--adam_epsilon", "0.001"], "--adam_epsilon is used only with --optimizer adam, and this run has "
+                                             "--optimizer momentum: drop it, or add --optimizer adam"),
+    ("ResNeXt", ["--optimizer", "adam", "--adam_epsilon", "0.001"], None),
+    ("Densenet", ["--optimizer", "momentum", "--momentum", "0.5"], None),
+])
+def test_a_flag_of_the_other_optimizer_is_refused_not_ignored(script, argv, error):
+    import importlib
+    from conftest import settings as script_settings
+    module = importlib.import_module(script)
+    if error is None:
+        script_settings(module, argv)
+        return
+    with pytest.raises(settings.KitError) as e:
+        script_settings(module, argv)
+    assert str(e.value).startswith(error)
