@@ -75,8 +75,9 @@ def validate(hp):
                            % (hp["path"], hp["data_source"]))
         hp["data_source"], hp["binary"] = hp["path"], True
     hp["binary"] = bool(hp["binary"]) and hp["dataset"] == "cifar10"  # CIFAR-100 has no binary layout here
-    if layers < hp["warmup_min_layers"]:
-        hp["warmup_steps"] = 0  # He et al. warm up only ResNet-110 (and deeper)
+    # He et al. warm up only ResNet-110 (and deeper): the preset's warm-up, not one given on the command line
+    if layers < hp["warmup_min_layers"] and hp["warmup_steps"] == PRESETS[hp["preset"]]["warmup_steps"]:
+        hp["warmup_steps"] = 0
 
 
 def init_conv(x, training, hp):

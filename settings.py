@@ -235,8 +235,8 @@ MODEL_SETTINGS = {
                 "bool"),
         Setting("path", None, "the original's flag: the cifar-10-batches-bin folder (or the binary archive); the "
                               "same as --data_source with --binary", role="where"),
-        Setting("warmup_min_layers", None, "apply --warmup_steps only to nets at least this deep (paper: 110; 0: "
-                                           "always)", int, role="training"),
+        Setting("warmup_min_layers", None, "apply the preset's --warmup_steps only to nets at least this deep "
+                                           "(paper: 110; 0: always)", int, role="training"),
     ],
 }
 

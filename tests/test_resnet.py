@@ -374,6 +374,8 @@ def test_learning_rate_schedules():
     assert [lr_at(s, p110, 391) for s in (0, 399, 400)] == [0.01, 0.01, 0.1]
     p56 = settings(ResNet, ["--preset", "paper", "--num_layers", "56"])
     assert p56["warmup_steps"] == 0 and lr_at(0, p56, 391) == 0.1
+    # ... a warm-up given on the command line is the user's, not the preset's to drop
+    assert settings(ResNet, ["--preset", "paper", "--num_layers", "56", "--warmup_steps", "200"])["warmup_steps"] == 200
     assert (p56["weight_decay"], p56["decay_on"], p56["init"], p56["bn_decay"]) == (1e-4, "all", "he", 0.9)
     # --epochs counts epochs and replaces the preset's step budget; a step count there is refused
     assert settings(ResNet, ["--epochs", "3"])["steps"] == 0
