@@ -158,7 +158,7 @@ class Batches(object):
 
 
 def make_batches(hp, data, dist=None):
-    """The run's Batches (a resumed run's --batches is the checkpoint's: settings.check_resume)."""
+    """The run's Batches (a resumed run's --batches is the checkpoint's: checkpoints.check_resume)."""
     return Batches(data["train_x"], data["train_y"], hp["batch_size"], hp["seed"], hp["augment"], hp["shuffle_once"],
                    shard=dist.shard if dist is not None else None, rank=dist.rank if dist is not None else 0,
                    stream=hp["batches"] == "stream", workers=dist.size if dist is not None else 1)

@@ -1,5 +1,6 @@
-"""Checkpoints written atomically and verified by their hashes, restored only where they fit;
-and the lock that keeps a second process out of a run folder.
+"""Checkpoints written atomically and verified by their hashes, restored only where they fit
+(their shapes, and the settings they were trained with); and the lock that keeps a second
+process out of a run folder.
 """
 import contextlib
 import errno
@@ -11,7 +12,7 @@ import shutil
 import signal
 
 from compat import tf
-from settings import KitError, EXIT_DISK
+from settings import KitError, EXIT_DISK, as_recorded, with_policy
 
 
 _reached = {}
@@ -220,3 +221,49 @@ def restore(sess, g, folder, meta, model_name, hp):
                                "%s); use the same model and settings or another --run_dir"
                                % (folder, name, list(shapes[name]), v.get_shape().as_list(), where))
     g.saver.restore(sess, prefix)
+
+
+def setting_conflicts(saved, hp, ignore):
+    """Names of the settings recorded with a checkpoint (`saved`) that `hp` sets differently."""
+    return sorted(k for k in saved if k not in ignore and k in hp and saved[k] != hp[k])
+
+
+def _flags(keys, values):
+    return " ".join("--%s %s" % (k, values[k]) for k in keys)
+
+
+def check_resume(meta, hp, folder):
+    """Refuse to resume a checkpoint under other settings: they would silently change the run.
+
+    Shapes alone cannot catch this (--stride_on or --shortcut_connections change the
+    function, not the variables), so the settings recorded with the checkpoint are compared.
+    """
+    saved = as_recorded((meta.get("config") or {}).get("hparams") or {})
+    conflicts = setting_conflicts(saved, hp, with_policy("resumable"))
+    if conflicts:
+        raise KitError("checkpoint %s does not fit this command: it was trained with %s, this command has %s; give "
+                       "%s to resume it, or pass another --run_dir"
+                       % (folder, _flags(conflicts, saved), _flags(conflicts, hp), _flags(conflicts, saved)))
+
+
+def adopt_checkpoint_settings(meta, hp, explicit, log):
+    """--eval: build the network the checkpoint was trained as.
+
+    Settings the command did not give are taken from the checkpoint's record; one the
+    command gives differently is refused rather than silently evaluated as another network.
+    """
+    saved = as_recorded((meta.get("config") or {}).get("hparams") or {})
+    conflicts = setting_conflicts(saved, hp, with_policy("resumable") | with_policy("training_only"))
+    given = [k for k in conflicts if k in explicit]
+    if given:
+        raise KitError("the checkpoint was trained with %s, this command says %s: drop those flags or pass the "
+                       "checkpoint's values" % (_flags(given, saved), _flags(given, hp)))
+    if conflicts:
+        log("evaluating with the checkpoint's settings: %s" % _flags(conflicts, saved))
+    unused = sorted(k for k in explicit if k in with_policy("training_only"))
+    if unused:  # said, so that `--eval --epochs 10` is not mistaken for an evaluation at epoch 10
+        log("--eval ignores %s: %s training, not the network the checkpoint computes"
+            % (_flags(unused, hp), "it shapes" if len(unused) == 1 else "they shape"))
+    hp = dict(hp)
+    hp.update((k, saved[k]) for k in conflicts)
+    return hp

@@ -11,10 +11,10 @@ import numpy as np
 from compat import tf
 import runlogs
 from batches import load_data
-from checkpoints import Checkpoints, restore, _test_point
+from checkpoints import Checkpoints, adopt_checkpoint_settings, restore, _test_point
 from graph import Graph
 from runstate import run_folder
-from settings import KitError, adopt_checkpoint_settings
+from settings import KitError
 
 
 def evaluate(sess, g, x, y, chunk=1000):

@@ -31,8 +31,8 @@ import numpy as np
 from compat import VERSION
 import distributed
 import runlogs
-from checkpoints import Checkpoints, run_lock, write_atomic
-from settings import KitError, EXIT_NAN, EXIT_INTERRUPTED, check_resume
+from checkpoints import Checkpoints, check_resume, run_lock, write_atomic
+from settings import KitError, EXIT_NAN, EXIT_INTERRUPTED
 
 KIT_VERSION = "0.1.0"
 

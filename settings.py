@@ -25,8 +25,9 @@ import os
 EXIT_USAGE, EXIT_DISK, EXIT_NAN, EXIT_INTERRUPTED = 2, 3, 4, 130
 
 # role: the resume and comparison policies it belongs to (see with_policy)
-ROLES = {"where": {"resumable", "bookkeeping"}, "length": {"resumable", "training_only"}, "draw": {"bookkeeping", "training_only"},
-         "label": {"bookkeeping"}, "training": {"training_only"}, "network": set()}
+ROLES = {"where": {"resumable", "bookkeeping"}, "length": {"resumable", "training_only"},
+         "draw": {"bookkeeping", "training_only"}, "label": {"bookkeeping"}, "training": {"training_only"},
+         "network": set()}
 
 
 class KitError(Exception):
@@ -292,7 +293,8 @@ def build_parser(model_name, presets, description):
 
 
 def resolve(args, presets):
-    """Preset values over COMMON_DEFAULTS, explicit flags over both. Returns a flat dict."""
+    """Preset values over COMMON_DEFAULTS, explicit flags over both; a flag that would do nothing
+    in this run (Setting.needs) is refused. Returns a flat dict."""
     hp = dict(COMMON_DEFAULTS)
     preset = dict(presets[args.preset or "original"])
     by_dataset = preset.pop("by_dataset", {})  # a preset's values for one dataset, e.g. the original MNIST script's
@@ -308,7 +310,7 @@ def resolve(args, presets):
     for epochs, steps in (("epochs", "steps"), ("lr_decay_epochs", "lr_decay_steps")):
         if epochs in given and steps not in given:
             hp[steps] = COMMON_DEFAULTS[steps]
-    for s in SETTINGS:
+    for s in sum(MODEL_SETTINGS.values(), SETTINGS):
         if s.needs and s.name in given and hp[s.needs[0]] != s.needs[1]:
             raise KitError("--%s is used only with --%s %s, and this run has --%s %s: drop it, or add --%s %s"
                            % (s.name, s.needs[0], s.needs[1], s.needs[0], hp[s.needs[0]], s.needs[0], s.needs[1]))
@@ -361,49 +363,3 @@ def preset_overrides(parser, args, presets, hp):
     bare.preset, bare.dataset = args.preset, args.dataset
     base = resolve(bare, presets)
     return {k: hp[k] for k in sorted(given) if hp.get(k) != base.get(k)}
-
-
-def setting_conflicts(saved, hp, ignore):
-    """Names of the settings recorded with a checkpoint (`saved`) that `hp` sets differently."""
-    return sorted(k for k in saved if k not in ignore and k in hp and saved[k] != hp[k])
-
-
-def _flags(keys, values):
-    return " ".join("--%s %s" % (k, values[k]) for k in keys)
-
-
-def check_resume(meta, hp, folder):
-    """Refuse to resume a checkpoint under other settings: they would silently change the run.
-
-    Shapes alone cannot catch this (--stride_on or --shortcut_connections change the
-    function, not the variables), so the settings recorded with the checkpoint are compared.
-    """
-    saved = as_recorded((meta.get("config") or {}).get("hparams") or {})
-    conflicts = setting_conflicts(saved, hp, with_policy("resumable"))
-    if conflicts:
-        raise KitError("checkpoint %s does not fit this command: it was trained with %s, this command has %s; give "
-                       "%s to resume it, or pass another --run_dir"
-                       % (folder, _flags(conflicts, saved), _flags(conflicts, hp), _flags(conflicts, saved)))
-
-
-def adopt_checkpoint_settings(meta, hp, explicit, log):
-    """--eval: build the network the checkpoint was trained as.
-
-    Settings the command did not give are taken from the checkpoint's record; one the
-    command gives differently is refused rather than silently evaluated as another network.
-    """
-    saved = as_recorded((meta.get("config") or {}).get("hparams") or {})
-    conflicts = setting_conflicts(saved, hp, with_policy("resumable") | with_policy("training_only"))
-    given = [k for k in conflicts if k in explicit]
-    if given:
-        raise KitError("the checkpoint was trained with %s, this command says %s: drop those flags or pass the "
-                       "checkpoint's values" % (_flags(given, saved), _flags(given, hp)))
-    if conflicts:
-        log("evaluating with the checkpoint's settings: %s" % _flags(conflicts, saved))
-    unused = sorted(k for k in explicit if k in with_policy("training_only"))
-    if unused:  # said, so that `--eval --epochs 10` is not mistaken for an evaluation at epoch 10
-        log("--eval ignores %s: %s training, not the network the checkpoint computes"
-            % (_flags(unused, hp), "it shapes" if len(unused) == 1 else "they shape"))
-    hp = dict(hp)
-    hp.update((k, saved[k]) for k in conflicts)
-    return hp

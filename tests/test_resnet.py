@@ -14,7 +14,8 @@ import ResNet
 from conftest import settings, summary as conftest_summary, run_main
 from batches import Batches, make_batches
 from conftest import lr_at
-from settings import KitError, build_parser, check_resume, preset_overrides, resolve
+from checkpoints import check_resume
+from settings import KitError, build_parser, preset_overrides, resolve
 
 # He et al. 2015, Table 6: "# params" of the CIFAR-10 ResNets, as printed (millions).
 TABLE6 = {20: 0.27, 32: 0.46, 44: 0.66, 56: 0.85, 110: 1.7}
