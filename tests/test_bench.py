@@ -1,4 +1,5 @@
-"""bench/bench.py: the FLOP count its GFLOP/s column rests on, and how it edits BENCHMARKS.md."""
+"""bench/bench.py and bench/measure.py: the FLOP count the GFLOP/s column rests on, a measurement in a child
+process, and how bench.py edits BENCHMARKS.md."""
 import os
 import sys
 
@@ -8,6 +9,7 @@ from conftest import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import bench  # noqa: E402
+import measure  # noqa: E402
 from compat import tf  # noqa: E402
 
 
@@ -27,7 +29,7 @@ def test_flops_of_a_conv_and_a_dense_layer_and_their_gradients(gated):
         else:
             tf.group(*tf.gradients(loss, [w, v]))
     conv, dense = 2 * 4 * 4 * 16 * 27, 2 * 256 * 10
-    fwd, train = bench.count_flops(g)
+    fwd, train = measure.count_flops(g)
     assert fwd == conv + dense
     # dense: forward and both gradients; conv: forward, filter gradient, and the input gradient
     # only where minimize's gating makes the step run it
@@ -54,3 +56,17 @@ def test_bad_arguments_are_one_line_errors(argv, words, capsys):
     assert bench.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith(words) and err.count("\n") == 1, err
+
+
+def test_a_configuration_is_measured_in_a_child_process():
+    """bench.py runs bench/measure.py as a child per configuration and reads its one result line."""
+    logged = []
+    r = bench.run_child(sys.executable, dict(kind="matmul", n=64, threads=1, reps=2), logged.append)
+    assert logged == [] and "error" not in r, (r, logged)
+    assert r["kind"] == "matmul" and r["n"] == 64 and r["gflops"] > 0 and r["peak_rss"] > 10 * 2 ** 20
+    spec = dict(kind="model", model="ResNet", flags=["--num_layers", "8"], batch_size=8, threads=1, warmup=1, steps=1)
+    r = bench.run_child(sys.executable, spec, logged.append)
+    assert "error" not in r, r
+    assert r["model"] == "ResNet" and r["params"] > 0 and r["train_gflop"] > r["fwd_gflop"] > 0 and r["peak_rss"] > 0
+    broken = bench.run_child(sys.executable, dict(kind="model", model="NoSuchModel"), logged.append)
+    assert broken["model"] == "NoSuchModel" and "NoSuchModel" in broken["error"]
