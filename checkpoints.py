@@ -232,13 +232,18 @@ def _flags(keys, values):
     return " ".join("--%s %s" % (k, values[k]) for k in keys)
 
 
+def recorded_settings(meta):
+    """The settings the checkpoint `meta` was trained with (settings.as_recorded of its record)."""
+    return as_recorded((meta.get("config") or {}).get("hparams") or {})
+
+
 def check_resume(meta, hp, folder):
     """Refuse to resume a checkpoint under other settings: they would silently change the run.
 
     Shapes alone cannot catch this (--stride_on or --shortcut_connections change the
     function, not the variables), so the settings recorded with the checkpoint are compared.
     """
-    saved = as_recorded((meta.get("config") or {}).get("hparams") or {})
+    saved = recorded_settings(meta)
     conflicts = setting_conflicts(saved, hp, with_policy("resumable"))
     if conflicts:
         raise KitError("checkpoint %s does not fit this command: it was trained with %s, this command has %s; give "
@@ -252,15 +257,16 @@ def adopt_checkpoint_settings(meta, hp, explicit, log):
     Settings the command did not give are taken from the checkpoint's record; one the
     command gives differently is refused rather than silently evaluated as another network.
     """
-    saved = as_recorded((meta.get("config") or {}).get("hparams") or {})
-    conflicts = setting_conflicts(saved, hp, with_policy("resumable") | with_policy("training_only"))
+    saved = recorded_settings(meta)
+    training_only = with_policy("training_only")
+    conflicts = setting_conflicts(saved, hp, with_policy("resumable") | training_only)
     given = [k for k in conflicts if k in explicit]
     if given:
         raise KitError("the checkpoint was trained with %s, this command says %s: drop those flags or pass the "
                        "checkpoint's values" % (_flags(given, saved), _flags(given, hp)))
     if conflicts:
         log("evaluating with the checkpoint's settings: %s" % _flags(conflicts, saved))
-    unused = sorted(k for k in explicit if k in with_policy("training_only"))
+    unused = sorted(k for k in explicit if k in training_only)
     if unused:  # said, so that `--eval --epochs 10` is not mistaken for an evaluation at epoch 10
         log("--eval ignores %s: %s training, not the network the checkpoint computes"
             % (_flags(unused, hp), "it shapes" if len(unused) == 1 else "they shape"))
