@@ -42,10 +42,7 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-from measure import MARK  # noqa: E402  (the child side: bench/measure.py)
+from measure import MARK, ROOT  # the child side: bench/measure.py
 
 MODELS = ["ResNeXt", "SE_ResNeXt", "Densenet", "ResNet"]
 

@@ -105,7 +105,6 @@ def run_matmul(spec):
 
 def run_model(spec):
     t_start = time.time()
-    sys.path.insert(0, ROOT)
     import compat
     t_compat = time.time() - t_start
     t = time.time()
@@ -210,7 +209,6 @@ def run_model(spec):
 
 def child_main(spec):
     os.chdir(ROOT)
-    sys.path.insert(0, ROOT)
     try:
         result = run_matmul(spec) if spec["kind"] == "matmul" else run_model(spec)
         if result.get("kind") == "matmul":
