@@ -76,7 +76,11 @@ def validate(hp):
         hp["data_source"], hp["binary"] = hp["path"], True
     hp["binary"] = bool(hp["binary"]) and hp["dataset"] == "cifar10"  # CIFAR-100 has no binary layout here
     # He et al. warm up only ResNet-110 (and deeper): the preset's warm-up, not one given on the command line
-    if layers < hp["warmup_min_layers"] and hp["warmup_steps"] == PRESETS[hp["preset"]]["warmup_steps"]:
+    given = getattr(hp, "given", ())
+    if layers < hp["warmup_min_layers"] and "warmup_steps" not in given:
+        if "warmup_lr" in given:
+            raise KitError("--warmup_lr is used only with a warm-up, and the %s preset warms up only nets of %d "
+                           "layers or more: drop it, or add --warmup_steps N" % (hp["preset"], hp["warmup_min_layers"]))
         hp["warmup_steps"] = 0
 
 

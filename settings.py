@@ -60,9 +60,10 @@ class Setting(collections.namedtuple("Setting", "name group help kind default pr
     (predicate, what it must be), for the one-line error "--name must be <what>, got <value>".
     `role`: see above. `added_later`: runs written before the setting existed trained with its
     default (`as_recorded`: compare.py and the resume checks read a missing value so). `extra`:
-    more keywords for argparse's add_argument. `needs`: (setting, value) without which the flag
-    does nothing, so that giving it otherwise is refused (resolve). A plain record (namedtuple:
-    Python 3.6 has no dataclasses); build_parser, resolve and with_policy read it."""
+    more keywords for argparse's add_argument. `needs`: (setting, value), or (setting,
+    (predicate, what it must be)), without which the flag does nothing, so that giving it
+    otherwise is refused (resolve). A plain record (namedtuple: Python 3.6 has no dataclasses);
+    build_parser, resolve and with_policy read it."""
     __slots__ = ()
 
 
@@ -144,7 +145,8 @@ SETTINGS = [
             role="training"),
     Setting("warmup_steps", OPT, "train at --warmup_lr for this many steps first", int, 0, preset=True,
             check=(lambda v: v >= 0, ">= 0"), role="training"),
-    Setting("warmup_lr", OPT, None, float, 0.01, preset=True, check="(0, 10]", role="training"),
+    Setting("warmup_lr", OPT, None, float, 0.01, preset=True, check="(0, 10]", role="training",
+            needs=("warmup_steps", (lambda v: v > 0, "N (above 0)"))),
     Setting("weight_decay", OPT, "loss += weight_decay * sum(l2_loss(v))", float, 5e-4, preset=True,
             check="[0, 1)", role="training"),
     Setting("decay_on", OPT, "all trainable variables (taki0112) or conv/dense kernels only (chao-ji)",
@@ -292,28 +294,48 @@ def build_parser(model_name, presets, description):
     return p
 
 
-def resolve(args, presets):
+class Hparams(dict):
+    """A run's settings (a plain dict to config.json) and what `resolve` knew of them: `given`, the
+    flags given on the command line; `overrides`, {name: value} of those among them that change the
+    preset's experiment (config.json's "overrides": a run with any is not the preset's, compare.py says)."""
+    given, overrides = frozenset(), {}
+
+
+def resolve(args, presets, parser=None):
     """Preset values over COMMON_DEFAULTS, explicit flags over both; a flag that would do nothing
-    in this run (Setting.needs) is refused. Returns a flat dict."""
-    hp = dict(COMMON_DEFAULTS)
+    in this run (Setting.needs) is refused. Returns an Hparams. `parser` (build_parser's) tells a
+    flag given with its default from one not given."""
+    hp = Hparams(COMMON_DEFAULTS)
     preset = dict(presets[args.preset or "original"])
     by_dataset = preset.pop("by_dataset", {})  # a preset's values for one dataset, e.g. the original MNIST script's
     hp.update(preset, preset=args.preset or "original")
     hp.update(by_dataset.get(args.dataset or hp["dataset"], {}))
+    alone = dict(hp, dataset=args.dataset or hp["dataset"])  # what the preset gives without the other flags
     # Every flag has a key, None where neither the command line nor a preset gave it, so that
     # no code path can depend on a flag that only some commands pass.
     for k, v in vars(args).items():
         if v is not None or k not in hp:
             hp[k] = v
-    given = {k for k, v in vars(args).items() if v is not None}
+    hp.given = frozenset(k for k, v in vars(args).items()
+                         if v is not None and (parser is None or v != parser.get_default(k)))
     # A count in epochs given alone replaces the preset's count in steps, rather than being outvoted by it.
     for epochs, steps in (("epochs", "steps"), ("lr_decay_epochs", "lr_decay_steps")):
-        if epochs in given and steps not in given:
+        if epochs in hp.given and steps not in hp.given:
             hp[steps] = COMMON_DEFAULTS[steps]
+    overrides = {}
     for s in sum(MODEL_SETTINGS.values(), SETTINGS):
-        if s.needs and s.name in given and hp[s.needs[0]] != s.needs[1]:
-            raise KitError("--%s is used only with --%s %s, and this run has --%s %s: drop it, or add --%s %s"
-                           % (s.name, s.needs[0], s.needs[1], s.needs[0], hp[s.needs[0]], s.needs[0], s.needs[1]))
+        if s.name not in hp.given:
+            continue
+        if s.needs:
+            other, want = s.needs
+            ok, what = (want[0](hp[other]), want[1]) if isinstance(want, tuple) else (hp[other] == want, want)
+            if not ok:
+                raise KitError("--%s is used only with --%s %s, and this run has --%s %s: drop it, or add --%s %s"
+                               % (s.name, other, what, other, hp[other], other, what))
+        # where things are, how the run is logged, the random draw: the same experiment (see ROLES)
+        if "bookkeeping" not in ROLES[s.role] and (s.name not in alone or hp[s.name] != alone[s.name]):
+            overrides[s.name] = hp[s.name]
+    hp.overrides = overrides
     return hp
 
 
@@ -346,20 +368,9 @@ def check_common(hp, model_name=None):
 
 def hparams(model_name, presets, validate=None, argv=None):
     """The checked settings a model script would run with for `argv` (for tests and tools)."""
-    hp = resolve(build_parser(model_name, presets, model_name).parse_args(argv), presets)
+    parser = build_parser(model_name, presets, model_name)
+    hp = resolve(parser.parse_args(argv), presets, parser)
     check_common(hp, model_name)
     if validate is not None:
         validate(hp)
     return hp
-
-
-def preset_overrides(parser, args, presets, hp):
-    """The settings given on the command line that change the preset's network or recipe:
-    {name: value} for every flag whose value differs from what the preset alone gives.
-    A run with any is not the preset's experiment, and compare.py says so."""
-    given = {k for k, v in vars(args).items() if v is not None and v != parser.get_default(k)}
-    given -= with_policy("bookkeeping")
-    bare = argparse.Namespace(**{k: parser.get_default(k) for k in vars(args)})
-    bare.preset, bare.dataset = args.preset, args.dataset
-    base = resolve(bare, presets)
-    return {k: hp[k] for k in sorted(given) if hp.get(k) != base.get(k)}

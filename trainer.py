@@ -18,8 +18,7 @@ import distributed
 from evaluation import print_summary, run_eval, evaluate
 from graph import Graph
 from runstate import RunState
-from settings import (KitError, EXIT_USAGE, EXIT_DISK, EXIT_INTERRUPTED, build_parser, resolve, check_common,
-                      preset_overrides)
+from settings import KitError, EXIT_USAGE, EXIT_DISK, EXIT_INTERRUPTED, build_parser, resolve, check_common
 from batches import load_data, make_batches
 from checkpoints import restore
 from downloads import DataError
@@ -28,8 +27,8 @@ from downloads import DataError
 def train(model_name, build_fn, hp, log=print, dist=None, overrides=None):
     """Train (or resume) one run as described by `hp`; returns the last epoch's record.
 
-    `dist`: a distributed.Horovod, or None for one process. `overrides` (see
-    settings.preset_overrides) goes into config.json, where compare.py reads it.
+    `dist`: a distributed.Horovod, or None for one process. `overrides` (settings.Hparams's) goes
+    into config.json, where compare.py reads it.
     """
     run = RunState(model_name, hp, dist, log)  # the run folder checked first: a refused run fails at once
     data = load_data(hp)
@@ -69,7 +68,7 @@ def main(model_name, build_fn, presets, validate=None, argv=None, description=No
     parser = build_parser(model_name, presets, description or model_name)
     args = parser.parse_args(argv)
     try:
-        hp = resolve(args, presets)
+        hp = resolve(args, presets, parser)  # an Hparams: also the flags given, and which change the preset
         check_common(hp, model_name)
         if validate is not None:
             validate(hp)
@@ -78,13 +77,12 @@ def main(model_name, build_fn, presets, validate=None, argv=None, description=No
             print_summary(model_name, hp, g)
             return 0
         if hp["eval"]:
-            run_eval(model_name, build_fn, hp, explicit={k for k, v in vars(args).items()
-                                                         if v is not None and v != parser.get_default(k)})
+            run_eval(model_name, build_fn, hp, explicit=hp.given)
             return 0
         dist = None
         if distributed.requested(hp):
             dist = distributed.Horovod(hp)
-        train(model_name, build_fn, hp, dist=dist, overrides=preset_overrides(parser, args, presets, hp))
+        train(model_name, build_fn, hp, dist=dist, overrides=hp.overrides)
         return 0
     except KitError as e:
         if e.code != EXIT_INTERRUPTED:

@@ -15,7 +15,7 @@ from conftest import settings, summary as conftest_summary, run_main
 from batches import Batches, make_batches
 from conftest import lr_at
 from checkpoints import check_resume
-from settings import KitError, build_parser, preset_overrides, resolve
+from settings import KitError, build_parser, resolve
 
 # He et al. 2015, Table 6: "# params" of the CIFAR-10 ResNets, as printed (millions).
 TABLE6 = {20: 0.27, 32: 0.46, 44: 0.66, 56: 0.85, 110: 1.7}
@@ -377,6 +377,10 @@ def test_learning_rate_schedules():
     assert p56["warmup_steps"] == 0 and lr_at(0, p56, 391) == 0.1
     # ... a warm-up given on the command line is the user's, not the preset's to drop
     assert settings(ResNet, ["--preset", "paper", "--num_layers", "56", "--warmup_steps", "200"])["warmup_steps"] == 200
+    assert settings(ResNet, ["--preset", "paper", "--num_layers", "56", "--warmup_steps", "400"])["warmup_steps"] == 400
+    # ... and a warm-up rate without the warm-up would do nothing
+    code, _, err = run_main(ResNet, ["--preset", "paper", "--num_layers", "56", "--warmup_lr", "0.05"])
+    assert code == 2 and "--warmup_lr is used only with a warm-up" in err and len(err.strip().splitlines()) == 1
     assert (p56["weight_decay"], p56["decay_on"], p56["init"], p56["bn_decay"]) == (1e-4, "all", "he", 0.9)
     # --epochs counts epochs and replaces the preset's step budget; a step count there is refused
     assert settings(ResNet, ["--epochs", "3"])["steps"] == 0
@@ -555,9 +559,9 @@ def test_only_flags_that_change_the_preset_are_recorded_as_overrides():
 
     def overrides(argv):
         args = parser.parse_args(argv)
-        hp = resolve(args, ResNet.PRESETS)
+        hp = resolve(args, ResNet.PRESETS, parser)
         ResNet.validate(hp)
-        return preset_overrides(parser, args, ResNet.PRESETS, hp)
+        return hp.overrides
 
     # paths, threads, logging and the seed are not the recipe; the warm-up ResNet-110 derives is not a flag
     assert overrides(["--preset", "paper", "--num_layers", "110", "--run_dir", "r", "--path", "p", "--seed", "3",

@@ -133,8 +133,12 @@ def test_a_count_in_epochs_given_alone_replaces_the_presets_count_in_steps():
                                              "--optimizer momentum: drop it, or add --optimizer adam"),
     ("ResNeXt", ["--optimizer", "adam", "--adam_epsilon", "0.001"], None),
     ("Densenet", ["--optimizer", "momentum", "--momentum", "0.5"], None),
+    ("ResNeXt", ["--warmup_lr", "0.05"], "--warmup_lr is used only with --warmup_steps N (above 0), and this run "
+                                         "has --warmup_steps 0: drop it, or add --warmup_steps N (above 0)"),
+    ("ResNeXt", ["--warmup_lr", "0.05", "--warmup_steps", "100"], None),
+    ("ResNet", ["--warmup_lr", "0.05"], None),  # the original preset warms up (500 steps)
 ])
-def test_a_flag_of_the_other_optimizer_is_refused_not_ignored(script, argv, error):
+def test_a_flag_that_would_do_nothing_is_refused_not_ignored(script, argv, error):
     import importlib
     from conftest import settings as script_settings
     module = importlib.import_module(script)
