@@ -28,9 +28,13 @@ def data_folder(path):
     return path
 
 
+DOWNLOAD_AGAIN = "download it again (a download cut short is corrupt), or use another mirror"
+
+
 def checksum_mismatch(path, digest, md5, what, otherwise):
     """The error for a file that is not the official one. `otherwise`: the other way out than vouching
-    for it, which depends on where the file is (the kit's to fetch again, or one the user named)."""
+    for it, which depends on where the file is (downloaded, the kit's to fetch again, or one the user
+    named)."""
     return DataError("checksum mismatch for %s (%s, expected %s): it is not the official %s; pass --trust_data if "
                      "you vouch for this copy (and --dataset_label to say what it is), or %s"
                      % (path, digest, md5, what, otherwise))
@@ -74,9 +78,8 @@ def download(url, dest, md5=None):
         got = md5sum(part)
         if got != md5:
             _remove(part)
-            raise DataError("checksum mismatch for %s from %s (MD5 %s, expected %s): the download is corrupt or "
-                            "not the official file; try again, use another mirror, or pass --trust_data if you vouch for it"
-                            % (os.path.basename(dest), url, got, md5))
+            raise checksum_mismatch("%s from %s" % (os.path.basename(dest), url), "MD5 " + got, md5, "archive",
+                                    DOWNLOAD_AGAIN)
     os.replace(part, dest)
     return dest
 

@@ -31,7 +31,7 @@ import zlib
 
 import numpy as np
 
-from downloads import DataError, checksum_mismatch, data_folder, download, _is_url
+from downloads import DOWNLOAD_AGAIN, DataError, checksum_mismatch, data_folder, download, _is_url, _remove
 
 MIRROR = "https://storage.googleapis.com/cvdf-datasets/mnist/"
 FOLDER = "mnist"  # under data_dir
@@ -101,20 +101,17 @@ def _fetch(url, dest, md5, trust):
     try:
         got = hashlib.md5(read_gz(tmp)).hexdigest()
         if got != md5 and not trust:
-            raise DataError("checksum mismatch for %s from %s (content MD5 %s, expected %s): the download is corrupt "
-                            "or not the official file; try again, use another mirror, or pass --trust_data if you "
-                            "vouch for it" % (os.path.basename(dest), url, got, md5))
+            raise checksum_mismatch("%s from %s" % (os.path.basename(dest), url), "content MD5 " + got, md5,
+                                    "MNIST file", DOWNLOAD_AGAIN)
     except DataError:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
+        _remove(tmp)
         raise
     os.replace(tmp, dest)
 
 
 def locate(data_dir, source=None, trust=False):
-    """The folder holding the four files, downloading whatever is missing into data_dir/mnist."""
+    """(folder, own): the folder holding the four files, downloading whatever is missing into
+    data_dir/mnist; `own` is True for that folder of the kit's, False for one the user named."""
     source = source or os.environ.get("KIT_DATA_SOURCE") or None
     if source and not _is_url(source):
         folder = os.path.expanduser(source)
@@ -124,7 +121,7 @@ def locate(data_dir, source=None, trust=False):
         if not os.path.exists(os.path.join(folder, "train-images-idx3-ubyte.gz")) and \
                 os.path.isdir(os.path.join(folder, FOLDER)):
             folder = os.path.join(folder, FOLDER)
-        return folder
+        return folder, False
     folder = os.path.join(os.path.expanduser(data_dir), FOLDER)
     missing = [name for name in sorted(FILES) if not os.path.exists(os.path.join(folder, name))]
     if missing:
@@ -132,7 +129,7 @@ def locate(data_dir, source=None, trust=False):
         base = (source or MIRROR).rstrip("/") + "/"
         for name in missing:
             _fetch(base + name, os.path.join(folder, name), FILES[name], trust)
-    return folder
+    return folder, True
 
 
 def load(data_dir="data", source=None, trust=False):
@@ -142,7 +139,7 @@ def load(data_dir="data", source=None, trust=False):
     train_y/test_y int64, num_classes 10, `verified` (every file's content matches the
     published MD5) and `folder`.
     """
-    folder = locate(data_dir, source, trust)
+    folder, own = locate(data_dir, source, trust)
     verified, arrays = True, {}
     for name, md5 in sorted(FILES.items()):
         path = os.path.join(folder, name)
@@ -150,7 +147,6 @@ def load(data_dir="data", source=None, trust=False):
         got = hashlib.md5(raw).hexdigest()
         if got != md5:
             if not trust:
-                own = os.path.abspath(folder) == os.path.abspath(os.path.join(os.path.expanduser(data_dir), FOLDER))
                 raise checksum_mismatch(path, "content MD5 " + got, md5, "MNIST file",
                                         "delete it to download the official one" if own
                                         else "point --data_source at the official files")

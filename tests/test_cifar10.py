@@ -117,8 +117,11 @@ def test_a_mirror_url_of_another_copy_loads_with_trust_data_as_unverified(fake_c
     server = _serve(os.path.dirname(fake_cifar["bin_tar"]))
     try:
         url = "http://127.0.0.1:%d/cifar-10-binary.tar.gz" % server.server_address[1]
-        with pytest.raises(cifar10.DataError, match="pass --trust_data if you vouch for it"):
+        with pytest.raises(cifar10.DataError) as e:
             cifar10.load("cifar10", str(tmp_path / "plain"), source=url, binary=True)
+        assert str(e.value).startswith("checksum mismatch for cifar-10-binary.tar.gz from %s (MD5 " % url)
+        assert str(e.value).endswith("pass --trust_data if you vouch for this copy (and --dataset_label to say what it "
+                                     "is), or " + downloads.DOWNLOAD_AGAIN)
         d = cifar10.load("cifar10", str(tmp_path / "vouched"), source=url, trust=True, binary=True)
         assert not d["verified"] and len(d["train_y"]) == 250
         assert not os.path.exists(os.path.join(d["folder"], cifar10.VERIFIED))

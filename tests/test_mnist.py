@@ -120,6 +120,8 @@ def test_download_from_a_mirror_goes_through_a_temporary_name(fake_mnist, tmp_pa
     with pytest.raises(cifar10.DataError) as e:  # not the official files: nothing is put in place
         mnist.load(data_dir, source=mirror)
     assert "checksum mismatch for t10k-images-idx3-ubyte.gz from %s/t10k-images-idx3-ubyte.gz" % mirror in str(e.value)
+    assert str(e.value).endswith("--trust_data if you vouch for this copy (and --dataset_label to say what it is), or "
+                                 "download it again (a download cut short is corrupt), or use another mirror")
     assert os.listdir(os.path.join(data_dir, "mnist")) == []
     d = mnist.load(data_dir, source=mirror, trust=True)
     assert sorted(os.listdir(os.path.join(data_dir, "mnist"))) == sorted(mnist.FILES)
