@@ -42,8 +42,11 @@ PRESETS = {
 
 
 def validate(hp):
-    dims = int_list(hp["out_dims"])
-    if len(dims) != 3 or min(dims) < 1 or hp["stem_dim"] < 1:
+    try:
+        dims = int_list(hp["out_dims"])
+    except ValueError:
+        dims = []
+    if len(dims) != 3 or min(dims) < 1:
         raise KitError("--out_dims takes three positive channel counts, e.g. 64,128,256")
     chain = [hp["stem_dim"]] + dims
     if hp["shortcut"] == "pad" and not all(b in (a, 2 * a) for a, b in zip(chain, chain[1:])):

@@ -67,16 +67,22 @@ def validate(hp):
         e = hp["epochs"]
         raise KitError("--epochs=%d counts passes over the training set here (the original's --epochs "
                        "counted steps): for %d steps pass --steps %d" % (e, e, e))
+    given = getattr(hp, "given", ())  # the flags given on the command line (settings.Hparams)
     if hp.get("path"):
+        if "binary" in given and not hp["binary"]:
+            raise KitError("--path names the binary CIFAR-10 folder, and --binary=false asks for the pickles: drop "
+                           "one of them (--data_source takes either)")
         if hp["dataset"] != "cifar10":
             raise KitError("--path names the CIFAR-10 binary folder; for %s use --data_source" % hp["dataset"])
         if hp.get("data_source") and hp["data_source"] != hp["path"]:
             raise KitError("--path and --data_source name different data (%s, %s): pass one of them"
                            % (hp["path"], hp["data_source"]))
         hp["data_source"], hp["binary"] = hp["path"], True
-    hp["binary"] = bool(hp["binary"]) and hp["dataset"] == "cifar10"  # CIFAR-100 has no binary layout here
+    if "binary" in given and hp["binary"] and hp["dataset"] != "cifar10":
+        raise KitError("--binary reads CIFAR-10's binary files, and %s is read from its pickles here: drop --binary"
+                       % hp["dataset"])
+    hp["binary"] = bool(hp["binary"]) and hp["dataset"] == "cifar10"  # the preset's binary: CIFAR-10 only
     # He et al. warm up only ResNet-110 (and deeper): the preset's warm-up, not one given on the command line
-    given = getattr(hp, "given", ())
     if layers < hp["warmup_min_layers"] and "warmup_steps" not in given:
         if "warmup_lr" in given:
             raise KitError("--warmup_lr is used only with a warm-up, and the %s preset warms up only nets of %d "

@@ -256,10 +256,11 @@ def adopt_checkpoint_settings(meta, hp, explicit, log):
 
     Settings the command did not give are taken from the checkpoint's record; one the
     command gives differently is refused rather than silently evaluated as another network.
+    What the evaluation measures (--test_subset) is the command's.
     """
     saved = recorded_settings(meta)
     training_only = with_policy("training_only")
-    conflicts = setting_conflicts(saved, hp, with_policy("resumable") | training_only)
+    conflicts = setting_conflicts(saved, hp, with_policy("resumable") | training_only | with_policy("evaluation"))
     given = [k for k in conflicts if k in explicit]
     if given:
         raise KitError("the checkpoint was trained with %s, this command says %s: drop those flags or pass the "

@@ -57,6 +57,9 @@ def run_eval(model_name, build_fn, hp, explicit=(), log=print):
         if meta is None:
             raise KitError("%s is not an intact kit checkpoint folder (no meta.json, or a file does not match its "
                            "hash): pass a runs/.../checkpoints/step-N folder" % folder)
+        parent = os.path.dirname(os.path.abspath(folder))
+        if not hp.get("run_dir") and os.path.basename(parent) == "checkpoints":
+            run_dir = os.path.dirname(parent)  # the report goes beside the logs of the run it evaluates
     else:
         folder, meta = Checkpoints(run_dir, log=log).find()
         if folder is None:

@@ -61,10 +61,12 @@ def learning_rate(global_step, hp, steps_per_epoch, dist=None):
     --lr_decay_steps (or --lr_decay_epochs, in epochs), after --warmup_steps at --warmup_lr;
     times Horovod's ramp to the number of workers where `dist` scales it."""
     decay = int_list(hp["lr_decay_steps"]) or [e * steps_per_epoch for e in int_list(hp["lr_decay_epochs"])]
-    bounds = [int(b) for b in sorted(decay)]
-    values = [hp["lr"] * hp["lr_decay_factor"] ** i for i in range(len(bounds) + 1)]
-    if hp["warmup_steps"]:
-        bounds, values = [int(hp["warmup_steps"])] + bounds, [hp["warmup_lr"]] + values
+    warmup = int(hp["warmup_steps"])
+    # chao-ji's composition: --warmup_lr before step --warmup_steps, the decayed --lr from there on,
+    # so a decay that falls inside the warm-up shows once the warm-up ends
+    bounds = sorted(set(int(b) for b in decay) | ({warmup} if warmup else set()))
+    values = [hp["warmup_lr"] if s < warmup else hp["lr"] * hp["lr_decay_factor"] ** sum(b <= s for b in decay)
+              for s in [0] + bounds]
     # The update made at step s (global_step == s before it) uses the rate of the first
     # interval with s >= boundary, as chao-ji's `tf.less(global_step, 500)` does;
     # piecewise_constant switches only once x > boundary, hence the - 1.

@@ -13,7 +13,9 @@ The role of a setting says what changing it does to a run:
   label     the same experiment named or written otherwise (--dataset is its own column in compare,
             ResNeXt's --formulation builds the same function): fixed on resume
   training  how the network learns, not the function a checkpoint computes (--eval ignores it)
+  measure   what the evaluation measures (--test_subset): fixed on resume, and --eval takes the command's
   network   what the network computes (the default): fixed on resume, and --eval follows the checkpoint
+            (--train_subset too: the inputs are normalised with those images' statistics)
 """
 from __future__ import division, print_function
 
@@ -27,7 +29,7 @@ EXIT_USAGE, EXIT_DISK, EXIT_NAN, EXIT_INTERRUPTED = 2, 3, 4, 130
 # role: the resume and comparison policies it belongs to (see with_policy)
 ROLES = {"where": {"resumable", "bookkeeping"}, "length": {"resumable", "training_only"},
          "draw": {"bookkeeping", "training_only"}, "label": {"bookkeeping"}, "training": {"training_only"},
-         "network": set()}
+         "measure": {"evaluation"}, "network": set()}
 
 
 class KitError(Exception):
@@ -49,7 +51,11 @@ def str2bool(v):
 
 
 def int_list(s):
-    return [int(float(t)) for t in str(s).replace(" ", "").split(",") if t] if s not in (None, "") else []
+    """"150,225" -> [150, 225]; a ValueError for anything else (inf included, which int() overflows on)."""
+    try:
+        return [int(float(t)) for t in str(s).replace(" ", "").split(",") if t] if s not in (None, "") else []
+    except OverflowError:
+        raise ValueError("not a finite number: %r" % s)
 
 
 class Setting(collections.namedtuple("Setting", "name group help kind default preset choices check role aliases "
@@ -84,35 +90,39 @@ HOROVOD = "data-parallel training with horovodrun (docs/horovod.md)"
 
 SETTINGS = [
     Setting("preset", RUN, "original (the default): the original repository's code and recipe; paper: the paper's"),
-    Setting("run_dir", RUN, "folder for logs and checkpoints (default runs/<model>-<preset>-<dataset>)", role="where"),
+    Setting("run_dir", RUN, "folder for logs and checkpoints (default runs/<model>-<preset>-<dataset>)", role="where",
+            check=(lambda v: v.strip() != "", "a path, not empty")),
     Setting("summary", RUN, "print each stage's output shape and the parameter total, and where the network's "
                             "architecture card is, then exit", kind="switch", role="where"),
     Setting("graph", RUN, "--summary, and write the graph for TensorBoard and graph.pbtxt (netron) to DIR "
                           "(default: RUN_DIR/graph)", extra=dict(nargs="?", const="", metavar="DIR", action=_GraphAction)),
     Setting("eval", RUN, "evaluate the latest checkpoint (or --ckpt_path) on the test set and exit", kind="switch",
             role="where"),
-    Setting("ckpt_path", RUN, "checkpoint folder (runs/.../checkpoints/step-N) for --eval", role="where"),
+    Setting("ckpt_path", RUN, "checkpoint folder (runs/.../checkpoints/step-N) for --eval", role="where",
+            check=(lambda v: v.strip() != "", "a path, not empty")),
     Setting("fresh", RUN, "refuse to resume: fail if the run folder already has checkpoints", kind="switch",
             role="where"),
     Setting("keep_checkpoints", RUN, "how many checkpoints to keep", int, 3, check=(lambda v: v >= 1, "at least 1"),
             role="where"),
     Setting("ckpt_every_steps", RUN, "also checkpoint every N steps inside an epoch (0: per epoch only)", int, 0,
-            role="where"),
-    Setting("threads", RUN, "TF intra/inter-op threads (0: TF decides)", int, 0, role="where"),
+            check=(lambda v: v >= 0, "0 (per epoch only) or a number of steps"), role="where"),
+    Setting("threads", RUN, "TF intra/inter-op threads (0: TF decides)", int, 0, check="[0, 4096]", role="where"),
     Setting("progress", RUN, "progress bar", default="auto", choices=["auto", "on", "off"], role="where"),
 
     Setting("dataset", DATA, None, default="cifar10", preset=True, choices=["cifar10", "cifar100", "mnist"],
             role="label"),
     Setting("data_dir", DATA, "where archives are downloaded and extracted (env KIT_DATA_DIR)",
-            default=lambda: os.environ.get("KIT_DATA_DIR", "data"), role="where"),
+            default=lambda: os.environ.get("KIT_DATA_DIR", "data"), role="where", check=(lambda v: v.strip() != "", "a path, not empty")),
     Setting("data_source", DATA, "a local archive, an extracted folder or a mirror URL (env KIT_DATA_SOURCE)",
-            role="where"),
+            role="where", check=(lambda v: v.strip() != "", "an archive, folder or URL, not empty")),
     Setting("trust_data", DATA, "vouch for a data folder or archive whose checksum does not match the official one",
             kind="switch", role="where"),
     Setting("dataset_label", DATA, "what the data really is, for the logs and compare (e.g. 'CIFAR-10 (JPEG)')",
             role="where"),
-    Setting("train_subset", DATA, "use only the first N training images (0: all)", int, 0, role="training"),
-    Setting("test_subset", DATA, "use only the first N test images (0: all)", int, 0, role="training"),
+    Setting("train_subset", DATA, "use only the first N training images (0: all)", int, 0,
+            check=(lambda v: v >= 0, "0 (all) or a number of images")),
+    Setting("test_subset", DATA, "use only the first N test images (0: all)", int, 0,
+            check=(lambda v: v >= 0, "0 (all) or a number of images"), role="measure"),
     Setting("augment", DATA, "random crop and flip during training", "bool", True, preset=True, role="training"),
     Setting("batches", DATA, "epoch: each epoch one permutation, its last batch short (taki0112); stream: the "
                              "epochs' permutations end to end and every batch full (chao-ji's "
@@ -126,14 +136,15 @@ SETTINGS = [
             role="length"),
     Setting("steps", OPT, "stop after this many steps (wins over --epochs; --epochs alone replaces a preset's "
                          "steps)", int, 0, preset=True,
-            check=(lambda v: v >= 0, "0 (use --epochs) or positive"), role="length"),
+            check="[0, 1000000000]", role="length"),
     Setting("batch_size", OPT, None, int, 128, preset=True, check="[1, 65536]", role="training"),
     Setting("optimizer", OPT, None, default="momentum", preset=True, choices=["momentum", "adam"], role="training"),
     Setting("momentum", OPT, None, float, 0.9, preset=True, check="[0, 1)", role="training",
             needs=("optimizer", "momentum")),
     Setting("nesterov", OPT, "Nesterov momentum", "bool", True, preset=True, role="training",
             needs=("optimizer", "momentum")),
-    Setting("adam_epsilon", OPT, None, float, 1e-8, preset=True, role="training", needs=("optimizer", "adam")),
+    Setting("adam_epsilon", OPT, None, float, 1e-8, preset=True, check="(0, 1]", role="training",
+            needs=("optimizer", "adam")),
     Setting("lr", OPT, "initial learning rate", float, 0.1, preset=True, aliases=["init_lr"],
             check="(0, 10]", role="training"),
     Setting("lr_decay_epochs", OPT, "comma-separated numbers of completed epochs after which lr *= lr_decay_factor",
@@ -144,7 +155,7 @@ SETTINGS = [
     Setting("lr_decay_factor", OPT, None, float, 0.1, preset=True, check="(0, 1]",
             role="training"),
     Setting("warmup_steps", OPT, "train at --warmup_lr for this many steps first", int, 0, preset=True,
-            check=(lambda v: v >= 0, ">= 0"), role="training"),
+            check="[0, 1000000000]", role="training"),
     Setting("warmup_lr", OPT, None, float, 0.01, preset=True, check="(0, 10]", role="training",
             needs=("warmup_steps", (lambda v: v > 0, "N (above 0)"))),
     Setting("weight_decay", OPT, "loss += weight_decay * sum(l2_loss(v))", float, 5e-4, preset=True,
@@ -155,10 +166,10 @@ SETTINGS = [
             role="training"),
     Setting("bn_decay", OPT, "batch-norm moving-average decay", float, 0.9, preset=True,
             check="(0, 1)", role="training"),
-    Setting("seed", OPT, None, int, 0, preset=True, role="draw"),
+    Setting("seed", OPT, None, int, 0, preset=True, check="[0, 4294967295]", role="draw"),  # NumPy's seed range
 
     Setting("test_own_stats", HARNESS, "normalise the test set with its own mean/std instead of the training set's",
-            "bool", False, preset=True),
+            "bool", False, preset=True, needs=("normalization", (lambda v: v != "unit", "channel or pixel_mean"))),
     Setting("second_train_pass", HARNESS, "run a second training-mode forward pass per step to log train accuracy "
                                           "(updates the batch-norm statistics twice per step)",
             "bool", False, preset=True, role="training"),
@@ -179,7 +190,7 @@ RESNEXT = [
     Setting("cardinality", None, "number of paths in split_layer (C)", int, check="[1, 64]"),
     Setting("depth", None, "channels of each path in the first stage (d)", int, check="[1, 1024]"),
     Setting("blocks", None, "residual blocks per stage (3 for ResNeXt-29)", int, check="[1, 100]"),
-    Setting("stem_dim", None, "channels of first_layer's 3x3 conv", int),
+    Setting("stem_dim", None, "channels of first_layer's 3x3 conv", int, check="[1, 4096]"),
     Setting("out_dims", None, "block output channels of the three stages, comma-separated"),
     Setting("widen", None, "double the path width at every stage, as the paper does", "bool"),
     Setting("stride_on", None, "which conv of a path downsamples", choices=["1x1", "3x3"]),
@@ -205,7 +216,7 @@ MODEL_SETTINGS = {
         Setting("bc", None, "bottleneck layers (DenseNet-B), and with the paper's defaults compression 0.5 and a "
                             "first conv to 2k (DenseNet-BC)", "bool"),
         Setting("compression", None, "theta: a transition keeps floor(theta * channels) (0: 0.5 with --bc, else 1)",
-                float),
+                float, needs=("transition_k", False)),
         Setting("transition_k", None, "transitions convolve to growth_k channels, whatever their input (the "
                                       "originals before 2019-03-04) instead of --compression's share", "bool"),
         Setting("dropout_rate", None, "dropout after every conv but the first", float, check="[0, 1)",
@@ -225,11 +236,12 @@ MODEL_SETTINGS = {
                                               "al. 2015, Figure 6", "bool", aliases=["shortcut_connection"]),
         Setting("shortcut_downsample", None, "how a widening unit's shortcut halves the map: 2x2 average pool "
                                              "(original) or identity with stride 2 (the paper's option A)",
-                choices=["avg_pool", "subsample"]),
+                choices=["avg_pool", "subsample"], needs=("shortcut_connections", True)),
         Setting("preact_bn_scale", None, "--unit preact: learn a gamma in the stand-alone BN-ReLUs (pre-activations "
-                                         "and head); the original's slim defaults have none", "bool"),
+                                         "and head); the original's slim defaults have none", "bool",
+                needs=("unit", "preact")),
         Setting("preact_bn_decay", None, "--unit preact: moving-average decay of the stand-alone BN-ReLUs (0: the "
-                                         "same as --bn_decay)", float),
+                                         "same as --bn_decay)", float, needs=("unit", "preact")),
         Setting("batch_norm_decay", None, "the original's name for --bn_decay: decay of the BNs that follow a conv",
                 float, extra=dict(dest="bn_decay")),
         Setting("head", None, "classifier: the original's 1x1 conv with bias, or a dense layer with bias (the same "
@@ -357,13 +369,21 @@ def check_common(hp, model_name=None):
             raise KitError("--%s must be %s, got %s" % (s.name, what, v))
     if not (hp["epochs"] >= 1 or hp["steps"] >= 1):
         raise KitError("--epochs must be at least 1, got %s" % hp["epochs"])
-    if hp.get("ckpt_path") and not (hp["eval"] or hp["summary"]):
+    if hp["summary"] and hp["eval"]:
+        raise KitError("--summary (or --graph) and --eval are two commands: give one of them")
+    if hp.get("ckpt_path") and not hp["eval"]:
         raise KitError("--ckpt_path names a checkpoint to evaluate: add --eval (training writes its checkpoints to "
                        "--run_dir, and resumes from the newest there)")
     try:
-        int_list(hp["lr_decay_epochs"]), int_list(hp["lr_decay_steps"])
+        decays = int_list(hp["lr_decay_epochs"]), int_list(hp["lr_decay_steps"])
     except ValueError:
-        raise KitError("--lr_decay_epochs/--lr_decay_steps take comma-separated numbers, e.g. 150,225")
+        decays = [[0]]
+    if any(len(set(d)) != len(d) or not all(1 <= b <= 10 ** 9 for b in d) for d in decays):
+        raise KitError("--lr_decay_epochs/--lr_decay_steps take comma-separated positive numbers, each once, e.g. "
+                       "150,225")
+    if "lr_decay_factor" in getattr(hp, "given", ()) and not any(decays):
+        raise KitError("--lr_decay_factor is used only with --lr_decay_epochs or --lr_decay_steps, and this run has "
+                       "neither: drop it, or add --lr_decay_epochs N,M")
 
 
 def hparams(model_name, presets, validate=None, argv=None):

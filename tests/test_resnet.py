@@ -423,6 +423,24 @@ def test_training_lowers_loss_and_eval_matches_the_log(fake_cifar, tmp_path):
     accuracy = float(line.rsplit("accuracy", 1)[1])
     assert accuracy == pytest.approx(recs[-1]["test_acc"], abs=5e-5)
     assert (run_dir / "confusion_matrix.png").exists()
+    # --ckpt_path alone: the report goes beside the logs of the run it evaluates, not into a default folder;
+    # what the evaluation measures (--test_subset) is the command's
+    os.remove(str(run_dir / "confusion_matrix.png"))
+    os.makedirs(str(tmp_path / "elsewhere"))
+    here = os.getcwd()
+    os.chdir(str(tmp_path / "elsewhere"))
+    try:
+        code, out, err = run_main(ResNet, ["--eval", "--ckpt_path", str(ckpt), "--path", fake_cifar["bin"],
+                                           "--num_layers", "8", "--threads", "1", "--test_subset", "40"])
+    finally:
+        os.chdir(here)
+    assert code == 0, err
+    assert (run_dir / "confusion_matrix.png").exists() and os.listdir(str(tmp_path / "elsewhere")) == []
+    assert "(40 test images)" in out and "ignores" not in out, out
+    # the inputs are normalised with the training images' statistics: --train_subset is the checkpoint's
+    code, out, err = run_main(ResNet, ["--eval", "--run_dir", str(run_dir), "--path", fake_cifar["bin"],
+                                       "--num_layers", "8", "--train_subset", "100"])
+    assert code == 2 and "trained with --train_subset 0, this command says --train_subset 100" in err, err
     # the plain net has the same variables: only the checkpoint's record can tell them apart
     code, out, err = run_main(ResNet, ["--eval", "--ckpt_path", str(ckpt), "--path", fake_cifar["bin"],
                                        "--num_layers", "8", "--run_dir", str(run_dir), "--shortcut_connection=false"])

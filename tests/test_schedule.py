@@ -17,6 +17,14 @@ def test_graph_schedule_switches_exactly_at_the_boundaries():
     assert got[40] == pytest.approx(0.001)
 
 
+def test_a_decay_inside_the_warm_up_shows_when_the_warm_up_ends():
+    """chao-ji's composition (warm-up rate while step < 500, else the decayed rate) for any order
+    of the boundaries: a decay at step 2, or at the warm-up's last step, must not break the graph."""
+    hp = dict(COMMON_DEFAULTS, lr=0.1, lr_decay_steps="2,5", warmup_steps=5, warmup_lr=0.01)
+    assert [lr_at(s, hp, 10) for s in (0, 1, 2, 4, 5, 6)] == [0.01, 0.01, 0.01, 0.01, 0.1 * 0.1 ** 2,
+                                                              0.1 * 0.1 ** 2]
+
+
 def test_decay_epochs_count_in_steps_per_epoch_and_decay_steps_win():
     hp = dict(COMMON_DEFAULTS, lr=0.5, lr_decay_factor=0.5, lr_decay_epochs="3,1", lr_decay_steps="", warmup_steps=0)
     assert [lr_at(s, hp, 7) for s in (0, 6, 7, 20, 21, 100)] == [0.5, 0.5, 0.25, 0.25, 0.125, 0.125]

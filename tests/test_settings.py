@@ -137,6 +137,27 @@ def test_a_count_in_epochs_given_alone_replaces_the_presets_count_in_steps():
                                          "has --warmup_steps 0: drop it, or add --warmup_steps N (above 0)"),
     ("ResNeXt", ["--warmup_lr", "0.05", "--warmup_steps", "100"], None),
     ("ResNet", ["--warmup_lr", "0.05"], None),  # the original preset warms up (500 steps)
+    ("Densenet", ["--dataset", "mnist", "--compression", "0.3"], "--compression is used only with --transition_k "
+                                                                 "False, and this run has --transition_k True"),
+    ("Densenet", ["--dataset", "mnist", "--transition_k=false", "--compression", "0.3"], None),
+    ("ResNet", ["--shortcut_connections=false", "--shortcut_downsample", "subsample"],
+     "--shortcut_downsample is used only with --shortcut_connections True"),
+    ("ResNet", ["--preset", "paper", "--preact_bn_decay", "0.5"], "--preact_bn_decay is used only with --unit "
+                                                                  "preact, and this run has --unit original"),
+    ("ResNet", ["--preset", "paper", "--preact_bn_scale=false"], "--preact_bn_scale is used only with --unit preact"),
+    ("ResNet", ["--preset", "paper", "--unit", "preact", "--preact_bn_decay", "0.5"], None),
+    ("Densenet", ["--dataset", "mnist", "--test_own_stats"], "--test_own_stats is used only with --normalization "
+                                                             "channel or pixel_mean, and this run has "
+                                                             "--normalization unit"),
+    ("ResNet", ["--lr_decay_steps", "", "--lr_decay_factor", "0.5"], "--lr_decay_factor is used only with "
+                                                                     "--lr_decay_epochs or --lr_decay_steps"),
+    ("ResNet", ["--dataset", "cifar100", "--binary"], "--binary reads CIFAR-10's binary files, and cifar100 is read "
+                                                      "from its pickles here: drop --binary"),
+    ("ResNet", ["--dataset", "cifar100"], None),  # the preset's binary: CIFAR-10 only, nothing to refuse
+    ("ResNet", ["--path", "x", "--binary=false"], "--path names the binary CIFAR-10 folder, and --binary=false"),
+    ("ResNet", ["--summary", "--eval"], "--summary (or --graph) and --eval are two commands: give one of them"),
+    ("ResNet", ["--graph", "g", "--eval"], "--summary (or --graph) and --eval are two commands"),
+    ("ResNet", ["--summary", "--ckpt_path", "x"], "--ckpt_path names a checkpoint to evaluate: add --eval"),
 ])
 def test_a_flag_that_would_do_nothing_is_refused_not_ignored(script, argv, error):
     import importlib
@@ -148,3 +169,42 @@ def test_a_flag_that_would_do_nothing_is_refused_not_ignored(script, argv, error
     with pytest.raises(settings.KitError) as e:
         script_settings(module, argv)
     assert str(e.value).startswith(error)
+
+
+DECAYS = "--lr_decay_epochs/--lr_decay_steps take comma-separated positive numbers, each once, e.g. 150,225"
+
+
+@pytest.mark.parametrize("script, argv, error", [
+    ("ResNet", ["--seed", "-1"], "--seed must be between 0 and 4294967295, got -1"),
+    ("ResNet", ["--seed", "99999999999"], "--seed must be between 0 and 4294967295, got 99999999999"),
+    ("ResNet", ["--threads", "-1"], "--threads must be between 0 and 4096, got -1"),
+    ("ResNet", ["--warmup_steps", "99999999999999999999"], "--warmup_steps must be between 0 and 1000000000"),
+    ("ResNet", ["--steps", "99999999999999999999"], "--steps must be between 0 and 1000000000"),
+    ("ResNet", ["--train_subset", "-1"], "--train_subset must be 0 (all) or a number of images, got -1"),
+    ("ResNet", ["--test_subset", "-5"], "--test_subset must be 0 (all) or a number of images, got -5"),
+    ("ResNet", ["--ckpt_every_steps", "-1"], "--ckpt_every_steps must be 0 (per epoch only) or a number of steps"),
+    ("Densenet", ["--adam_epsilon", "-1"], "--adam_epsilon must be in (0, 1], got -1.0"),
+    ("ResNet", ["--run_dir", ""], "--run_dir must be a path, not empty"),
+    ("ResNet", ["--data_source", " "], "--data_source must be an archive, folder or URL, not empty"),
+    ("ResNet", ["--lr_decay_epochs", "inf"], DECAYS),
+    ("ResNet", ["--lr_decay_steps", "1e400"], DECAYS),
+    ("ResNet", ["--lr_decay_steps", "0,0"], DECAYS),
+    ("ResNet", ["--lr_decay_steps", "-5"], DECAYS),
+    ("ResNet", ["--lr_decay_steps", "300,200,300"], DECAYS),
+    ("ResNet", ["--lr_decay_steps", "300,200"], None),  # any order: the schedule sorts them
+    ("Densenet", ["--layers", "inf"], "--layers takes 1 to 10 positive layer counts"),
+    ("ResNeXt", ["--out_dims", "1e400"], "--out_dims takes three positive channel counts"),
+    ("ResNeXt", ["--stem_dim", "0"], "--stem_dim must be between 1 and 4096, got 0"),
+])
+def test_a_value_out_of_range_is_one_line_not_a_crash_later(script, argv, error):
+    """Each of these once got past the checks and failed deep inside NumPy or TensorFlow (a batch
+    thread's traceback and a hang, an aborted process, a graph that could not be built)."""
+    import importlib
+    from conftest import settings as script_settings
+    module = importlib.import_module(script)
+    if error is None:
+        script_settings(module, argv)
+        return
+    with pytest.raises(settings.KitError) as e:
+        script_settings(module, argv)
+    assert str(e.value).startswith(error), str(e.value)
