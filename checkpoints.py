@@ -70,13 +70,16 @@ class Checkpoints(object):
     named in `latest` (itself replaced atomically). A crash at any moment leaves
     either the old `latest` or the new one, each pointing at a complete folder; on
     resume every candidate is checked against its hashes, newest first, and a damaged
-    one is skipped with a message.
+    one is skipped with a message. `save` keeps the newest `keep` checkpoints but never
+    counts or deletes one that `find` rejected: a damaged folder must not push an intact
+    one out.
     """
 
     def __init__(self, run_dir, keep=3, log=print):
         self.dir = os.path.join(run_dir, "checkpoints")
         self.keep, self.log = keep, log
         self.seen = None  # (latest, steps) as `find` last saw them
+        self.damaged = set()  # the folders `find` rejected: `save` neither counts nor prunes them
 
     def steps(self):
         if not os.path.isdir(self.dir):
@@ -119,7 +122,13 @@ class Checkpoints(object):
             raise KitError("could not write the checkpoint of step %d in %s (%s): free space or fix the folder, then "
                            "run the same command to resume%s" % (step, self.dir, reason.splitlines()[0] if reason else e,
                                                                   "; %s is intact" % good if good else ""), EXIT_DISK)
-        for old in self.steps()[self.keep:]:
+        self.damaged.discard(final)  # replaced by this checkpoint
+        # A run writes its steps in increasing order, so a folder numbered above this one is not
+        # of its course (a damaged one, or one a crash left unnamed in `latest`): it is left for
+        # the run to replace when it writes that step again. Counting it could prune the intact
+        # ones this run resumed from, and even this one, which `latest` names.
+        intact = [s for s in self.steps() if s <= step and self.path(s) not in self.damaged]
+        for old in intact[self.keep:]:
             shutil.rmtree(self.path(old), ignore_errors=True)
         return final
 
@@ -151,7 +160,7 @@ class Checkpoints(object):
         named, steps = self.latest_name(), self.steps()
         self.seen = (named, steps)  # the names looked at, cheap to read again and compare
         candidates = ([os.path.join(self.dir, named)] if named else []) + [self.path(s) for s in steps]
-        seen, bad = set(), []
+        seen, bad, self.damaged = set(), [], set()  # damaged: bad's folders, kept for `save`
         for folder in candidates:
             if folder in seen:
                 continue
@@ -163,6 +172,7 @@ class Checkpoints(object):
                              % (", ".join(os.path.basename(b) for b in bad), os.path.basename(folder)))
                 return folder, meta
             bad.append(folder)
+            self.damaged.add(folder)
         if bad:
             self.log("no intact checkpoint in %s (damaged: %s); starting from scratch"
                      % (self.dir, ", ".join(os.path.basename(b) for b in bad)))

@@ -371,3 +371,62 @@ def test_disk_full_at_checkpoint_time_keeps_the_last_checkpoint(where, fake_cifa
     assert "resumed from %s" % os.path.join(ck.dir, kept) in out
     assert ck.latest_name() == "step-00000004" and ck.verify(ck.path(4)) is not None
     assert len(read(str(run / "logs.txt")).splitlines()) == 1  # the epoch's line, whichever run wrote it
+
+
+# ----------------------------------------------------------------------------- damaged checkpoints (in this process)
+
+def damaged_run(fake, tmp_path, damage):
+    """ResNeXt trained 6 steps with a checkpoint every step (3 kept: steps 6, 5, 4), then the
+    weights of the steps in `damage` truncated; returns (argv without --steps, Checkpoints)."""
+    import ResNeXt
+    from conftest import run_main
+    argv = tiny_args(fake, tmp_path / "run") + TINY + ["--train_subset", "60", "--test_subset", "40",
+                                                       "--batch_size", "10", "--keep_checkpoints", "3"]
+    code, out, err = run_main(ResNeXt, argv + ["--steps", "6", "--ckpt_every_steps", "1"])
+    assert code == 0, err
+    ck = Checkpoints(str(tmp_path / "run"))
+    assert ck.steps() == [6, 5, 4] and ck.latest_name() == "step-00000006"
+    for step in damage:
+        os.truncate(os.path.join(ck.path(step), "model.data-00000-of-00001"), 100)
+        assert ck.verify(ck.path(step)) is None
+    return argv, ck
+
+
+def intact(ck):
+    return [s for s in ck.steps() if ck.verify(ck.path(s)) is not None]
+
+
+def test_damaged_checkpoints_do_not_crowd_out_a_restart(fake_cifar, tmp_path):
+    """With every checkpoint damaged the run starts again from scratch; its new checkpoints are
+    kept (the damaged ones, numbered above them, neither count nor go), so the next command
+    resumes from them, and the run goes on to replace the damaged ones."""
+    import ResNeXt
+    from conftest import run_main
+    argv, ck = damaged_run(fake_cifar, tmp_path, damage=[4, 5, 6])
+    code, out, err = run_main(ResNeXt, argv + ["--steps", "2", "--ckpt_every_steps", "1"])
+    assert code == 0, err
+    assert "no intact checkpoint in %s (damaged: step-00000006, step-00000005, step-00000004); starting from " \
+           "scratch" % ck.dir in out
+    assert ck.steps() == [6, 5, 4, 2, 1] and intact(ck) == [2, 1] and ck.latest_name() == "step-00000002"
+    # This process has not looked at steps 4 to 6: its first checkpoints must not make way for them.
+    code, out, err = run_main(ResNeXt, argv + ["--steps", "4", "--ckpt_every_steps", "1"])
+    assert code == 0, err
+    assert "resumed from %s: step 2" % ck.path(2) in out and "incomplete or damaged" not in out
+    assert ck.steps() == [6, 5, 4, 3, 2] and intact(ck) == [4, 3, 2] and ck.latest_name() == "step-00000004"
+    code, out, err = run_main(ResNeXt, argv + ["--steps", "6", "--ckpt_every_steps", "1"])
+    assert code == 0, err
+    assert "resumed from %s: step 4" % ck.path(4) in out
+    assert ck.steps() == intact(ck) == [6, 5, 4] and ck.latest_name() == "step-00000006"
+
+
+def test_a_damaged_checkpoint_neither_counts_nor_goes(fake_cifar, tmp_path):
+    """Steps 6 and 5 damaged: the run resumes from step 4 and checkpoints every other step.
+    Step 5, not written again, stays as evidence and does not count, so step 4 stays until three
+    intact ones are newer; step 6, written again, counts like any other."""
+    import ResNeXt
+    from conftest import run_main
+    argv, ck = damaged_run(fake_cifar, tmp_path, damage=[5, 6])
+    code, out, err = run_main(ResNeXt, argv + ["--steps", "10", "--ckpt_every_steps", "2"])
+    assert code == 0, err
+    assert "checkpoint step-00000006, step-00000005 is incomplete or damaged; resuming from step-00000004" in out
+    assert ck.steps() == [10, 8, 6, 5] and intact(ck) == [10, 8, 6] and ck.latest_name() == "step-00000010"
