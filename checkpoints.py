@@ -8,6 +8,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import signal
 
@@ -239,7 +240,18 @@ def setting_conflicts(saved, hp, ignore):
 
 
 def _flags(keys, values):
-    return " ".join("--%s %s" % (k, values[k]) for k in keys)
+    """The settings `keys` as the flags that give them `values`, each value quoted for a POSIX shell
+    (advice such as `--lr_decay_epochs ''` is pasted as written) and a bool as the parser reads it.
+    None is a flag that was not given, which no value can say: those come last, as "and no --name"."""
+    words = []
+    for k in keys:
+        v = values[k]
+        if v is not None:
+            words.append("--%s %s" % (k, shlex.quote(str(v).lower() if isinstance(v, bool) else str(v))))
+    absent = ["--" + k for k in keys if values[k] is None]
+    if absent:
+        words.append(("and no " if words else "no ") + " ".join(absent))
+    return " ".join(words)
 
 
 def recorded_settings(meta):

@@ -2,6 +2,8 @@
 training, --eval, and how compare.py picks the reference rows by unit."""
 import json
 import os
+import re
+import shlex
 import shutil
 
 import numpy as np
@@ -444,7 +446,7 @@ def test_training_lowers_loss_and_eval_matches_the_log(fake_cifar, tmp_path):
     # the plain net has the same variables: only the checkpoint's record can tell them apart
     code, out, err = run_main(ResNet, ["--eval", "--ckpt_path", str(ckpt), "--path", fake_cifar["bin"],
                                        "--num_layers", "8", "--run_dir", str(run_dir), "--shortcut_connection=false"])
-    assert code == 2 and "trained with --shortcut_connections True, this command says --shortcut_connections False" in err, err
+    assert code == 2 and "trained with --shortcut_connections true, this command says --shortcut_connections false" in err, err
 
 
 def fake_data(n):
@@ -501,6 +503,48 @@ def test_a_checkpoint_from_before_batches_existed_resumes_only_as_epoch_batches(
                             "has --batches stream; give --batches epoch to resume it, or pass another --run_dir")
     check_resume(old, settings(ResNet, ["--batches", "epoch"]), "ck")
     check_resume({"config": {"hparams": {"batches": "stream"}}}, settings(ResNet, []), "ck")
+
+
+def advice(message):
+    """The flags a refused resume says to give ("give ... to resume it, or pass another --run_dir")."""
+    m = re.search(r"; give (.*) to resume it, or pass another --run_dir$", message)
+    assert m, message
+    return m.group(1)
+
+
+def test_resume_advice_pastes_back_to_the_recorded_settings(fake_cifar, tmp_path):
+    """The original preset records --lr_decay_epochs as the empty string: the advice quotes it, and
+    the words a POSIX shell makes of it are flags the script's parser reads back as the record."""
+    run = tmp_path / "run"
+    argv = ["--path", fake_cifar["bin"], "--num_layers", "8", "--batch_size", "50", "--run_dir", str(run),
+            "--threads", "1", "--progress", "off"]
+    assert run_main(ResNet, argv + ["--steps", "2"])[0] == 0
+    refused = argv + ["--steps", "3", "--lr_decay_epochs", "2"]
+    code, out, err = run_main(ResNet, refused)
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    flags = advice(err.strip())
+    assert flags == "--lr_decay_epochs '' --lr_decay_steps 32000,48000", err
+    recorded = json.loads((run / "config.json").read_text())["hparams"]
+    args = build_parser("ResNet", ResNet.PRESETS, "").parse_args(shlex.split(flags))
+    assert (args.lr_decay_epochs, args.lr_decay_steps) == (recorded["lr_decay_epochs"], recorded["lr_decay_steps"])
+    # pasted after the refused command, as the message says
+    code, out, err = run_main(ResNet, refused + shlex.split(flags))
+    assert code == 0, err
+    assert "resumed from %s: step 2" % (run / "checkpoints" / "step-00000002") in out
+
+
+def test_resume_advice_says_bools_as_the_parser_reads_them_and_an_absent_flag_as_absent():
+    """A flag not given (None) has no value to paste: the advice says to leave it out."""
+    saved = settings(ResNet, [])
+    here = ["--augment=false", "--lr", "0.05", "--hvd_warmup_epochs", "5"]
+    with pytest.raises(KitError) as e:
+        check_resume({"config": {"hparams": dict(saved)}}, settings(ResNet, here), "ck")
+    flags, _, absent = advice(str(e.value)).partition(" and no ")
+    assert (flags, absent) == ("--augment true --lr 0.1", "--hvd_warmup_epochs")
+    pasted = [w for w in here if w not in ("--hvd_warmup_epochs", "5")] + shlex.split(flags)
+    check_resume({"config": {"hparams": dict(saved)}}, settings(ResNet, pasted), "ck")
+    assert "it was trained with --augment true --lr 0.1 and no --hvd_warmup_epochs, this command has --augment " \
+           "false --hvd_warmup_epochs 5.0 --lr 0.05;" in str(e.value)
 
 
 @pytest.fixture(scope="module")
