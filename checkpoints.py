@@ -259,12 +259,17 @@ def recorded_settings(meta):
     return as_recorded((meta.get("config") or {}).get("hparams") or {})
 
 
-def check_resume(meta, hp, folder):
-    """Refuse to resume a checkpoint under other settings: they would silently change the run.
+def check_resume(meta, hp, folder, model_name):
+    """Refuse to resume a checkpoint under other settings, or of another model: they would
+    silently change the run.
 
     Shapes alone cannot catch this (--stride_on or --shortcut_connections change the
     function, not the variables), so the settings recorded with the checkpoint are compared.
     """
+    model = (meta.get("config") or {}).get("model")
+    if model and model != model_name:  # no flags of this script rebuild another one's network
+        raise KitError("checkpoint %s was trained by %s.py, not %s.py: pass another --run_dir (or run %s.py to "
+                       "resume it)" % (folder, model, model_name, model))
     saved = recorded_settings(meta)
     conflicts = setting_conflicts(saved, hp, with_policy("resumable"))
     if conflicts:

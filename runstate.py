@@ -86,7 +86,7 @@ class RunState(object):
                 raise KitError("%s already holds checkpoints and --fresh was given: pass another --run_dir or "
                                "drop --fresh" % self.dir)
             if folder is not None:
-                check_resume(meta, hp, folder)
+                check_resume(meta, hp, folder, self.model_name)
                 distributed.check_workers(folder, meta, dist)
         if dist is not None:
             return dist.agree_on_checkpoint(folder, meta)

@@ -368,28 +368,50 @@ def test_resuming_with_another_model_is_refused_and_keeps_the_checkpoint(fake_ci
     logs = (run / "logs.txt").read_text()
     others = [(ResNeXt, ["--depth", "8"], ["--depth 4", "--depth 8"]),
               (ResNeXt, ["--depth", "4", "--preset", "paper"], ["--shortcut pad", "--shortcut projection"])]
-    if os.path.exists(os.path.join(ROOT, "SE_ResNeXt.py")):
-        import SE_ResNeXt
-        others.append((SE_ResNeXt, ["--depth", "4", "--reduction_ratio", "4"], ["--stride_on 1x1", "--stride_on 3x3"]))
     for module, flags, words in others:
         msg = one_line_error(run_main(module, base + flags))
         assert "checkpoint %s does not fit this" % folder in msg and "another --run_dir" in msg
         assert all(w in msg for w in words), msg
-    # A checkpoint without the recorded settings is still caught, by its variables.
+    se = os.path.exists(os.path.join(ROOT, "SE_ResNeXt.py"))
+    if se:  # its flags are ResNeXt's and more: the model is named before any of them
+        import SE_ResNeXt
+        msg = one_line_error(run_main(SE_ResNeXt, base + ["--depth", "4", "--reduction_ratio", "4"]))
+        assert msg == ("error: checkpoint %s was trained by ResNeXt.py, not SE_ResNeXt.py: pass another --run_dir "
+                       "(or run ResNeXt.py to resume it)" % folder)
+    # A checkpoint without the recorded settings and model is still caught, by its variables.
     meta_path = os.path.join(folder, "meta.json")
     with open(meta_path) as f:
         meta = json.load(f)
     meta["config"].pop("hparams")
+    meta["config"].pop("model")
     with open(meta_path, "w") as f:
         json.dump(meta, f)
     msg = one_line_error(run_main(ResNeXt, base + ["--depth", "8"]))
     assert "checkpoint %s does not fit this model" % folder in msg
     assert "is [1, 1, 8, 4] there and [1, 1, 8, 8] here" in msg and "another --run_dir" in msg
-    if len(others) == 3:
+    if se:
         msg = one_line_error(run_main(SE_ResNeXt, base + ["--depth", "4", "--reduction_ratio", "4"]))
         assert "checkpoint %s does not fit this model: it has no variable squeeze_layer" % folder in msg
     assert ck.latest_name() == name and ck.verify(folder) is not None
     assert (run / "config.json").read_text() == config and (run / "logs.txt").read_text() == logs
+
+
+def test_a_run_folder_of_another_model_is_refused_in_one_line(fake_cifar, tmp_path):
+    """Densenet.py on a folder ResNet.py trained in: the model is named at once, not a list of
+    flags to give that would only fail later, at restore; the folder stays as it was."""
+    import Densenet
+    import ResNet
+    run = tmp_path / "run"
+    argv = tiny_args(fake_cifar, run) + ["--train_subset", "60", "--test_subset", "40", "--batch_size", "10",
+                                          "--steps", "1"]
+    assert run_main(ResNet, argv + ["--binary=false", "--num_layers", "8"])[0] == 0
+    ck, name = first_checkpoint(run)
+    before = {p: (run / p).read_text() for p in ("config.json", "logs.txt", "checkpoints/latest")}
+    msg = one_line_error(run_main(Densenet, argv))
+    assert msg == ("error: checkpoint %s was trained by ResNet.py, not Densenet.py: pass another --run_dir (or run "
+                   "ResNet.py to resume it)" % os.path.join(ck.dir, name))
+    assert ck.steps() == [1] and ck.verify(os.path.join(ck.dir, name)) is not None
+    assert {p: (run / p).read_text() for p in before} == before
 
 
 def nan_from(step):

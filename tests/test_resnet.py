@@ -498,11 +498,11 @@ def test_a_checkpoint_from_before_batches_existed_resumes_only_as_epoch_batches(
     """A checkpoint whose record has no --batches was trained with epoch batches (Setting.added_later)."""
     old = {"config": {"hparams": {}}}
     with pytest.raises(KitError) as e:
-        check_resume(old, settings(ResNet, []), "ck")
+        check_resume(old, settings(ResNet, []), "ck", "ResNet")
     assert str(e.value) == ("checkpoint ck does not fit this command: it was trained with --batches epoch, this command "
                             "has --batches stream; give --batches epoch to resume it, or pass another --run_dir")
-    check_resume(old, settings(ResNet, ["--batches", "epoch"]), "ck")
-    check_resume({"config": {"hparams": {"batches": "stream"}}}, settings(ResNet, []), "ck")
+    check_resume(old, settings(ResNet, ["--batches", "epoch"]), "ck", "ResNet")
+    check_resume({"config": {"hparams": {"batches": "stream"}}}, settings(ResNet, []), "ck", "ResNet")
 
 
 def advice(message):
@@ -538,11 +538,11 @@ def test_resume_advice_says_bools_as_the_parser_reads_them_and_an_absent_flag_as
     saved = settings(ResNet, [])
     here = ["--augment=false", "--lr", "0.05", "--hvd_warmup_epochs", "5"]
     with pytest.raises(KitError) as e:
-        check_resume({"config": {"hparams": dict(saved)}}, settings(ResNet, here), "ck")
+        check_resume({"config": {"hparams": dict(saved)}}, settings(ResNet, here), "ck", "ResNet")
     flags, _, absent = advice(str(e.value)).partition(" and no ")
     assert (flags, absent) == ("--augment true --lr 0.1", "--hvd_warmup_epochs")
     pasted = [w for w in here if w not in ("--hvd_warmup_epochs", "5")] + shlex.split(flags)
-    check_resume({"config": {"hparams": dict(saved)}}, settings(ResNet, pasted), "ck")
+    check_resume({"config": {"hparams": dict(saved)}}, settings(ResNet, pasted), "ck", "ResNet")
     assert "it was trained with --augment true --lr 0.1 and no --hvd_warmup_epochs, this command has --augment " \
            "false --hvd_warmup_epochs 5.0 --lr 0.05;" in str(e.value)
 

@@ -45,9 +45,10 @@ def test_a_declared_check_is_a_one_line_error(added):
 def test_the_role_decides_what_a_resume_may_change(added):
     _, hp = parse([])
     meta = {"config": {"hparams": dict(hp)}}
-    checkpoints.check_resume(meta, dict(hp, toy_folder="elsewhere", epochs=400), "ck")  # where, length: free
+    # a setting of role where (toy_folder) or length (epochs) may differ
+    checkpoints.check_resume(meta, dict(hp, toy_folder="elsewhere", epochs=400), "ck", "ResNeXt")
     with pytest.raises(settings.KitError) as e:
-        checkpoints.check_resume(meta, dict(hp, toy_rate=0.25), "ck")
+        checkpoints.check_resume(meta, dict(hp, toy_rate=0.25), "ck", "ResNeXt")
     assert "it was trained with --toy_rate 0.5, this command has --toy_rate 0.25" in str(e.value)
     resumable, bookkeeping, training_only = map(settings.with_policy, ("resumable", "bookkeeping", "training_only"))
     assert "toy_folder" in bookkeeping and "toy_rate" not in bookkeeping
