@@ -161,6 +161,11 @@ def test_a_count_in_epochs_given_alone_replaces_the_presets_count_in_steps():
     ("ResNet", ["--summary", "--ckpt_path", "x"], "--ckpt_path names a checkpoint to evaluate: add --eval"),
 ])
 def test_a_flag_that_would_do_nothing_is_refused_not_ignored(script, argv, error):
+    refused_or_accepted(script, argv, error)
+
+
+def refused_or_accepted(script, argv, error):
+    """`script`'s settings for `argv` are refused with a message starting `error`, or (None) accepted."""
     import importlib
     from conftest import settings as script_settings
     module = importlib.import_module(script)
@@ -169,7 +174,7 @@ def test_a_flag_that_would_do_nothing_is_refused_not_ignored(script, argv, error
         return
     with pytest.raises(settings.KitError) as e:
         script_settings(module, argv)
-    assert str(e.value).startswith(error)
+    assert str(e.value).startswith(error), str(e.value)
 
 
 DECAYS = "--lr_decay_epochs/--lr_decay_steps take comma-separated positive numbers, each once, e.g. 150,225"
@@ -200,12 +205,4 @@ DECAYS = "--lr_decay_epochs/--lr_decay_steps take comma-separated positive numbe
 def test_a_value_out_of_range_is_one_line_not_a_crash_later(script, argv, error):
     """Each of these once got past the checks and failed deep inside NumPy or TensorFlow (a batch
     thread's traceback and a hang, an aborted process, a graph that could not be built)."""
-    import importlib
-    from conftest import settings as script_settings
-    module = importlib.import_module(script)
-    if error is None:
-        script_settings(module, argv)
-        return
-    with pytest.raises(settings.KitError) as e:
-        script_settings(module, argv)
-    assert str(e.value).startswith(error), str(e.value)
+    refused_or_accepted(script, argv, error)
