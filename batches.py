@@ -125,24 +125,28 @@ class Batches(object):
         return bx, self.y[idx]
 
     def iterate(self, epoch, start, end=None):
-        """Yield (index, images, labels) for indices start..end-1 (end: steps_per_epoch), one step ahead."""
+        """Yield (index, images, labels) for indices start..end-1 (end: steps_per_epoch), one step ahead.
+
+        An exception raised while making a batch is raised here, in place of that batch."""
         end = self.steps_per_epoch if end is None else end
         q = queue.Queue(maxsize=self.prefetch)
         stop = threading.Event()
         order = None if self.stream else self.order(epoch)
 
         def work():
-            for i in range(start, end):
-                item = (i,) + self.batch(epoch, i, order)
-                while not stop.is_set():
+            for i in range(start, end + 1):  # one turn more, for the end marker None
+                try:
+                    item = (i,) + self.batch(epoch, i, order) if i < end else None
+                except BaseException as e:  # a thread that died here would leave the loop waiting forever
+                    item = e
+                while not stop.is_set():  # a consumer that stopped early takes nothing more
                     try:
                         q.put(item, timeout=0.1)
                         break
                     except queue.Full:
                         pass
-                if stop.is_set():
+                if stop.is_set() or not isinstance(item, tuple):
                     return
-            q.put(None)
 
         t = threading.Thread(target=work)
         t.daemon = True
@@ -150,6 +154,8 @@ class Batches(object):
         try:
             while True:
                 item = q.get()
+                if isinstance(item, BaseException):
+                    raise item  # at the step that needed the batch, with the thread's traceback
                 if item is None:
                     return
                 yield item

@@ -66,6 +66,11 @@ def read(path):
         return f.read()
 
 
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def wait_for_line(server, pid, log, text, timeout=120):
     """Wait until `text` is in the child's log: None, or the child's (code, signal) if it
     ended first (the server has then reaped it)."""
@@ -430,3 +435,43 @@ def test_a_damaged_checkpoint_neither_counts_nor_goes(fake_cifar, tmp_path):
     assert code == 0, err
     assert "checkpoint step-00000006, step-00000005 is incomplete or damaged; resuming from step-00000004" in out
     assert ck.steps() == [10, 8, 6, 5] and intact(ck) == [10, 8, 6] and ck.latest_name() == "step-00000010"
+
+
+# ----------------------------------------------------------------------------- an error making a batch
+
+def test_an_error_making_a_batch_ends_the_run_at_that_step_and_keeps_the_checkpoint(fake_cifar, tmp_path,
+                                                                                    monkeypatch):
+    """An exception in the thread that makes batches one step ahead comes out of the run at the
+    step that needed the batch, as itself, instead of leaving the loop waiting for a batch that
+    never comes; the last checkpoint stays as it was."""
+    import ResNeXt
+    from batches import Batches
+    from conftest import run_main
+    run = tmp_path / "run"
+    argv = tiny_args(fake_cifar, run) + TINY + ["--train_subset", "60", "--test_subset", "40", "--batch_size", "10",
+                                                 "--ckpt_every_steps", "2"]
+    assert run_main(ResNeXt, argv + ["--steps", "4"])[0] == 0
+    ck = Checkpoints(str(run))
+    kept = {name: read_bytes(os.path.join(ck.path(4), name)) for name in os.listdir(ck.path(4))}
+    real, made = Batches.batch, []
+
+    def batch(self, epoch, index, order=None):  # the sixth step's batch cannot be made
+        made.append(epoch * self.steps_per_epoch + index)
+        if made[-1] == 5:
+            raise ValueError("Seed must be between 0 and 2**32 - 1")
+        return real(self, epoch, index, order)
+    monkeypatch.setattr(Batches, "batch", batch)
+
+    def hung(signum, frame):
+        raise AssertionError("the run still waits for the batch that failed")
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(120)
+    try:
+        with pytest.raises(ValueError, match=r"Seed must be between 0 and 2\*\*32 - 1"):
+            run_main(ResNeXt, argv + ["--steps", "8"])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert made == [4, 5]  # resumed at step 4; the fifth trained, no batch after the one that failed
+    assert ck.steps() == [4, 2] and ck.latest_name() == "step-00000004"
+    assert {name: read_bytes(os.path.join(ck.path(4), name)) for name in os.listdir(ck.path(4))} == kept
