@@ -63,6 +63,17 @@ def write_atomic(path, text):
     _fsync_dir(os.path.dirname(path) or ".")
 
 
+def write_if_changed(path, text):
+    """write_atomic, but a file that holds `text` already is left as it is."""
+    try:
+        with open(path) as f:
+            if f.read() == text:
+                return
+    except (OSError, IOError):
+        pass  # missing or unreadable: written
+    write_atomic(path, text)
+
+
 class Checkpoints(object):
     """Atomic checkpoints in `run_dir/checkpoints`.
 

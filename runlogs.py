@@ -19,10 +19,11 @@ def log_line(rec, epochs):
                                                    rec["test_loss"], rec["test_acc"], rec["lr"], rec["images_per_sec"]))
 
 
-def rewrite_logs(run_dir, history, epochs):
-    """logs.txt and metrics.jsonl hold exactly the epochs of `history` (the checkpoint's)."""
-    write_atomic(os.path.join(run_dir, "metrics.jsonl"), "".join(json.dumps(r) + "\n" for r in history))
-    write_atomic(os.path.join(run_dir, "logs.txt"), "".join(log_line(r, epochs) + "\n" for r in history))
+def rewrite_logs(run_dir, history, epochs, write=write_atomic):
+    """logs.txt and metrics.jsonl hold exactly the epochs of `history` (the checkpoint's), each file
+    written by `write` (checkpoints.write_if_changed leaves one that does already as it is)."""
+    write(os.path.join(run_dir, "metrics.jsonl"), "".join(json.dumps(r) + "\n" for r in history))
+    write(os.path.join(run_dir, "logs.txt"), "".join(log_line(r, epochs) + "\n" for r in history))
 
 
 def append_logs(run_dir, rec, epochs):

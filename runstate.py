@@ -31,7 +31,7 @@ import numpy as np
 from compat import VERSION
 import distributed
 import runlogs
-from checkpoints import Checkpoints, check_resume, run_lock, write_atomic
+from checkpoints import Checkpoints, check_resume, run_lock, write_atomic, write_if_changed
 from settings import KitError, EXIT_NAN, EXIT_INTERRUPTED
 
 KIT_VERSION = "0.1.0"
@@ -130,32 +130,41 @@ class RunState(object):
         """After initialisation or restore: the run's length, the step to go on from and the epochs'
         records, rank 0's variables on every rank, config.json and the logs as of the checkpoint;
         from here on, Ctrl-C and SIGTERM stop the loop at a step boundary with a checkpoint (_on_signal).
+        A run already at (or past) the step this command ends at trains nothing and says so in one line;
+        its records stay as its checkpoint describes the run (_records_as_trained).
 
         The length is --steps, or --epochs of the graph's steps per epoch; KIT_MAX_STEPS=N then ends
         the run after step N and leaves its schedule and epoch count as they are (a smoke test of any
         command exactly as written: the README's commands run so in the tests)."""
         hp, spe = self.hp, g.steps_per_epoch
         self.sess, self.g, self.spe, self.t0 = sess, g, spe, time.time()
-        self.total_steps = hp["steps"] or hp["epochs"] * spe
-        self.epochs = int(math.ceil(self.total_steps / float(spe)))
-        if self.max_steps and self.max_steps < self.total_steps:
-            self.log("KIT_MAX_STEPS=%d: this run stops after step %d of %d; run the same command without it to go "
-                     "on" % (self.max_steps, self.max_steps, self.total_steps))
-            self.total_steps = self.max_steps
+        planned = hp["steps"] or hp["epochs"] * spe
+        self.epochs = int(math.ceil(planned / float(spe)))
+        self.total_steps = min(planned, self.max_steps or planned)
         self.handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         self.history, self.partial, self.step = [], None, 0
         if self.folder is not None:
             self.history, self.partial = self.meta["history"], self.meta.get("partial")
             self.step = int(sess.run(g.global_step))
-            # A run that stopped mid-epoch: that epoch goes on, and will log its record again. A run
-            # already at its last step (--steps ended it mid-epoch) keeps that record.
-            if self.history and self.history[-1].get("partial") and self.step < self.total_steps:
-                self.history.pop()
             self.log("resumed from %s: step %d (%d full epochs and %d steps done), learning rate %g"
                      % (self.folder, self.step, self.step // spe, self.step % spe, sess.run(g.lr)))
         if g.broadcast is not None:
             sess.run(g.broadcast)
             self.step = int(sess.run(g.global_step))  # rank 0's, restored or 0
+        # Known on every rank only after the broadcast, so that all of them skip the loop alike. The
+        # records keep the run as trained: rewritten for this command's length, they would contradict it.
+        if self.step >= self.total_steps:
+            if self.chief:
+                self._records_as_trained()
+            self.rec = self.history[-1] if self.history else None
+            self.log(self._nothing_to_train(planned))
+            return
+        if self.total_steps < planned:
+            self.log("KIT_MAX_STEPS=%d: this run stops after step %d of %d; run the same command without it to go "
+                     "on" % (self.max_steps, self.max_steps, planned))
+        # A run that stopped mid-epoch: that epoch goes on, and will log its record again.
+        if self.history and self.history[-1].get("partial"):
+            self.history.pop()
         self.config = dict(model=self.model_name, preset=hp["preset"], dataset=hp["dataset"],
                            dataset_label=data["label"], data_verified=bool(data["verified"]),
                            hparams={k: v for k, v in sorted(hp.items())}, num_params=g.num_params,
@@ -174,6 +183,30 @@ class RunState(object):
                                             spe))
             self.scalars = runlogs.Scalars(os.path.join(self.dir, "tb"))
         self.rec = self.history[-1] if self.history else None
+
+    def _records_as_trained(self):
+        """config.json, logs.txt and metrics.jsonl as the checkpoint describes the run. Only a file that
+        differs is written: logs a crash left an epoch behind (its lines follow its checkpoint), or records
+        that a command stopped before its first checkpoint rewrote for its own length."""
+        config = self.meta.get("config") or {}
+        if config:
+            write_if_changed(os.path.join(self.dir, "config.json"), json.dumps(config, indent=1, sort_keys=True) + "\n")
+        runlogs.rewrite_logs(self.dir, self.history, config.get("epochs_planned", self.epochs), write=write_if_changed)
+
+    def _nothing_to_train(self, planned):
+        """The line of a run with no step left to train: what ends it here, and how to go on."""
+        hp, step, cap = self.hp, self.step, self.max_steps
+        if step < planned:  # the run goes on, but not under KIT_MAX_STEPS
+            at = "at step %d" % step if step == cap else "at step %d, past step %d" % (step, cap)
+            return ("%s is %s, where KIT_MAX_STEPS=%d ends this run: nothing to train; unset KIT_MAX_STEPS or raise "
+                    "it to train on to step %d" % (self.dir, at, cap, planned))
+        length = "--steps %d" % planned if hp["steps"] else "--epochs %d" % hp["epochs"]
+        larger = "a larger --steps" if hp["steps"] else "a larger --epochs (or --steps)"
+        if step == planned:
+            return ("%s is finished: step %d of %d (%s) done; pass %s to train on, or --eval to evaluate it"
+                    % (self.dir, step, planned, length, larger))
+        return ("%s is finished: it was trained to step %d, past this command's %s%s; pass %s to train on, or --eval "
+                "to evaluate it" % (self.dir, step, length, "" if hp["steps"] else " (step %d)" % planned, larger))
 
     def epochs_left(self):
         """The epochs still to train, the first perhaps a resumed one's rest."""

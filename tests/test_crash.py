@@ -475,3 +475,114 @@ def test_an_error_making_a_batch_ends_the_run_at_that_step_and_keeps_the_checkpo
     assert made == [4, 5]  # resumed at step 4; the fifth trained, no batch after the one that failed
     assert ck.steps() == [4, 2] and ck.latest_name() == "step-00000004"
     assert {name: read_bytes(os.path.join(ck.path(4), name)) for name in os.listdir(ck.path(4))} == kept
+
+
+# ----------------------------------------------------------------------------- a run with nothing left to train
+
+def folder_state(run_dir):
+    """{path: (bytes, inode, mtime)} of every file of a run folder but LOCK, which each command rewrites
+    with its pid: a file rewritten with the same bytes (replaced atomically) shows too."""
+    found = {}
+    for root, _, files in os.walk(str(run_dir)):
+        for name in files:
+            path = os.path.join(root, name)
+            if os.path.relpath(path, str(run_dir)) != "LOCK":
+                st = os.stat(path)
+                found[os.path.relpath(path, str(run_dir))] = (read_bytes(path), st.st_ino, st.st_mtime_ns)
+    return found
+
+
+def short_args(fake, run_dir, *extra):
+    """The tiny ResNeXt, 2 steps per epoch (20 images in batches of 10)."""
+    return tiny_args(fake, run_dir) + TINY + ["--train_subset", "20", "--test_subset", "20", "--batch_size", "10",
+                                              "--epochs", "2"] + list(extra)
+
+
+@pytest.fixture(scope="module")
+def finished(fake_cifar, tmp_path_factory):
+    """A run trained to its end: --epochs 2, step 4."""
+    import ResNeXt
+    from conftest import run_main
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    code, out, err = run_main(ResNeXt, short_args(fake_cifar, run_dir))
+    assert code == 0, err
+    return run_dir
+
+
+@pytest.mark.parametrize("flags, line", [
+    ([], "{} is finished: step 4 of 4 (--epochs 2) done; pass a larger --epochs (or --steps) to train on, or --eval "
+         "to evaluate it"),
+    (["--steps", "3"], "{} is finished: it was trained to step 4, past this command's --steps 3; pass a larger "
+                       "--steps to train on, or --eval to evaluate it"),
+    (["--epochs", "1"], "{} is finished: it was trained to step 4, past this command's --epochs 1 (step 2); pass a "
+                        "larger --epochs (or --steps) to train on, or --eval to evaluate it"),
+])
+def test_a_finished_run_is_left_as_it_is(flags, line, finished, fake_cifar, tmp_path, monkeypatch):
+    """The same command again, or one with a shorter length, finds nothing to train: it says so in
+    one line, exits 0 and leaves every file as it was (config.json and logs.txt once took the new
+    length, contradicting the run they describe), and `train` still returns the last epoch's record."""
+    import ResNeXt
+    import runlogs
+    import trainer
+    from conftest import run_main, settings
+    real, opened = runlogs.Scalars, []
+    monkeypatch.setattr(runlogs, "Scalars", lambda logdir: opened.append(logdir) or real(logdir))
+    run_dir = tmp_path / "run"
+    shutil.copytree(str(finished), str(run_dir))
+    before = folder_state(run_dir)
+    code, out, err = run_main(ResNeXt, short_args(fake_cifar, run_dir, *flags))
+    assert code == 0 and "Traceback" not in err, err
+    assert out.splitlines()[-2].startswith("resumed from %s: step 4 " % os.path.join(str(run_dir), "checkpoints",
+                                                                                      "step-00000004"))
+    assert out.splitlines()[-1] == line.format(run_dir), out
+    assert folder_state(run_dir) == before
+    said = []
+    rec = trainer.train("ResNeXt", ResNeXt.Build_ResNext, settings(ResNeXt, short_args(fake_cifar, run_dir, *flags)),
+                        log=said.append)
+    assert said[-1] == line.format(run_dir)
+    assert rec == json.loads(read(str(run_dir / "metrics.jsonl")).splitlines()[-1]) and rec["step"] == 4
+    assert folder_state(run_dir) == before and opened == []  # no TensorBoard writer either
+
+
+def test_a_finished_run_gets_back_the_log_lines_a_crash_left_out(finished, fake_cifar, tmp_path):
+    """Killed between its last checkpoint and that epoch's log lines (or out of space there): the next
+    command finds nothing to train and writes the lines back from the checkpoint, with the run's own
+    epoch count, not this command's; config.json, which matches the checkpoint, is not touched."""
+    import ResNeXt
+    from conftest import run_main
+    run_dir = tmp_path / "run"
+    shutil.copytree(str(finished), str(run_dir))
+    before = folder_state(run_dir)
+    for name in ("logs.txt", "metrics.jsonl"):
+        with open(str(run_dir / name), "w") as f:
+            f.write(read(str(finished / name)).splitlines(True)[0])
+    code, out, err = run_main(ResNeXt, short_args(fake_cifar, run_dir, "--epochs", "1"))
+    assert code == 0 and out.splitlines()[-1].startswith("%s is finished: it was trained to step 4" % run_dir), err
+    after = folder_state(run_dir)
+    assert {k: v[0] for k, v in after.items()} == {k: v[0] for k, v in before.items()}
+    assert read(str(run_dir / "logs.txt")).splitlines()[1].startswith("epoch: 2/2, ")
+    assert after["config.json"] == before["config.json"]
+
+def test_a_run_at_its_step_limit_is_left_as_it_is_and_goes_on_without_it(fake_cifar, tmp_path, monkeypatch):
+    """KIT_MAX_STEPS=3 stops a 4-step run at step 3; the same command under the same limit, or a
+    lower one, finds nothing to train, says which limit holds it and changes nothing; without the
+    limit the run goes on to its end."""
+    import ResNeXt
+    from conftest import run_main
+    run_dir = tmp_path / "run"
+    monkeypatch.setenv("KIT_MAX_STEPS", "3")
+    assert run_main(ResNeXt, short_args(fake_cifar, run_dir))[0] == 0
+    before = folder_state(run_dir)
+    assert Checkpoints(str(run_dir)).latest_name() == "step-00000003"
+    for limit, where in (("3", "at step 3"), ("2", "at step 3, past step 2")):
+        monkeypatch.setenv("KIT_MAX_STEPS", limit)
+        code, out, err = run_main(ResNeXt, short_args(fake_cifar, run_dir))
+        assert code == 0 and "Traceback" not in err, err
+        assert out.splitlines()[-1] == ("%s is %s, where KIT_MAX_STEPS=%s ends this run: nothing to train; unset "
+                                        "KIT_MAX_STEPS or raise it to train on to step 4" % (run_dir, where, limit))
+        assert folder_state(run_dir) == before
+    monkeypatch.delenv("KIT_MAX_STEPS")
+    code, out, err = run_main(ResNeXt, short_args(fake_cifar, run_dir))
+    assert code == 0, err
+    assert [l.split(",")[0] for l in read(str(run_dir / "logs.txt")).splitlines()] == ["epoch: 1/2", "epoch: 2/2"]
+    assert Checkpoints(str(run_dir)).latest_name() == "step-00000004"

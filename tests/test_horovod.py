@@ -197,6 +197,61 @@ def test_missing_horovod_is_a_one_line_error(monkeypatch, fake_cifar, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+class BroadcastSession(object):
+    """What RunState.start asks of a session: global_step is this rank's own until the broadcast
+    brings rank 0's."""
+
+    def __init__(self, own_step, rank0_step):
+        self.own_step, self.rank0_step, self.ran = own_step, rank0_step, []
+
+    def run(self, fetch):
+        self.ran.append(fetch)
+        step = self.rank0_step if "broadcast" in self.ran else self.own_step
+        return {"global_step": step, "lr": 0.1, "broadcast": None}[fetch]
+
+
+def test_every_rank_skips_a_finished_run_and_only_rank_zero_says_so(tmp_path):
+    """Rank 0 resumes a finished 2-process run (step 4 of 4): both ranks still run the broadcast (a
+    rank that skipped it would leave the other waiting in it forever), both skip the loop, rank 0
+    says so in one line, rank 1 says nothing, and neither writes into its run folder."""
+    import ResNeXt
+    import runlogs
+    import runstate
+    from conftest import settings
+    g = types.SimpleNamespace(steps_per_epoch=2, global_step="global_step", lr="lr", broadcast="broadcast",
+                              num_params=1, build_seconds=0.0)
+    data = dict(label="CIFAR-10", verified=True, train_x=np.zeros(4), test_x=np.zeros(4))
+    rec = dict(epoch=2, step=4, train_loss=2.0, train_acc=0.5, test_loss=2.0, test_acc=0.5, lr=0.1,
+               images_per_sec=100.0)
+    for rank, own_step in ((0, 4), (1, 0)):
+        run_dir = tmp_path / ("rank%d" % rank)
+        hp = settings(ResNeXt, ["--run_dir", str(run_dir), "--epochs", "2"])
+        if rank == 0:  # its checkpoint of step 4 and its records; no weights, since nothing restores them here
+            (run_dir / "checkpoints" / "step-00000004").mkdir(parents=True)
+            config = dict(hparams=dict(hp), workers=2, total_steps=4, epochs_planned=2)
+            meta = dict(files={}, step=4, history=[rec], config=config)
+            (run_dir / "checkpoints" / "step-00000004" / "meta.json").write_text(json.dumps(meta))
+            (run_dir / "checkpoints" / "latest").write_text("step-00000004\n")
+            (run_dir / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
+            runlogs.rewrite_logs(str(run_dir), [rec], 2)
+            written = {f: os.stat(str(run_dir / f)).st_mtime_ns for f in ("config.json", "logs.txt", "metrics.jsonl")}
+        said, sess = [], BroadcastSession(own_step, 4)
+        with runstate.RunState("ResNeXt", hp, fake_dist(rank=rank, size=2), log=said.append) as run:
+            run.start(sess, g, data)
+            assert "broadcast" in sess.ran and run.step == 4 and list(run.epochs_left()) == []
+        if rank == 0:
+            assert said[-1] == ("%s is finished: step 4 of 4 (--epochs 2) done; pass a larger --epochs (or --steps) to "
+                                "train on, or --eval to evaluate it" % run_dir)
+            assert said[0].startswith("resumed from ") and len(said) == 2 and run.rec == rec
+            files = sorted(os.path.relpath(os.path.join(d, f), str(run_dir)) for d, _, fs in os.walk(str(run_dir))
+                           for f in fs)
+            assert files == ["LOCK", "checkpoints/latest", "checkpoints/step-00000004/meta.json", "config.json",
+                             "logs.txt", "metrics.jsonl"]
+            assert {f: os.stat(str(run_dir / f)).st_mtime_ns for f in written} == written
+        else:
+            assert said == [] and run.rec is None and not run_dir.exists()
+
+
 # ----------------------------------------------------------------------------- horovodrun
 
 # A model without batch normalisation: with it, a process's batch statistics come from its own
