@@ -85,13 +85,14 @@ class _GraphAction(argparse.Action):
 
 
 RUN, DATA, OPT = "run", "data", "optimisation"
+A_PATH = (lambda v: v.strip() != "", "a path, not empty")  # "" would fall back to the default silently
 HARNESS = "reproduce the originals' harness bugs (all fixed by default)"
 HOROVOD = "data-parallel training with horovodrun (docs/horovod.md)"
 
 SETTINGS = [
     Setting("preset", RUN, "original (the default): the original repository's code and recipe; paper: the paper's"),
     Setting("run_dir", RUN, "folder for logs and checkpoints (default runs/<model>-<preset>-<dataset>)", role="where",
-            check=(lambda v: v.strip() != "", "a path, not empty")),
+            check=A_PATH),
     Setting("summary", RUN, "print each stage's output shape and the parameter total, and where the network's "
                             "architecture card is, then exit", kind="switch", role="where"),
     Setting("graph", RUN, "--summary, and write the graph for TensorBoard and graph.pbtxt (netron) to DIR "
@@ -99,7 +100,7 @@ SETTINGS = [
     Setting("eval", RUN, "evaluate the latest checkpoint (or --ckpt_path) on the test set and exit", kind="switch",
             role="where"),
     Setting("ckpt_path", RUN, "checkpoint folder (runs/.../checkpoints/step-N) for --eval", role="where",
-            check=(lambda v: v.strip() != "", "a path, not empty")),
+            check=A_PATH),
     Setting("fresh", RUN, "refuse to resume: fail if the run folder already has checkpoints", kind="switch",
             role="where"),
     Setting("keep_checkpoints", RUN, "how many checkpoints to keep", int, 3, check=(lambda v: v >= 1, "at least 1"),
@@ -112,9 +113,9 @@ SETTINGS = [
     Setting("dataset", DATA, None, default="cifar10", preset=True, choices=["cifar10", "cifar100", "mnist"],
             role="label"),
     Setting("data_dir", DATA, "where archives are downloaded and extracted (env KIT_DATA_DIR)",
-            default=lambda: os.environ.get("KIT_DATA_DIR", "data"), role="where", check=(lambda v: v.strip() != "", "a path, not empty")),
+            default=lambda: os.environ.get("KIT_DATA_DIR", "data"), role="where", check=A_PATH),
     Setting("data_source", DATA, "a local archive, an extracted folder or a mirror URL (env KIT_DATA_SOURCE)",
-            role="where", check=(lambda v: v.strip() != "", "an archive, folder or URL, not empty")),
+            role="where", check=(A_PATH[0], "an archive, folder or URL, not empty")),
     Setting("trust_data", DATA, "vouch for a data folder or archive whose checksum does not match the official one",
             kind="switch", role="where"),
     Setting("dataset_label", DATA, "what the data really is, for the logs and compare (e.g. 'CIFAR-10 (JPEG)')",
@@ -376,9 +377,10 @@ def check_common(hp, model_name=None):
                        "--run_dir, and resumes from the newest there)")
     try:
         decays = int_list(hp["lr_decay_epochs"]), int_list(hp["lr_decay_steps"])
-    except ValueError:
-        decays = [[0]]
-    if any(len(set(d)) != len(d) or not all(1 <= b <= 10 ** 9 for b in d) for d in decays):
+        ok = all(len(set(d)) == len(d) and all(1 <= b <= 10 ** 9 for b in d) for d in decays)
+    except ValueError:  # not numbers at all
+        ok = False
+    if not ok:
         raise KitError("--lr_decay_epochs/--lr_decay_steps take comma-separated positive numbers, each once, e.g. "
                        "150,225")
     if "lr_decay_factor" in getattr(hp, "given", ()) and not any(decays):
