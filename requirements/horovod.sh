@@ -14,7 +14,11 @@
 # Gloo is Horovod's own transport (TCP between the processes), so no MPI is needed;
 # `horovodrun --gloo` starts the processes, on one machine or over ssh on several.
 # ./kit rebuilds its environment from scratch whenever a requirement file changes: run this
-# script again after that.
+# script again after that. The wheel it compiles is kept in HOROVOD_WHEEL_CACHE (default
+# ~/.cache/kit/horovod), under a key of the Python, the TensorFlow version and a hash of
+# TensorFlow's framework library, so that the next build against the same TensorFlow (a
+# recreated environment, a fresh clone) installs it in seconds. HOROVOD_WHEEL_CACHE= (empty)
+# compiles without keeping the wheel, as in a Dockerfile; delete the folder to drop the wheels.
 set -euo pipefail
 
 VERSION=0.28.1
@@ -47,14 +51,50 @@ if "$py" -c "import horovod, horovod.tensorflow as h; assert horovod.__version__
   exit 0
 fi
 
-echo "horovod.sh: building Horovod $VERSION against TensorFlow $tf_v for $("$py" -c 'import sys; print(sys.executable)') (a few minutes of compiling)" >&2
-# --no-build-isolation: the build must see the installed TensorFlow (its headers and library);
-# setuptools >= 68 drops Python 3.7 and changes what horovod's setup.py relies on.
+build_env=(HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1)
+# A wheel compiled against one TensorFlow links to that TensorFlow's framework library: the key
+# names the library's content, not only the version (tensorflow, tensorflow-gpu and
+# intel-tensorflow 1.15 are three builds).
+cache="${HOROVOD_WHEEL_CACHE-${XDG_CACHE_HOME:-$HOME/.cache}/kit/horovod}"
+wheel=""
+if [ -n "$cache" ]; then
+  key="$("$py" - <<'PY'
+import glob, hashlib, os, sys
+import tensorflow as tf
+lib = sorted(glob.glob(os.path.join(tf.sysconfig.get_lib(), "libtensorflow_framework.so*")))
+digest = hashlib.sha256()
+for path in lib[:1]:
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+print("py%d.%d-tf%s-%s" % (sys.version_info[0], sys.version_info[1], tf.__version__, digest.hexdigest()[:12]))
+PY
+)" || die "$py could not hash TensorFlow's framework library: set HOROVOD_WHEEL_CACHE= (empty) to build without the cache."
+  dir="$cache/$VERSION-$key"
+  wheel="$(ls "$dir"/horovod-"$VERSION"-*.whl 2>/dev/null | head -1 || true)"
+fi
+
 "$py" -m pip install -q "setuptools<68" wheel
-HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
-HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1 \
-  "$py" -m pip install -q --no-build-isolation --no-cache-dir "horovod==$VERSION" \
-  || die "building Horovod $VERSION failed (see the compiler's messages above)."
+if [ -n "$wheel" ]; then
+  echo "horovod.sh: installing Horovod $VERSION from $wheel, compiled earlier against this TensorFlow $tf_v" >&2
+  "$py" -m pip install -q "$wheel" || die "installing $wheel failed: delete $dir and run this again to compile it anew."
+else
+  echo "horovod.sh: building Horovod $VERSION against TensorFlow $tf_v for $("$py" -c 'import sys; print(sys.executable)') (a few minutes of compiling)" >&2
+  # --no-build-isolation: the build must see the installed TensorFlow (its headers and library);
+  # setuptools >= 68 drops Python 3.7 and changes what horovod's setup.py relies on.
+  if [ -n "$cache" ]; then
+    mkdir -p "$dir" || die "cannot create $dir: set HOROVOD_WHEEL_CACHE to a writable folder, or empty to build without it."
+    tmp="$(mktemp -d "$dir/.build.XXXXXX")"
+    env "${build_env[@]}" "$py" -m pip wheel -q --no-deps --no-build-isolation --no-cache-dir -w "$tmp" "horovod==$VERSION" \
+      || { rm -rf "$tmp"; die "building Horovod $VERSION failed (see the compiler's messages above)."; }
+    built="$(ls "$tmp"/horovod-"$VERSION"-*.whl | head -1)"
+    mv "$built" "$dir/" && rm -rf "$tmp"  # moved in whole: a build cut short leaves no wheel behind
+    "$py" -m pip install -q "$dir/$(basename "$built")" || die "installing the Horovod wheel just built failed (see above)."
+  else
+    env "${build_env[@]}" "$py" -m pip install -q --no-build-isolation --no-cache-dir "horovod==$VERSION" \
+      || die "building Horovod $VERSION failed (see the compiler's messages above)."
+  fi
+fi
 
 "$py" -c "import horovod.tensorflow as h; assert h.gloo_built(), 'Gloo missing'; print('horovod.sh: Horovod', __import__('horovod').__version__, 'built with TensorFlow and Gloo')" \
-  || die "Horovod $VERSION installed but does not import with TensorFlow and Gloo (see above)."
+  || die "Horovod $VERSION installed but does not import with TensorFlow and Gloo (see above)${dir:+; if it came from $dir, delete that folder and run this again}."
