@@ -1,5 +1,5 @@
-"""What a run writes as it goes: logs.txt (the originals' format), metrics.jsonl, TensorBoard
-scalars, and a progress bar (tqdm, or plain lines where tqdm is missing).
+"""What a run writes as it goes: config.json, logs.txt (the originals' format), metrics.jsonl,
+TensorBoard scalars, and a progress bar (tqdm, or plain lines where tqdm is missing).
 """
 from __future__ import division
 
@@ -19,9 +19,12 @@ def log_line(rec, epochs):
                                                    rec["test_loss"], rec["test_acc"], rec["lr"], rec["images_per_sec"]))
 
 
-def rewrite_logs(run_dir, history, epochs, write=write_atomic):
-    """logs.txt and metrics.jsonl hold exactly the epochs of `history` (the checkpoint's), each file
-    written by `write` (checkpoints.write_if_changed leaves one that does already as it is)."""
+def rewrite_records(run_dir, config, history, epochs, write=write_atomic):
+    """config.json holds `config`, logs.txt and metrics.jsonl exactly the epochs of `history` (the
+    checkpoint's), each file written by `write` (checkpoints.write_if_changed leaves one that does
+    already as it is). An empty `config` (a checkpoint older than its record) leaves config.json as it is."""
+    if config:
+        write(os.path.join(run_dir, "config.json"), json.dumps(config, indent=1, sort_keys=True) + "\n")
     write(os.path.join(run_dir, "metrics.jsonl"), "".join(json.dumps(r) + "\n" for r in history))
     write(os.path.join(run_dir, "logs.txt"), "".join(log_line(r, epochs) + "\n" for r in history))
 

@@ -20,7 +20,6 @@ the loop has no branch for them.
 """
 from __future__ import division, print_function
 
-import json
 import math
 import os
 import signal
@@ -31,7 +30,7 @@ import numpy as np
 from compat import VERSION
 import distributed
 import runlogs
-from checkpoints import Checkpoints, check_resume, run_lock, write_atomic, write_if_changed
+from checkpoints import Checkpoints, check_resume, run_lock, write_if_changed
 from settings import KitError, EXIT_NAN, EXIT_INTERRUPTED
 
 KIT_VERSION = "0.1.0"
@@ -175,8 +174,7 @@ class RunState(object):
         if self.dist is not None:
             self.config["workers"] = self.dist.size
         if self.chief:
-            write_atomic(os.path.join(self.dir, "config.json"), json.dumps(self.config, indent=1, sort_keys=True) + "\n")
-            runlogs.rewrite_logs(self.dir, self.history, self.epochs)
+            runlogs.rewrite_records(self.dir, self.config, self.history, self.epochs)
             self.log("%s: %d trainable parameters, graph built in %.1fs; %s, %d train / %d test images; %d steps of "
                      "%d (%d per epoch)" % (self.model_name, g.num_params, g.build_seconds, data["label"],
                                             len(data["train_x"]), len(data["test_x"]), self.step, self.total_steps,
@@ -189,9 +187,8 @@ class RunState(object):
         differs is written: logs a crash left an epoch behind (its lines follow its checkpoint), or records
         that a command stopped before its first checkpoint rewrote for its own length."""
         config = self.meta.get("config") or {}
-        if config:
-            write_if_changed(os.path.join(self.dir, "config.json"), json.dumps(config, indent=1, sort_keys=True) + "\n")
-        runlogs.rewrite_logs(self.dir, self.history, config.get("epochs_planned", self.epochs), write=write_if_changed)
+        runlogs.rewrite_records(self.dir, config, self.history, config.get("epochs_planned", self.epochs),
+                                write=write_if_changed)
 
     def _nothing_to_train(self, planned):
         """The line of a run with no step left to train: what ends it here, and how to go on."""

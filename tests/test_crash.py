@@ -586,3 +586,21 @@ def test_a_run_at_its_step_limit_is_left_as_it_is_and_goes_on_without_it(fake_ci
     assert code == 0, err
     assert [l.split(",")[0] for l in read(str(run_dir / "logs.txt")).splitlines()] == ["epoch: 1/2", "epoch: 2/2"]
     assert Checkpoints(str(run_dir)).latest_name() == "step-00000004"
+
+
+def test_config_json_is_written_one_way_and_an_empty_record_leaves_it(tmp_path):
+    """config.json as a fresh run writes it (write_atomic) and as a finished one writes it back
+    (write_if_changed): one serialisation, so the second finds the first's bytes and leaves the file;
+    a checkpoint with no config record leaves config.json as it is."""
+    import runlogs
+    from checkpoints import write_if_changed
+    config = dict(model="ResNeXt", hparams=dict(lr=0.1, batch_size=128), epochs_planned=2)
+    runlogs.rewrite_records(str(tmp_path), config, [], 2)
+    path = str(tmp_path / "config.json")
+    assert read(path) == ('{\n "epochs_planned": 2,\n "hparams": {\n  "batch_size": 128,\n  "lr": 0.1\n },\n'
+                          ' "model": "ResNeXt"\n}\n')
+    st = os.stat(path)
+    for record in (dict(config), {}):
+        runlogs.rewrite_records(str(tmp_path), record, [], 2, write=write_if_changed)
+        assert (os.stat(path).st_ino, os.stat(path).st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
+    assert json.loads(read(path)) == config

@@ -232,8 +232,7 @@ def test_every_rank_skips_a_finished_run_and_only_rank_zero_says_so(tmp_path):
             meta = dict(files={}, step=4, history=[rec], config=config)
             (run_dir / "checkpoints" / "step-00000004" / "meta.json").write_text(json.dumps(meta))
             (run_dir / "checkpoints" / "latest").write_text("step-00000004\n")
-            (run_dir / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
-            runlogs.rewrite_logs(str(run_dir), [rec], 2)
+            runlogs.rewrite_records(str(run_dir), config, [rec], 2)
             written = {f: os.stat(str(run_dir / f)).st_mtime_ns for f in ("config.json", "logs.txt", "metrics.jsonl")}
         said, sess = [], BroadcastSession(own_step, 4)
         with runstate.RunState("ResNeXt", hp, fake_dist(rank=rank, size=2), log=said.append) as run:
