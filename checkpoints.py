@@ -192,20 +192,36 @@ class Checkpoints(object):
 
 
 @contextlib.contextmanager
-def run_lock(run_dir, held=True):
+def run_lock(run_dir, held=True, look=False):
     """An exclusive lock on a run folder (its LOCK file, holding the pid), released by the OS
     even if the process is killed; creates the folder. `held=False` (a Horovod rank other than
-    0, which leaves the folder to rank 0) takes nothing."""
+    0, which leaves the folder to rank 0) takes nothing. `look=True` (RunState's first look, before
+    the data is loaded): a folder not there yet is made only to see that it can be, and removed
+    again at once, with any parent made for it, so that a run refused before it trains leaves no
+    folder behind; nobody trains in a folder that is not there, so there is nothing to lock."""
     if not held:
         yield
         return
     path = os.path.join(run_dir, "LOCK")
+    made, up = [], os.path.abspath(run_dir)
+    while look and not os.path.lexists(up):
+        made.append(up)
+        up = os.path.dirname(up)
     try:
         os.makedirs(run_dir, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = None if made else os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except (OSError, IOError) as e:
         raise KitError("cannot use %s as the run folder (%s): pass --run_dir a folder you can write"
                        % (run_dir, e.strerror))
+    finally:
+        for folder in made:  # deepest first; rmdir leaves one that is not empty (another process's by now)
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+    if made:
+        yield
+        return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except (OSError, IOError) as e:

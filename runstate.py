@@ -50,10 +50,11 @@ class RunState(object):
 
     Made before the data and the graph, it checks the run folder at once, under the folder's
     lock, which it then lets go: a folder another process trains in, or a checkpoint this
-    command may not resume, fails before any time is spent. Entered (`with run, tf.Session(...)`)
-    it holds the lock until the run ends and reads the checkpoints' names again: where they
-    changed in between, it finds the checkpoint again, and a new one (another process trained
-    here meanwhile) stops the run with a one-line error.
+    command may not resume, fails before any time is spent. A folder not there yet is made only
+    once the run is entered, so that a run refused before (for its data, say) leaves none behind.
+    Entered (`with run, tf.Session(...)`) it holds the lock until the run ends and reads the
+    checkpoints' names again: where they changed in between, it finds the checkpoint again, and a
+    new one (another process trained here meanwhile) stops the run with a one-line error.
 
     Its attributes the loop reads: `folder`, `meta` (the checkpoint to resume, or None),
     `step` (the next step's index) and `total_steps`.
@@ -73,7 +74,7 @@ class RunState(object):
             raise KitError("KIT_MAX_STEPS must be a positive whole number of steps, got %r: set a number or unset "
                            "it" % text)
         self.max_steps = int(text) if text else None
-        with run_lock(self.dir, held=self.chief):  # in a Horovod run, rank 0 alone looks after the folder
+        with run_lock(self.dir, held=self.chief, look=True):  # in a Horovod run, rank 0 alone looks after it
             self.folder, self.meta = self._checkpoint_to_resume()
 
     def _checkpoint_to_resume(self):

@@ -76,7 +76,7 @@ def test_out_of_range_flags(flags, words, fake_cifar, tmp_path):
 def test_a_flag_only_horovod_reads_is_refused_not_ignored(flags, words, fake_cifar, tmp_path):
     msg = one_line_error(train(fake_cifar, tmp_path, *flags))
     assert msg == "error: " + words
-    assert not (tmp_path / "run" / "checkpoints").exists() or not os.listdir(str(tmp_path / "run" / "checkpoints"))
+    assert not (tmp_path / "run").exists()  # refused at the run folder's first look, which made none
 
 
 def test_num_layers_not_6n_plus_2(fake_cifar, tmp_path):
@@ -109,6 +109,19 @@ def test_missing_data_folder(fake_cifar, tmp_path):
     empty.mkdir()
     msg = one_line_error(train(fake_cifar, tmp_path, "--data_source", str(empty)))
     assert "%s has no cifar-10-batches-py folder" % empty in msg and "point --data_source at" in msg
+
+
+def test_a_run_refused_for_its_data_leaves_no_folder_it_made(fake_cifar, tmp_path):
+    """The run folder (and runs/, made for it) is gone again after a refusal; a folder that was
+    there stays, with what it held."""
+    run_dir = tmp_path / "runs" / "x"
+    argv = tiny_args(fake_cifar, run_dir) + TINY + ["--data_source", str(tmp_path / "nowhere")]
+    assert "does not exist" in one_line_error(run_main(ResNeXt, argv))
+    assert not (tmp_path / "runs").exists()
+    run_dir.mkdir(parents=True)
+    (run_dir / "notes.txt").write_text(u"mine")
+    assert "does not exist" in one_line_error(run_main(ResNeXt, argv))
+    assert (run_dir / "notes.txt").read_text() == u"mine"
 
 
 def test_truncated_and_corrupt_python_batches(fake_cifar, tmp_path):
