@@ -25,8 +25,8 @@ other bookkeeping) are summarised below the table: mean +/- standard deviation o
 the final and best accuracy over the finished runs, and, where all of them are
 comparable with one row, the mean's verdict.
 
---plot writes a PNG (drawn with matplotlib) of test accuracy and test loss per
-epoch, with each run's reference accuracy as a dashed horizontal line.
+--plot writes a PNG (drawn with matplotlib; its path must end in .png) of test accuracy and
+test loss per epoch, with each run's reference accuracy as a dashed horizontal line.
 
 This module is the command line, the table, the repeats summary and the plot;
 references.py reads the reference table, runfolders.py reads run folders, and
@@ -253,8 +253,12 @@ def plot(runs, results, path):
     return save_png(curves_figure(runs, results), path)
 
 
-def check_plotting():
-    """--plot needs matplotlib: say what to install before any work, where it is missing."""
+def check_plotting(path):
+    """--plot writes a PNG and needs matplotlib: say so before any work, for a path of another
+    kind (savefig would write PNG bytes under it) or where matplotlib is missing."""
+    if not path.lower().endswith(".png"):
+        raise CompareError("--plot writes a PNG image: give a path ending in .png, e.g. --plot runs/compare.png "
+                           "(got %s)" % path)
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -300,7 +304,7 @@ def main(argv=None):
                                % args.reference)
         runs = [load_run(d) for d in args.run_dirs or default_runs()]
         if args.plot:
-            check_plotting()
+            check_plotting(args.plot)
     except CompareError as e:
         _emit("%s: error: %s" % (PROG, e), sys.stderr)
         return 2

@@ -553,6 +553,25 @@ def test_plot_without_matplotlib_is_a_one_line_error_before_any_output(tmp_path,
     assert not os.path.exists(png)
 
 
+@pytest.mark.parametrize("name", ["curves.txt", "curves.pdf", "curves", "curves.png.bak"])
+def test_plot_to_a_path_not_ending_in_png_is_refused_before_any_output(tmp_path, name):
+    """savefig is told PNG: under any other name the file would hold PNG bytes all the same."""
+    path = str(tmp_path / name)
+    code, out, err = kit_compare(fixture("resnet20-paper-cifar10"), "--plot", path)
+    assert (code, out) == (2, "")
+    assert err == ("kit-compare: error: --plot writes a PNG image: give a path ending in .png, e.g. --plot "
+                   "runs/compare.png (got %s)\n" % path)
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_plot_takes_a_png_path_in_capitals_too(tmp_path):
+    path = str(tmp_path / "CURVES.PNG")
+    code, out, err = kit_compare(fixture("resnet20-paper-cifar10"), "--plot", path)
+    assert code == 0 and "Plot written to %s" % path in out, err
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
 # ----------------------------------------------------------------------------- report.py (--eval)
 
 def test_confusion_matrix_and_per_class_table():
