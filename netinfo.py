@@ -14,6 +14,7 @@ from __future__ import division
 import hashlib
 import importlib
 import re
+import sys
 
 from compat import tf
 from flops import op_flops
@@ -327,3 +328,9 @@ def _stride(item):
     if item[0] == "conv":
         return item[4]
     return item[2] if item[0] in ("avg pool", "max pool") else 1
+
+
+if __name__ == "__main__":  # the name reads like a command's: say which ones to run
+    sys.stderr.write("netinfo.py is a library, not a command: run python ResNeXt.py --summary (or another model "
+                     "script) for one network's card, or python cards.py to write docs/architecture/\n")
+    sys.exit(2)

@@ -13,6 +13,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -187,3 +189,13 @@ def test_graph_flag_to_a_folder_it_cannot_make_is_one_line(tmp_path):
     code, out, err = run_main(ResNet, ["--num_layers", "8", "--graph", str(blocker / "graph")])
     assert code == 2
     assert err.startswith("error: cannot write the graph to %s" % (blocker / "graph")) and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("argv", [[], ["--help"]])
+def test_netinfo_run_as_a_command_says_which_commands_to_run(argv):
+    """netinfo.py is read by cards.py and --summary; run directly it printed nothing and exited 0."""
+    p = subprocess.run([sys.executable, "netinfo.py"] + argv, cwd=ROOT, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True)
+    assert (p.returncode, p.stdout) == (2, "")
+    assert p.stderr == ("netinfo.py is a library, not a command: run python ResNeXt.py --summary (or another model "
+                        "script) for one network's card, or python cards.py to write docs/architecture/\n")
