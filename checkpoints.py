@@ -286,6 +286,14 @@ def recorded_settings(meta):
     return as_recorded((meta.get("config") or {}).get("hparams") or {})
 
 
+def refuse_other_model(meta, folder, model_name, remedy):
+    """No flags of this script rebuild another one's network: a checkpoint another model script
+    trained is refused before any setting is compared. `remedy` names the other script as %s."""
+    model = (meta.get("config") or {}).get("model")
+    if model and model != model_name:
+        raise KitError("checkpoint %s was trained by %s.py, not %s.py: %s" % (folder, model, model_name, remedy % model))
+
+
 def check_resume(meta, hp, folder, model_name):
     """Refuse to resume a checkpoint under other settings, or of another model: they would
     silently change the run.
@@ -293,10 +301,7 @@ def check_resume(meta, hp, folder, model_name):
     Shapes alone cannot catch this (--stride_on or --shortcut_connections change the
     function, not the variables), so the settings recorded with the checkpoint are compared.
     """
-    model = (meta.get("config") or {}).get("model")
-    if model and model != model_name:  # no flags of this script rebuild another one's network
-        raise KitError("checkpoint %s was trained by %s.py, not %s.py: pass another --run_dir (or run %s.py to "
-                       "resume it)" % (folder, model, model_name, model))
+    refuse_other_model(meta, folder, model_name, "pass another --run_dir (or run %s.py to resume it)")
     saved = recorded_settings(meta)
     conflicts = setting_conflicts(saved, hp, with_policy("resumable"))
     if conflicts:
@@ -305,13 +310,14 @@ def check_resume(meta, hp, folder, model_name):
                        % (folder, _flags(conflicts, saved), _flags(conflicts, hp), _flags(conflicts, saved)))
 
 
-def adopt_checkpoint_settings(meta, hp, explicit, log):
-    """--eval: build the network the checkpoint was trained as.
+def adopt_checkpoint_settings(meta, hp, explicit, log, folder, model_name):
+    """--eval: build the network the checkpoint `folder` was trained as, if `model_name` trained it.
 
     Settings the command did not give are taken from the checkpoint's record; one the
     command gives differently is refused rather than silently evaluated as another network.
     What the evaluation measures (--test_subset) is the command's.
     """
+    refuse_other_model(meta, folder, model_name, "pass a checkpoint of this script (or run %s.py --eval on it)")
     saved = recorded_settings(meta)
     training_only = with_policy("training_only")
     conflicts = setting_conflicts(saved, hp, with_policy("resumable") | training_only | with_policy("evaluation"))

@@ -64,7 +64,7 @@ def run_eval(model_name, build_fn, hp, explicit=(), log=print):
         folder, meta = Checkpoints(run_dir, log=log).find()
         if folder is None:
             raise KitError("no checkpoint in %s: train first, or pass --run_dir/--ckpt_path" % run_dir)
-    hp = adopt_checkpoint_settings(meta, hp, explicit, log)
+    hp = adopt_checkpoint_settings(meta, hp, explicit, log, folder, model_name)
     data = load_data(hp)
     g = Graph(build_fn, hp, 1)
     config = tf.ConfigProto(allow_soft_placement=True, intra_op_parallelism_threads=hp["threads"],

@@ -423,8 +423,16 @@ def test_a_run_folder_of_another_model_is_refused_in_one_line(fake_cifar, tmp_pa
     msg = one_line_error(run_main(Densenet, argv))
     assert msg == ("error: checkpoint %s was trained by ResNet.py, not Densenet.py: pass another --run_dir (or run "
                    "ResNet.py to resume it)" % os.path.join(ck.dir, name))
-    assert ck.steps() == [1] and ck.verify(os.path.join(ck.dir, name)) is not None
+    folder = os.path.join(ck.dir, name)
+    # --eval of that checkpoint, found in the folder or named: the same line, not a traceback from
+    # building Densenet with ResNet's recorded settings (--depth 0 divided by zero in an initializer)
+    for where in (["--run_dir", str(run)], ["--ckpt_path", folder]):
+        msg = one_line_error(run_main(Densenet, argv[:-2] + ["--eval"] + where))
+        assert msg == ("error: checkpoint %s was trained by ResNet.py, not Densenet.py: pass a checkpoint of this "
+                       "script (or run ResNet.py --eval on it)" % folder)
+    assert ck.steps() == [1] and ck.verify(folder) is not None
     assert {p: (run / p).read_text() for p in before} == before
+    assert not (run / "confusion_matrix.png").exists()
 
 
 def nan_from(step):
