@@ -13,6 +13,7 @@ import numpy as np
 from six.moves import queue
 
 import cifar10
+from downloads import DataError
 
 
 # dataset: (one image's shape, the number of classes)
@@ -30,11 +31,16 @@ def load_data(hp):
                          binary=hp.get("binary", False))
         name = "CIFAR-100" if hp["dataset"] == "cifar100" else "CIFAR-10"
         label = name if d["verified"] else name + " (unverified copy)"
-    if hp.get("train_subset"):
-        d["train_x"], d["train_y"] = d["train_x"][:hp["train_subset"]], d["train_y"][:hp["train_subset"]]
-    if hp.get("test_subset"):
-        d["test_x"], d["test_y"] = d["test_x"][:hp["test_subset"]], d["test_y"][:hp["test_subset"]]
     d["label"] = hp.get("dataset_label") or label
+    for part in ("train", "test"):
+        n, have = hp.get(part + "_subset"), len(d[part + "_y"])
+        # a subset past the end would train on all images while config.json and compare.py say N;
+        # --eval's --train_subset is the checkpoint's, which it was trained with either way
+        if n and n > have and not (part == "train" and hp.get("eval")):
+            raise DataError("--%s_subset %d is more than the %d %s images of %s: pass at most %d (0 takes them all)"
+                            % (part, n, have, "training" if part == "train" else "test", d["label"], have))
+        if n:
+            d[part + "_x"], d[part + "_y"] = d[part + "_x"][:n], d[part + "_y"][:n]
     if hp["normalization"] == "unit":  # what tensorflow.examples.tutorials.mnist feeds: pixels / 255
         d["train_x"] = cifar10.normalize(d["train_x"], 0.0, 255.0)
         d["test_x"] = cifar10.normalize(d["test_x"], 0.0, 255.0)

@@ -346,6 +346,25 @@ def test_unverified_python_folder_needs_trust_data(fake_cifar, tmp_path):
     assert d["train_x"].shape == (60, 32, 32, 3) and d["label"] == "CIFAR-10 (unverified copy)"
 
 
+def test_a_subset_larger_than_the_dataset_is_refused(fake_cifar, tmp_path):
+    """--train_subset/--test_subset past the end used to train on every image while config.json and
+    compare.py said "only N images"; now one line says how many there are (250 train / 100 test)."""
+    base = tiny_args(fake_cifar, tmp_path / "run") + TINY
+    for flag, n, words in (("--train_subset", "251", "250 training"), ("--test_subset", "101", "100 test")):
+        msg = one_line_error(run_main(ResNeXt, base + [flag, n]))
+        assert msg == ("error: %s %s is more than the %s images of CIFAR-10 (unverified copy): pass at most %s (0 "
+                       "takes them all)" % (flag, n, words, words.split()[0]))
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    parser = build_parser("ResNeXt", ResNeXt.PRESETS, "")
+    hp = resolve(parser.parse_args(base + ["--train_subset", "250", "--test_subset", "100"]), ResNeXt.PRESETS)
+    d = load_data(hp)  # the whole set, named exactly, is accepted
+    assert d["train_x"].shape[0] == 250 and d["test_x"].shape[0] == 100
+    # --eval takes --train_subset from the checkpoint: one trained with too large a subset still evaluates
+    hp = resolve(parser.parse_args(base + ["--eval", "--test_subset", "30"]), ResNeXt.PRESETS)
+    d = load_data(dict(hp, train_subset=1000))
+    assert d["train_x"].shape[0] == 250 and d["test_x"].shape[0] == 30
+
+
 def test_archive_with_the_official_checksum_needs_no_trust_data(fake_cifar, tmp_path, monkeypatch):
     monkeypatch.setitem(cifar10.ARCHIVES, "cifar10",
                         ("cifar-10-python.tar.gz", fakedata.md5(fake_cifar["py_tar"]), "cifar-10-batches-py"))
