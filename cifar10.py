@@ -86,7 +86,7 @@ def _extract_checked(archive, md5, folder, data_dir, trust, otherwise):
     verified = got == md5
     if not verified and not trust:
         raise checksum_mismatch(archive, "MD5 " + got, md5, "archive", otherwise)
-    safe_extract(archive, data_dir)
+    safe_extract(archive, data_dir, otherwise)
     out = os.path.join(data_dir, folder)
     if not os.path.isdir(out):
         raise DataError("%s does not contain the %s folder: it is not the expected dataset archive" % (archive, folder))

@@ -104,31 +104,31 @@ def check_member(member, root):
         raise DataError("unsafe archive: member %r is a link or special file; refusing to extract it" % name)
 
 
-def safe_extract(archive, dest_dir):
+def safe_extract(archive, dest_dir, remedy="delete it and download it again"):
     """Extract every member of `archive` into `dest_dir`, atomically per top-level folder.
 
     Members are checked before anything is written; the archive goes to a temporary
     folder next to `dest_dir`, and its top-level entries are renamed into place at the end.
+    `remedy` ends the error of an unreadable archive: deleting is advice only for the kit's own copy.
     """
     try:
         tar = tarfile.open(archive)
     except (tarfile.TarError, OSError, EOFError) as e:
-        raise DataError("%s is not a readable tar archive (%s): delete it and download it again" % (archive, e))
+        raise DataError("%s is not a readable tar archive (%s): %s" % (archive, e, remedy))
     tmp = tempfile.mkdtemp(prefix=".extract-", dir=data_folder(dest_dir))
     try:
         with tar:
             try:
                 members = tar.getmembers()
             except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
-                raise DataError("%s is truncated or corrupt (%s): delete it and download it again" % (archive, e))
+                raise DataError("%s is truncated or corrupt (%s): %s" % (archive, e, remedy))
             for m in members:
                 check_member(m, tmp)
             for m in members:
                 try:
                     tar.extract(m, tmp)
                 except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
-                    raise DataError("%s is truncated or corrupt at %s (%s): delete it and download it again"
-                                    % (archive, m.name, e))
+                    raise DataError("%s is truncated or corrupt at %s (%s): %s" % (archive, m.name, e, remedy))
         tops = []
         for entry in sorted(os.listdir(tmp)):
             final = os.path.join(dest_dir, entry)

@@ -346,6 +346,25 @@ def test_unverified_python_folder_needs_trust_data(fake_cifar, tmp_path):
     assert d["train_x"].shape == (60, 32, 32, 3) and d["label"] == "CIFAR-10 (unverified copy)"
 
 
+def test_an_unreadable_archive_named_by_the_user_is_not_to_be_deleted(fake_cifar, tmp_path):
+    """A file that is no tar archive, vouched for: --data_source's own file is the user's, so the
+    advice is the official archive, not "delete it"; the kit's copy in --data_dir may be deleted."""
+    wrong = tmp_path / "notes.txt"
+    wrong.write_text("not an archive\n")
+    argv = ["--run_dir", str(tmp_path / "run"), "--data_dir", str(tmp_path / "data"), "--trust_data",
+            "--progress", "off"] + TINY
+    msg = one_line_error(run_main(ResNeXt, argv + ["--data_source", str(wrong)]))
+    assert msg.startswith("error: %s is not a readable tar archive (" % wrong)
+    assert msg.endswith("): point --data_source at the official cifar-10-python.tar.gz"), msg
+    assert wrong.read_text() == "not an archive\n"
+    (tmp_path / "data").mkdir(exist_ok=True)
+    own = tmp_path / "data" / "cifar-10-python.tar.gz"
+    own.write_text("not an archive\n")
+    msg = one_line_error(run_main(ResNeXt, argv))
+    assert msg.startswith("error: %s is not a readable tar archive (" % own)
+    assert msg.endswith("): delete it to download the official one"), msg
+
+
 def test_a_subset_larger_than_the_dataset_is_refused(fake_cifar, tmp_path):
     """--train_subset/--test_subset past the end used to train on every image while config.json and
     compare.py said "only N images"; now one line says how many there are (250 train / 100 test)."""
