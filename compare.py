@@ -44,7 +44,7 @@ from matching import assess, match_reference, side
 from references import DEFAULT_TOLERANCE_POINTS, CompareError, _as_float, describe_row, load_references, tolerance
 from runfolders import _pct, describe_arch, load_run, run_arch
 
-PROG = "kit-compare"
+PROG = "compare.py"  # in errors where main() is given its arguments rather than reading the command line
 
 # The --plot figure: its size in inches (at report.DPI, 1000 x 700 pixels), and the share of its
 # width the two panels take; the legend (run names, reference rows) fills the rest on the right.
@@ -281,9 +281,9 @@ def default_runs(root=RUNS):
     return found
 
 
-def build_parser():
+def build_parser(prog=PROG):
     p = argparse.ArgumentParser(
-        prog=PROG,
+        prog=prog,
         description="Compare training runs with the published numbers in references.csv.")
     p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR",
                    help="run folder(s) written by the training loop (config.json + metrics.jsonl); "
@@ -296,7 +296,9 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    # the name the user typed: compare.py, or the console script's kit-compare
+    prog = (os.path.basename(sys.argv[0]) or PROG) if argv is None else PROG
+    args = build_parser(prog).parse_args(argv)
     try:
         refs = load_references(args.references)
         if args.reference and args.reference not in set(r["id"] for r in refs):
@@ -306,7 +308,7 @@ def main(argv=None):
         if args.plot:
             check_plotting(args.plot)
     except CompareError as e:
-        _emit("%s: error: %s" % (PROG, e), sys.stderr)
+        _emit("%s: error: %s" % (prog, e), sys.stderr)
         return 2
     results = []
     for run in runs:
@@ -320,7 +322,7 @@ def main(argv=None):
         try:
             plot(runs, results, args.plot)
         except (IOError, OSError) as e:
-            _emit("%s: error: could not write %s: %s" % (PROG, args.plot, e), sys.stderr)
+            _emit("%s: error: could not write %s: %s" % (prog, args.plot, e), sys.stderr)
             return 2
         _emit("Plot written to %s" % args.plot)
     return 0

@@ -11,6 +11,7 @@ the logs) is the RunState's (runstate.py); Horovod's hooks are distributed.py's.
 from __future__ import print_function
 
 import errno
+import os
 import sys
 
 from compat import tf
@@ -66,6 +67,8 @@ def main(model_name, build_fn, presets, validate=None, argv=None, description=No
     """Entry point of a model script: parse flags (settings.SETTINGS and MODEL_SETTINGS[model_name]),
     then --summary, --eval or train."""
     parser = build_parser(model_name, presets, description or model_name)
+    if argv is None:  # the name the user typed: ResNeXt.py, or a console script's kit-resnext
+        parser.prog = os.path.basename(sys.argv[0]) or parser.prog
     args = parser.parse_args(argv)
     try:
         hp = resolve(args, presets, parser)  # an Hparams: also the flags given, and which change the preset

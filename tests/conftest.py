@@ -45,6 +45,15 @@ def run_main(module, argv):
     return code, out.getvalue(), err.getvalue()
 
 
+def usage_error(module, typed, monkeypatch, capsys):
+    """stderr of `module.main()` run as the command `typed` with a flag it does not have (argparse: exit 2)."""
+    monkeypatch.setattr(sys, "argv", [typed, "--no-such-flag"])
+    with pytest.raises(SystemExit) as e:
+        module.main()
+    assert e.value.code == 2
+    return capsys.readouterr().err
+
+
 def tiny_args(fake, run_dir, *extra):
     """Flags for a few quick steps on the fake CIFAR-10 (python layout, vouched for)."""
     return ["--data_source", fake["py"], "--trust_data", "--run_dir", str(run_dir), "--threads", "1",

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import fakedata
-from conftest import ROOT, captured, run_main, tiny_args
+from conftest import ROOT, captured, run_main, tiny_args, usage_error
 
 import cifar10
 import trainer
@@ -97,6 +97,19 @@ def test_scripts_print_one_line_and_exit_2(tmp_path):
         out, err = p.communicate()
         assert (p.returncode, out) == (2, "")
         assert err.startswith("error: %s must be" % flag) and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("typed", ["/usr/local/bin/kit-resnext", "ResNeXt.py"])
+def test_usage_names_the_command_the_user_typed(typed, monkeypatch, capsys):
+    """The console script setup.py installs is kit-resnext, `python ResNeXt.py` is ResNeXt.py: the
+    usage line and argparse's error name the one that was run; main(argv) from Python says ResNeXt.py."""
+    name = os.path.basename(typed)
+    err = usage_error(ResNeXt, typed, monkeypatch, capsys)
+    assert err.startswith("usage: %s [-h]" % name), err
+    assert err.splitlines()[-1] == "%s: error: unrecognized arguments: --no-such-flag" % name
+    with pytest.raises(SystemExit):
+        ResNeXt.main(["--no-such-flag"])
+    assert capsys.readouterr().err.startswith("usage: ResNeXt.py [-h]")
 
 
 # ----------------------------------------------------------------------------- data folders and batches

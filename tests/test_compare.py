@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_main
+from conftest import ROOT, run_main, usage_error
 import compare
 import report
 from settings import ADDED_SETTINGS, COMMON_DEFAULTS, MODEL_SETTINGS, SETTINGS, with_policy
@@ -32,7 +32,7 @@ def fixture(name):
 
 
 def kit_compare(*argv):
-    """(exit code, stdout, stderr) of `kit-compare ARGV`."""
+    """(exit code, stdout, stderr) of `compare.py ARGV`."""
     return run_main(compare, list(argv))
 
 
@@ -464,6 +464,21 @@ def test_command_line_entry_point():
                          stderr=subprocess.PIPE, universal_newlines=True, cwd=ROOT)
     out, err = p.communicate()
     assert p.returncode == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith("compare.py: error: "), err
+
+
+@pytest.mark.parametrize("typed", ["/usr/local/bin/kit-compare", "compare.py"])
+def test_errors_and_usage_name_the_command_the_user_typed(typed, monkeypatch, capsys):
+    """The installed console script is kit-compare, `python compare.py` is compare.py: each error names
+    the one that was run."""
+    name = os.path.basename(typed)
+    monkeypatch.setattr(sys, "argv", [typed, fixture("resnet20-paper-cifar10"), "--reference", "no-such-row"])
+    assert compare.main() == 2
+    err = capsys.readouterr().err
+    assert err.startswith("%s: error: unknown reference id 'no-such-row'" % name), err
+    err = usage_error(compare, typed, monkeypatch, capsys)
+    assert err.startswith("usage: %s " % name), err
+    assert err.splitlines()[-1] == "%s: error: unrecognized arguments: --no-such-flag" % name
 
 
 # ----------------------------------------------------------------------------- plot
@@ -549,7 +564,7 @@ def test_plot_without_matplotlib_is_a_one_line_error_before_any_output(tmp_path,
     png = str(tmp_path / "curves.png")
     code, out, err = kit_compare(fixture("resnet20-paper-cifar10"), "--plot", png)
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
-    assert err.startswith("kit-compare: error: --plot needs matplotlib") and "pip install matplotlib" in err
+    assert err.startswith("compare.py: error: --plot needs matplotlib") and "pip install matplotlib" in err
     assert not os.path.exists(png)
 
 
@@ -559,7 +574,7 @@ def test_plot_to_a_path_not_ending_in_png_is_refused_before_any_output(tmp_path,
     path = str(tmp_path / name)
     code, out, err = kit_compare(fixture("resnet20-paper-cifar10"), "--plot", path)
     assert (code, out) == (2, "")
-    assert err == ("kit-compare: error: --plot writes a PNG image: give a path ending in .png, e.g. --plot "
+    assert err == ("compare.py: error: --plot writes a PNG image: give a path ending in .png, e.g. --plot "
                    "runs/compare.png (got %s)\n" % path)
     assert os.listdir(str(tmp_path)) == []
 
