@@ -116,8 +116,9 @@ def locate(data_dir, source=None, trust=False):
     if source and not _is_url(source):
         folder = os.path.expanduser(source)
         if not os.path.isdir(folder):
-            raise DataError("data source %s is not a folder: point --data_source at the folder holding the four "
-                            "MNIST .gz files, or at a mirror URL" % source)
+            raise DataError("data source %s %s: point --data_source at the folder holding the four MNIST .gz files, "
+                            "or at a mirror URL" % (source, "is not a folder" if os.path.exists(folder)
+                                                    else "does not exist"))
         if not os.path.exists(os.path.join(folder, "train-images-idx3-ubyte.gz")) and \
                 os.path.isdir(os.path.join(folder, FOLDER)):
             folder = os.path.join(folder, FOLDER)

@@ -69,7 +69,7 @@ def test_trains_and_reports_each_epoch(fake_mnist):
 @pytest.mark.parametrize("argv, message", [
     (["--network", "first", "--dropout_rate", "0.2"], "the first network has no dropout"),
     (["--network", "first", "--train_images", "5000"], "the training file has only 300 images"),
-    (["--network", "first", "--data_source", "/nonexistent"], "is not a folder"),
+    (["--network", "first", "--data_source", "/nonexistent"], "data source /nonexistent does not exist"),
 ])
 def test_bad_arguments_are_one_line_errors(fake_mnist, argv, message):
     argv = ["--data_source", fake_mnist["folder"], "--trust_data"] + argv

@@ -132,10 +132,17 @@ def test_download_from_a_mirror_goes_through_a_temporary_name(fake_mnist, tmp_pa
 
 
 def test_missing_folder_is_one_line_error(tmp_path):
+    """A path that is not there is said not to exist; one that is a file, not to be a folder."""
     with pytest.raises(cifar10.DataError) as e:
         mnist.load("unused", source=str(tmp_path / "nowhere"))
-    assert str(e.value) == ("data source %s is not a folder: point --data_source at the folder holding the four "
+    assert str(e.value) == ("data source %s does not exist: point --data_source at the folder holding the four "
                             "MNIST .gz files, or at a mirror URL" % (tmp_path / "nowhere"))
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"mine")
+    with pytest.raises(cifar10.DataError) as e:
+        mnist.load("unused", source=str(tmp_path / "train-images-idx3-ubyte.gz"))
+    assert str(e.value) == ("data source %s is not a folder: point --data_source at the folder holding the four "
+                            "MNIST .gz files, or at a mirror URL" % (tmp_path / "train-images-idx3-ubyte.gz"))
+    assert os.listdir(str(tmp_path)) == ["train-images-idx3-ubyte.gz"]
 
 
 @pytest.mark.skipif(not os.path.isdir(REAL), reason="no MNIST copy at %s" % REAL)
