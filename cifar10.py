@@ -33,6 +33,11 @@ ARCHIVES = {
     "cifar100": ("cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85", "cifar-100-python"),
 }
 
+# CIFAR-10's two versions: what each is called, the other one, and how a run given the other one reads it
+VERSIONS = {"cifar10": ("python", "cifar10-bin",
+                        "ResNet.py reads it with --binary (the other scripts read only the python version)"),
+            "cifar10-bin": ("binary", "cifar10", "pass it with --data_source and --binary=false to read it")}
+
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 VERIFIED = ".kit-verified"  # marker written into a folder extracted from a verified archive
 
@@ -51,13 +56,14 @@ def fetch_archive(name, data_dir, source=None, trust=False):
             found = source if os.path.basename(os.path.normpath(source)) == folder or \
                 _looks_like(name, source) else os.path.join(source, folder)
             if not os.path.isdir(found):
-                raise DataError("%s has no %s folder: point --data_source at the extracted %s folder or at %s"
-                                % (source, folder, folder, archive))
+                raise other_version(name, source) or DataError(
+                    "%s has no %s folder: point --data_source at the extracted %s folder or at %s"
+                    % (source, folder, folder, archive))
             return found, os.path.exists(os.path.join(found, VERIFIED))
         if not os.path.exists(source):
             raise DataError("data source %s does not exist: pass an archive (%s), an extracted folder, or a URL"
                             % (source, archive))
-        return _extract_checked(source, md5, folder, data_dir, trust, "point --data_source at the official " + archive)
+        return _extract_checked(name, source, data_dir, trust, "point --data_source at the official " + archive)
 
     data_dir = os.path.expanduser(data_dir)
     done = os.path.join(data_dir, folder)
@@ -73,7 +79,7 @@ def fetch_archive(name, data_dir, source=None, trust=False):
         # run is labelled an unverified copy, as for a local archive.
         download(url, local, None if trust else md5)
     # a downloaded archive matched or is vouched for: the remedy is for one an earlier run left
-    return _extract_checked(local, md5, folder, data_dir, trust, "delete it to download the official one")
+    return _extract_checked(name, local, data_dir, trust, "delete it to download the official one")
 
 
 def _looks_like(name, path):
@@ -81,9 +87,32 @@ def _looks_like(name, path):
     return os.path.exists(os.path.join(path, probe))
 
 
-def _extract_checked(archive, md5, folder, data_dir, trust, otherwise):
+def other_version(name, source, digest=None):
+    """The DataError for `source`, a folder (or an archive of MD5 `digest`), holding the other version
+    of CIFAR-10 than dataset archive `name`, which says how to read that one; None for any other data."""
+    if name not in VERSIONS:
+        return None
+    reads, other, remedy = VERSIONS[name]
+    _, md5, folder = ARCHIVES[other]
+    if digest is not None:
+        seen = source if digest == md5 else None
+    else:
+        seen = next((p for p in (source, os.path.join(source, folder)) if os.path.isdir(p) and (
+            os.path.basename(os.path.normpath(p)) == folder or _looks_like(other, p))), None)
+    if seen is None:
+        return None
+    return DataError("%s is the %s version of CIFAR-10, and this run reads the %s version: %s, or point --data_source "
+                     "at the extracted %s folder or at %s" % (seen, VERSIONS[other][0], reads, remedy,
+                                                              ARCHIVES[name][2], ARCHIVES[name][0]))
+
+
+def _extract_checked(name, archive, data_dir, trust, otherwise):
+    _, md5, folder = ARCHIVES[name]
     got = md5sum(archive)
     verified = got == md5
+    wrong = None if verified else other_version(name, archive, got)  # even with --trust_data: it cannot be read
+    if wrong is not None:
+        raise wrong
     if not verified and not trust:
         raise checksum_mismatch(archive, "MD5 " + got, md5, "archive", otherwise)
     safe_extract(archive, data_dir, otherwise)

@@ -50,6 +50,43 @@ def test_wrong_checksum_is_refused(fake_cifar, tmp_path):
     assert not os.path.exists(os.path.join(str(tmp_path), "cifar-10-batches-py"))
 
 
+BIN_GIVEN_PY = ("%s is the python version of CIFAR-10, and this run reads the binary version: pass it with "
+                "--data_source and --binary=false to read it, or point --data_source at the extracted "
+                "cifar-10-batches-bin folder or at cifar-10-binary.tar.gz")
+
+
+def test_the_other_version_of_cifar10_is_named_with_the_flag_that_reads_it(fake_cifar, tmp_path, monkeypatch):
+    """A python folder (or a folder holding only one, or the official python archive) where the binary
+    version is read, and the other way round: the error says which version it is and how to read it."""
+    with pytest.raises(cifar10.DataError) as e:
+        cifar10.load("cifar10", str(tmp_path / "data"), source=fake_cifar["py"], binary=True)
+    assert str(e.value) == BIN_GIVEN_PY % fake_cifar["py"]
+    holder = tmp_path / "holder"
+    holder.mkdir()
+    os.symlink(fake_cifar["py"], str(holder / "cifar-10-batches-py"))
+    with pytest.raises(cifar10.DataError) as e:
+        cifar10.load("cifar10", str(tmp_path / "data"), source=str(holder), binary=True)
+    assert str(e.value) == BIN_GIVEN_PY % (holder / "cifar-10-batches-py")
+    with pytest.raises(cifar10.DataError) as e:
+        cifar10.load("cifar10", str(tmp_path / "data"), source=fake_cifar["bin"])
+    assert str(e.value) == ("%s is the binary version of CIFAR-10, and this run reads the python version: ResNet.py "
+                            "reads it with --binary (the other scripts read only the python version), or point "
+                            "--data_source at the extracted cifar-10-batches-py folder or at cifar-10-python.tar.gz"
+                            % fake_cifar["bin"])
+    # the official python archive is known by its MD5, and is not extracted even with --trust_data
+    monkeypatch.setitem(cifar10.ARCHIVES, "cifar10",
+                        ("cifar-10-python.tar.gz", fakedata.md5(fake_cifar["py_tar"]), "cifar-10-batches-py"))
+    with pytest.raises(cifar10.DataError) as e:
+        cifar10.load("cifar10", str(tmp_path / "data"), source=fake_cifar["py_tar"], trust=True, binary=True)
+    assert str(e.value) == BIN_GIVEN_PY % fake_cifar["py_tar"]
+    assert sorted(os.listdir(str(tmp_path))) == ["holder"]
+    # a folder holding neither version is told what to hold
+    with pytest.raises(cifar10.DataError) as e:
+        cifar10.load("cifar10", str(tmp_path / "data"), source=str(tmp_path), binary=True)
+    assert str(e.value) == ("%s has no cifar-10-batches-bin folder: point --data_source at the extracted "
+                            "cifar-10-batches-bin folder or at cifar-10-binary.tar.gz" % tmp_path)
+
+
 def test_truncated_batches_are_refused(fake_cifar, tmp_path):
     import shutil
     py = str(tmp_path / "py")

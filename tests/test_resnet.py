@@ -14,7 +14,7 @@ import compare
 import ops
 import ResNet
 from conftest import settings, summary as conftest_summary, run_main
-from batches import Batches, make_batches
+from batches import Batches, load_data, make_batches
 from conftest import lr_at
 from checkpoints import check_resume
 from settings import KitError, build_parser, resolve
@@ -398,6 +398,21 @@ def test_path_and_ckpt_path_flags(tmp_path):
     assert code == 2 and "add --eval" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_main(ResNet, ["--dataset", "mnist", "--summary"])
     assert code == 2 and "cifar10" in err
+
+
+@pytest.mark.parametrize("flag", ["--data_source", "--path"])
+def test_the_python_version_given_to_the_binary_preset_says_how_to_read_it(flag, fake_cifar, tmp_path):
+    """The preset reads cifar-10-batches-bin; given cifar-10-batches-py, the error names the flag that
+    reads it, and the command with that advice followed loads the data."""
+    argv = [flag, fake_cifar["py"], "--trust_data", "--num_layers", "8", "--run_dir", str(tmp_path / "run")]
+    code, out, err = run_main(ResNet, argv)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("error: %s is the python version of CIFAR-10, and this run reads the binary version: "
+                          "pass it with --data_source and --binary=false to read it" % fake_cifar["py"]), err
+    assert not (tmp_path / "run").exists()
+    argv[0] = "--data_source"
+    hp = settings(ResNet, argv + ["--binary=false"])
+    assert hp["binary"] is False and load_data(hp)["train_x"].shape == (250, 32, 32, 3)
 
 
 def test_training_lowers_loss_and_eval_matches_the_log(fake_cifar, tmp_path):
