@@ -71,13 +71,13 @@ def fetch_archive(name, data_dir, source=None, trust=False):
         return done, True
     local = os.path.join(data_dir, archive)
     if source or not os.path.exists(local):  # a mirror URL, or no archive yet: download it
-        data_folder(data_dir)
         url = source if source else HOME + archive
         if source and not source.endswith((".tar.gz", ".tgz")):  # a mirror folder: append the file name
             url = source.rstrip("/") + "/" + archive
         # A mirror the user vouches for (--trust_data) may serve another copy: it is kept, and the
         # run is labelled an unverified copy, as for a local archive.
-        download(url, local, None if trust else md5)
+        with data_folder(data_dir):  # a failed download leaves no folder made for it
+            download(url, local, None if trust else md5)
     # a downloaded archive matched or is vouched for: the remedy is for one an earlier run left
     return _extract_checked(name, local, data_dir, trust, "delete it to download the official one")
 

@@ -2,6 +2,7 @@
 name with a checksum, extract an archive only after checking every member, and one-line
 errors (DataError) that say what to do.
 """
+import contextlib
 import errno
 import hashlib
 import os
@@ -16,16 +17,31 @@ class DataError(Exception):
     """A problem with the data the user can fix; the message is one line saying how."""
 
 
+@contextlib.contextmanager
 def data_folder(path):
-    """Make the folder the data is written into (and its parents); returns `path`."""
+    """`with data_folder(path):` the folder the data is written into, made with its parents for the
+    block. A block that fails leaves no folder it made, unless one holds something by then (an
+    archive already downloaded stays, and its folder with it); a folder that was there stays."""
+    made, up = [], os.path.abspath(path)
+    while not os.path.lexists(up):
+        made.append(up)
+        up = os.path.dirname(up)
     try:
-        os.makedirs(path, exist_ok=True)
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise OSError(errno.EACCES, os.strerror(errno.EACCES))
-    except OSError as e:
-        raise DataError("cannot write the data into %s (%s): pass --data_dir a folder you can write"
-                        % (path, e.strerror))
-    return path
+        try:
+            os.makedirs(path, exist_ok=True)
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise OSError(errno.EACCES, os.strerror(errno.EACCES))
+        except OSError as e:
+            raise DataError("cannot write the data into %s (%s): pass --data_dir a folder you can write"
+                            % (path, e.strerror))
+        yield path
+    except BaseException:
+        for folder in made:  # deepest first; rmdir leaves one that is not empty
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+        raise
 
 
 DOWNLOAD_AGAIN = "download it again (a download cut short is corrupt), or use another mirror"
@@ -115,9 +131,9 @@ def safe_extract(archive, dest_dir, remedy="delete it and download it again"):
         tar = tarfile.open(archive)
     except (tarfile.TarError, OSError, EOFError) as e:
         raise DataError("%s is not a readable tar archive (%s): %s" % (archive, e, remedy))
-    tmp = tempfile.mkdtemp(prefix=".extract-", dir=data_folder(dest_dir))
-    try:
-        with tar:
+    with data_folder(dest_dir), tar:  # a failed extraction leaves no folder made for it
+        tmp = tempfile.mkdtemp(prefix=".extract-", dir=dest_dir)
+        try:
             try:
                 members = tar.getmembers()
             except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
@@ -129,18 +145,18 @@ def safe_extract(archive, dest_dir, remedy="delete it and download it again"):
                     tar.extract(m, tmp)
                 except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
                     raise DataError("%s is truncated or corrupt at %s (%s): %s" % (archive, m.name, e, remedy))
-        tops = []
-        for entry in sorted(os.listdir(tmp)):
-            final = os.path.join(dest_dir, entry)
-            if os.path.isdir(final):
-                shutil.rmtree(final)
-            elif os.path.exists(final):
-                os.remove(final)
-            os.replace(os.path.join(tmp, entry), final)
-            tops.append(final)
-        return tops
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            tops = []
+            for entry in sorted(os.listdir(tmp)):
+                final = os.path.join(dest_dir, entry)
+                if os.path.isdir(final):
+                    shutil.rmtree(final)
+                elif os.path.exists(final):
+                    os.remove(final)
+                os.replace(os.path.join(tmp, entry), final)
+                tops.append(final)
+            return tops
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _is_url(s):

@@ -126,10 +126,10 @@ def locate(data_dir, source=None, trust=False):
     folder = os.path.join(os.path.expanduser(data_dir), FOLDER)
     missing = [name for name in sorted(FILES) if not os.path.exists(os.path.join(folder, name))]
     if missing:
-        data_folder(folder)
         base = (source or MIRROR).rstrip("/") + "/"
-        for name in missing:
-            _fetch(base + name, os.path.join(folder, name), FILES[name], trust)
+        with data_folder(folder):  # a failed download leaves no folder made for it (the files fetched stay)
+            for name in missing:
+                _fetch(base + name, os.path.join(folder, name), FILES[name], trust)
     return folder, True
 
 

@@ -271,6 +271,27 @@ def test_a_data_folder_that_cannot_be_made_is_one_line(fake_cifar, tmp_path, dat
     assert blocker.read_text() == u"mine"
 
 
+
+@pytest.mark.parametrize("dataset", ["cifar10", "mnist"])
+@pytest.mark.parametrize("source", ["file:///nonexistent/", "http://127.0.0.1:9/"])
+def test_a_failed_download_leaves_no_folder_it_made(fake_cifar, tmp_path, dataset, source):
+    """--data_dir data/here, made for a download that fails, is gone again (data/ with it); a
+    --data_dir that was there stays, empty or with what it held."""
+    if dataset == "cifar10":
+        source += "x.tar.gz"
+    data_dir = tmp_path / "data" / "here"
+    base = ["--dataset", dataset, "--data_source", source, "--run_dir", str(tmp_path / "run")] + TINY
+    msg = one_line_error(run_main(ResNeXt, base + ["--data_dir", str(data_dir)]))
+    assert msg.startswith("error: could not download %s" % source) and "check the network" in msg, msg
+    assert os.listdir(str(tmp_path)) == []
+    data_dir.mkdir(parents=True)
+    assert "could not download" in one_line_error(run_main(ResNeXt, base + ["--data_dir", str(data_dir)]))
+    assert os.listdir(str(data_dir)) == [] and os.listdir(str(tmp_path)) == ["data"]  # MNIST's data/here/mnist: gone
+    (data_dir / "notes.txt").write_text(u"mine")
+    assert "could not download" in one_line_error(run_main(ResNeXt, base + ["--data_dir", str(data_dir)]))
+    assert os.listdir(str(data_dir)) == ["notes.txt"] and (data_dir / "notes.txt").read_text() == u"mine"
+
+
 # ----------------------------------------------------------------------------- archives and checksums
 
 def test_wrong_checksum_without_trust_data(fake_cifar, tmp_path):
@@ -341,7 +362,7 @@ def test_hostile_archive_members_write_nothing_anywhere(kind, fake_cifar, tmp_pa
             "symlink": "link or special file", "hardlink": "link or special file"}[kind] in msg
     assert victim.read_text() == u"precious\n"
     assert not (outside / "planted.txt").exists() and not (tmp_path / "planted.txt").exists()
-    assert os.listdir(str(data_dir)) == []  # not even the harmless member or the temporary folder
+    assert not data_dir.exists()  # not even the harmless member, the temporary folder or the folder made for them
     after = snapshot(str(tmp_path))
     new = set(after) - set(before)
     assert all(p.startswith((str(data_dir), str(tmp_path / "run"))) for p in new), sorted(new)
