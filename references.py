@@ -32,6 +32,8 @@ REQUIRED_KEYS = {
     "SE_ResNeXt": ("cardinality", "depth"),
     "Densenet": ("depth", "growth_k"),
 }
+# The columns every row is read by: which run it is for and the number it gives.
+REQUIRED_COLUMNS = ("id", "model", "preset", "dataset", "metric", "value")
 INT_KEYS = ("num_layers", "cardinality", "depth", "growth_k")
 BOOL_KEYS = ("shortcut", "se", "bc")
 
@@ -86,13 +88,24 @@ def default_references_path():
 def load_references(path=None):
     """Read references.csv into a list of dicts with parsed numbers and keys."""
     path = path or default_references_path()
+    if os.path.isdir(path):
+        raise CompareError("%s is a folder: pass --references the path of a CSV file in the format of the kit's "
+                           "references.csv" % path)
     if not os.path.isfile(path):
         raise CompareError("%s not found: reinstall the kit or pass --references PATH" % path)
     try:
         with io.open(path, "r", encoding="utf-8", newline="") as f:
-            rows = list(csv.DictReader(f))
+            reader = csv.DictReader(f)
+            rows = list(reader)
     except (OSError, ValueError, csv.Error) as e:  # unreadable, not UTF-8, not CSV
         raise CompareError("cannot read %s (%s): pass a references.csv in the kit's format" % (path, e))
+    # A table without these columns would match no run, or read an error as an accuracy, in silence.
+    missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing or not rows:
+        raise CompareError("%s %s: pass a references.csv in the kit's format (its first line names the columns, "
+                           "among them %s; one row per published number)"
+                           % (path, "lacks the column(s) %s" % ", ".join(missing) if missing else "has no rows",
+                              ", ".join(REQUIRED_COLUMNS)))
     out = []
     for n, row in enumerate(rows, start=2):
         row = dict((k, (v or "").strip()) for k, v in row.items() if k is not None)

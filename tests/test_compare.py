@@ -645,3 +645,19 @@ def test_confusion_figure_labels_stay_inside_the_image_and_100_classes_get_colou
     fig = report.confusion_figure(np.eye(100, dtype=np.int64), report.class_names("cifar100", 100))
     assert len(fig.axes[0].texts) == 0 and list(fig.axes[0].get_xticks()) == list(range(0, 100, 10))
     assert texts_outside(fig) == []
+
+
+@pytest.mark.parametrize("text, says", [
+    ("id,value\nfoo,5\n", "lacks the column(s) model, preset, dataset, metric"),
+    ("hello\n", "lacks the column(s) id, model, preset, dataset, metric, value"),
+    (open(REFERENCES).readline(), "has no rows"),
+])
+def test_references_without_the_kits_columns_or_rows_are_refused_in_one_line(tmp_path, text, says):
+    # Such a table matched no run, or read an error as an accuracy, without a word (or raised KeyError).
+    path = tmp_path / "refs.csv"
+    path.write_text(text)
+    code, out, err = kit_compare(fixture("resnet20-paper-cifar10"), "--references", str(path))
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and says in err and "pass a references.csv" in err
+    code, out, err = kit_compare(fixture("resnet20-paper-cifar10"), "--references", str(tmp_path))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "is a folder" in err
