@@ -171,10 +171,39 @@ def parse_args(argv):
     p.add_argument("--write", action="store_true", help="write the table and the command into --out")
     p.add_argument("--section", default="main", help="which table of --out to replace (several can live there)")
     p.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
-    args = p.parse_args(argv)
-    if args.warmup < 1 or args.steps < 1:
-        p.error("--warmup and --steps must be at least 1")
-    return args
+    return p.parse_args(argv)
+
+
+def check_args(args):
+    """The first thing wrong with the flags, as one line saying what to pass, or None: checked before any
+    child starts, so that a bad value neither aborts a child inside TensorFlow nor, for --out, costs
+    every measurement at the end."""
+    from settings import RESNEXT
+    formulations = next(s.choices for s in RESNEXT if s.name == "formulation")
+    for flag, value, least in (("--warmup", args.warmup, 1), ("--steps", args.steps, 1),
+                               ("--matmul_n", args.matmul_n, 1), ("--threads", args.threads, 0),
+                               ("--batch_size", args.batch_size, 0)):
+        if value < least:
+            return "%s must be at least %d, got %d" % (flag, least, value)
+    for py in args.python:
+        if not os.path.isfile(py) or not os.access(py, os.X_OK):
+            return ("--python %s %s: pass the interpreter of an environment, e.g. .venv-tf1/bin/python"
+                    % (py, "is not an executable file" if os.path.exists(py) else "does not exist"))
+    for item in args.label_python:
+        path, _, name = item.partition("=")
+        if not path or not name:
+            return "--label_python %s: write PATH=NAME, e.g. .venv-tf1-intel/bin/python=intel" % item
+    names = [m for m in args.models.replace(" ", "").split(",") if m]
+    unknown = [m for m in names if m not in MODELS]
+    if unknown or not names:
+        return "%s: choose from %s" % ("unknown model " + ", ".join(unknown) if unknown else "--models names no model",
+                                       ", ".join(MODELS))
+    unknown = [m for m in args.compare.replace(" ", "").split(",") if m and m not in formulations]
+    if unknown:
+        return "--compare %s: the formulations are %s" % (", ".join(unknown), ", ".join(formulations))
+    if args.write and (os.path.isdir(args.out) or not os.path.isdir(os.path.dirname(os.path.abspath(args.out)))):
+        return "--out %s: give a markdown file in an existing folder, e.g. BENCHMARKS.md" % args.out
+    return None
 
 
 def main(argv=None):
@@ -185,22 +214,16 @@ def main(argv=None):
         sys.stderr.write(msg + "\n")
         sys.stderr.flush()
 
+    problem = check_args(args)
+    if problem:
+        log("error: " + problem)
+        return 2
     pythons = args.python or [sys.executable]
-    for py in pythons:
-        if not os.path.exists(py):
-            log("error: --python %s does not exist: pass the interpreter of an environment, e.g. .venv-tf1/bin/python"
-                % py)
-            return 2
     labels = {}
     for item in args.label_python:
         path, _, name = item.partition("=")
         labels[path] = name
-    names = [m for m in args.models.replace(" ", "").split(",") if m]
-    unknown = [m for m in names if m not in MODELS]
-    if unknown:
-        log("error: unknown model %s: choose from %s" % (", ".join(unknown), ", ".join(MODELS)))
-        return 2
-    models, notes = present_models(names)
+    models, notes = present_models([m for m in args.models.replace(" ", "").split(",") if m])
     formulations = [f for f in args.compare.replace(" ", "").split(",") if f] or [None]
     flags = args.flags.split()
     load_before = os.getloadavg()

@@ -51,6 +51,19 @@ def test_write_replaces_only_its_own_section(tmp_path):
 @pytest.mark.parametrize("argv, words", [
     (["--models", "VGG"], "error: unknown model VGG: choose from ResNeXt, SE_ResNeXt, Densenet, ResNet"),
     (["--python", "/nonexistent/python"], "error: --python /nonexistent/python does not exist"),
+    # each of these ran the whole bench before: a child aborted inside TensorFlow (--threads -1), a table
+    # came out against a ceiling of 0 GFLOP/s or none, a label or formulation was ignored, or, for --out,
+    # a traceback after every measurement was taken
+    (["--python", ROOT], "error: --python %s is not an executable file" % ROOT),
+    (["--threads", "-1"], "error: --threads must be at least 0, got -1"),
+    (["--matmul_n", "0"], "error: --matmul_n must be at least 1, got 0"),
+    (["--batch_size", "-5"], "error: --batch_size must be at least 0, got -5"),
+    (["--steps", "0"], "error: --steps must be at least 1, got 0"),
+    (["--label_python", "intel"], "error: --label_python intel: write PATH=NAME"),
+    (["--models", ","], "error: --models names no model: choose from ResNeXt"),
+    (["--compare", "literal,grouped"], "error: --compare grouped: the formulations are fused, literal"),
+    (["--write", "--out", ROOT], "error: --out %s: give a markdown file in an existing folder" % ROOT),
+    (["--write", "--out", "/nonexistent/B.md"], "error: --out /nonexistent/B.md: give a markdown file"),
 ])
 def test_bad_arguments_are_one_line_errors(argv, words, capsys):
     assert bench.main(argv) == 2
