@@ -99,6 +99,11 @@ def main(argv=None):
     p.add_argument("script", nargs="?", default="ResNeXt.py")
     p.add_argument("--write", action="store_true", help="also write the table into BENCHMARKS.md")
     args, flags = p.parse_known_args(argv)
+    if not args.script.endswith(".py") or not os.path.isfile(os.path.join(ROOT, args.script)):
+        # runpy would raise FileNotFoundError, or SyntaxError on a file that is not Python
+        sys.stderr.write("error: %s is not a Python script of %s: name a model script, e.g. ResNeXt.py or "
+                         "Densenet.py\n" % (args.script, ROOT))
+        return 2
     run_dir = tempfile.mkdtemp(prefix="kit-trace-")
     try:
         os.environ.setdefault("KIT_MAX_STEPS", "1")

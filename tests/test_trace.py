@@ -74,3 +74,13 @@ def test_the_path_to_the_first_step(tiny_data):
     shim = len(rows["compat.py"].split(", ")) if "compat.py" in rows else 0
     assert int(m.group(2)) - shim <= FUNCTIONS_BEFORE_FIRST_STEP, out
     assert int(m.group(2)) == sum(len(v.split(", ")) for v in rows.values())
+
+
+@pytest.mark.parametrize("script", ["NoSuchModel.py", "README.md", "docs"])
+def test_a_script_that_is_not_one_is_refused_in_one_line(script):
+    # runpy raised FileNotFoundError, SyntaxError or IsADirectoryError, with its traceback
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "trace.py"), script], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == "error: %s is not a Python script of %s: name a model script, e.g. ResNeXt.py or " \
+                         "Densenet.py\n" % (script, ROOT)
