@@ -9,6 +9,7 @@ A name or a line that no longer exists stops the generator with a one-line error
 tests/test_tour.py fails until the tour is regenerated or corrected: the tour cannot drift
 from the code.
 """
+import argparse
 import io
 import os
 import re
@@ -173,13 +174,16 @@ def tour():
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
+    # a parser, not `"--check" in argv`: a mistyped --check or --help rewrote docs/tour.md instead
+    p = argparse.ArgumentParser(prog="docs/tour.py", description=__doc__.split("\n")[0])
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if docs/tour.md is stale")
+    args = p.parse_args(argv)
     try:
         text = tour()
     except TourError as e:
         sys.stderr.write("error: %s\n" % e)
         return 2
-    if "--check" in argv:
+    if args.check:
         old = io.open(OUT, encoding="utf-8").read() if os.path.exists(OUT) else ""
         if old != text:
             sys.stderr.write("docs/tour.md is stale: run ./kit python docs/tour.py\n")

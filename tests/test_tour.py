@@ -50,3 +50,16 @@ def test_the_readme_links_to_the_loop_printed_whole():
     target = [s for s in sections if github_anchor(s.splitlines()[0]) == anchor]
     assert len(target) == 1, (anchor, [github_anchor(s.splitlines()[0]) for s in sections[1:]])
     assert inspect.getsource(trainer.train).strip() in target[0]
+
+
+@pytest.mark.parametrize("argv, code", [(["--chek"], 2), (["--help"], 0)])
+def test_an_unknown_flag_or_help_writes_no_tour(tmp_path, monkeypatch, capsys, argv, code):
+    # the generator looked for "--check" alone, so both of these wrote docs/tour.md
+    path = tmp_path / "tour.md"
+    monkeypatch.setattr(tour, "OUT", str(path))
+    with pytest.raises(SystemExit) as e:
+        tour.main(argv)
+    assert e.value.code == code and not path.exists()
+    out_text, err_text = capsys.readouterr()
+    assert "--check" in (err_text if code else out_text)  # the usage: on stderr for an error, stdout for --help
+    assert tour.main(["--check"]) == 1 and not path.exists()
