@@ -281,6 +281,18 @@ def default_runs(root=RUNS):
     return found
 
 
+def named_once(run_dirs):
+    """`run_dirs`, refused where two of them are one folder: the repeats summary would count that run
+    twice, with a standard deviation of 0 that no second run measured."""
+    seen = {}
+    for d in run_dirs:
+        real = os.path.realpath(d)
+        if real in seen:
+            raise CompareError("%s and %s are the same run folder: name each run once" % (seen[real], d))
+        seen[real] = d
+    return run_dirs
+
+
 def build_parser(prog=PROG):
     p = argparse.ArgumentParser(
         prog=prog,
@@ -304,7 +316,7 @@ def main(argv=None):
         if args.reference and args.reference not in set(r["id"] for r in refs):
             raise CompareError("unknown reference id %r: use an id from the first column of references.csv"
                                % args.reference)
-        runs = [load_run(d) for d in args.run_dirs or default_runs()]
+        runs = [load_run(d) for d in named_once(args.run_dirs or default_runs())]
         if args.plot:
             check_plotting(args.plot)
     except CompareError as e:

@@ -661,3 +661,14 @@ def test_references_without_the_kits_columns_or_rows_are_refused_in_one_line(tmp
     assert len(err.strip().splitlines()) == 1 and says in err and "pass a references.csv" in err
     code, out, err = kit_compare(fixture("resnet20-paper-cifar10"), "--references", str(tmp_path))
     assert code == 2 and len(err.strip().splitlines()) == 1 and "is a folder" in err
+
+
+def test_a_run_named_twice_is_refused_in_one_line(tmp_path):
+    # counted twice, it made a repeats summary of "2 finished runs" with a standard deviation of 0.00
+    run = fixture("resnet20-paper-cifar10")
+    link = str(tmp_path / "same")
+    os.symlink(run, link)
+    for again in (run, run + os.sep, link):
+        code, out, err = kit_compare(run, fixture("resnet56-paper-cifar10"), again)
+        assert code == 2 and out == ""
+        assert err == "kit-compare: error: %s and %s are the same run folder: name each run once\n" % (run, again)
