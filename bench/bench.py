@@ -193,6 +193,12 @@ def check_args(args):
         path, _, name = item.partition("=")
         if not path or not name:
             return "--label_python %s: write PATH=NAME, e.g. .venv-tf1-intel/bin/python=intel" % item
+    labels = dict(item.partition("=")[::2] for item in args.label_python)
+    named = [python_label(py, labels) for py in args.python]
+    twice = sorted(set(n for n in named if named.count(n) > 1))
+    if twice:  # the table's rows and matmul ceilings are kept by label: one would stand for both
+        return ("two --python interpreters are both labelled %s: give each a name of its own with "
+                "--label_python PATH=NAME" % ", ".join(twice))
     names = [m for m in args.models.replace(" ", "").split(",") if m]
     unknown = [m for m in names if m not in MODELS]
     if unknown or not names:

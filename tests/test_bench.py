@@ -83,3 +83,12 @@ def test_a_configuration_is_measured_in_a_child_process():
     assert r["model"] == "ResNet" and r["params"] > 0 and r["train_gflop"] > r["fwd_gflop"] > 0 and r["peak_rss"] > 0
     broken = bench.run_child(sys.executable, dict(kind="model", model="NoSuchModel"), logged.append)
     assert broken["model"] == "NoSuchModel" and "NoSuchModel" in broken["error"]
+
+
+def test_two_interpreters_with_one_label_are_refused(capsys):
+    # the ceilings were kept by label, so the first interpreter's "% of matmul" was taken against the second's
+    py = sys.executable
+    assert bench.main(["--python", py, "--python", py]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: two --python interpreters are both labelled %s: give each a name of its own with "
+                   "--label_python PATH=NAME\n" % bench.python_label(py, {}))
