@@ -174,6 +174,11 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
+def labels_of(args):
+    """{interpreter path: its name in the table}, from --label_python PATH=NAME."""
+    return dict(item.partition("=")[::2] for item in args.label_python)
+
+
 def check_args(args):
     """The first thing wrong with the flags, as one line saying what to pass, or None: checked before any
     child starts, so that a bad value neither aborts a child inside TensorFlow nor, for --out, costs
@@ -193,8 +198,9 @@ def check_args(args):
         path, _, name = item.partition("=")
         if not path or not name:
             return "--label_python %s: write PATH=NAME, e.g. .venv-tf1-intel/bin/python=intel" % item
-    labels = dict(item.partition("=")[::2] for item in args.label_python)
-    named = [python_label(py, labels) for py in args.python]
+        if path not in (args.python or [sys.executable]):  # labels are looked up by the path as written
+            return "--label_python %s: no --python is %s; write the path as --python gives it" % (item, path)
+    named = [python_label(py, labels_of(args)) for py in args.python]
     twice = sorted(set(n for n in named if named.count(n) > 1))
     if twice:  # the table's rows and matmul ceilings are kept by label: one would stand for both
         return ("two --python interpreters are both labelled %s: give each a name of its own with "
@@ -225,10 +231,7 @@ def main(argv=None):
         log("error: " + problem)
         return 2
     pythons = args.python or [sys.executable]
-    labels = {}
-    for item in args.label_python:
-        path, _, name = item.partition("=")
-        labels[path] = name
+    labels = labels_of(args)
     models, notes = present_models([m for m in args.models.replace(" ", "").split(",") if m])
     formulations = [f for f in args.compare.replace(" ", "").split(",") if f] or [None]
     flags = args.flags.split()

@@ -60,6 +60,7 @@ def test_write_replaces_only_its_own_section(tmp_path):
     (["--batch_size", "-5"], "error: --batch_size must be at least 0, got -5"),
     (["--steps", "0"], "error: --steps must be at least 1, got 0"),
     (["--label_python", "intel"], "error: --label_python intel: write PATH=NAME"),
+    (["--python", sys.executable, "--label_python", "./python=x"], "error: --label_python ./python=x: no --python is"),
     (["--models", ","], "error: --models names no model: choose from ResNeXt"),
     (["--compare", "literal,grouped"], "error: --compare grouped: the formulations are fused, literal"),
     (["--write", "--out", ROOT], "error: --out %s: give a markdown file in an existing folder" % ROOT),
