@@ -181,11 +181,13 @@ def main(argv=None):
         p.error("--dropout_rate: the first network has no dropout")
     if args.epochs < 1 or args.train_images < BATCH:
         p.error("--epochs must be at least 1 and --train_images at least %d" % BATCH)
-    # checked here: TensorFlow takes either only once the graph is built or the session started
+    # checked here: TensorFlow and NumPy take these only once the data is read and the graph built
     if not 0 <= args.dropout_rate < 1:
         p.error("--dropout_rate is the share of units dropped: at least 0 and below 1 (the script's: 0.2)")
     if args.threads < 0:
         p.error("--threads must be at least 0 (0: TensorFlow picks, one per core)")
+    if not 0 <= args.seed < 2 ** 32:
+        p.error("--seed must be between 0 and 4294967295 (NumPy's seed range)")
     try:
         data = mnist.load(args.data_dir, args.data_source, args.trust_data)
     except mnist.DataError as e:

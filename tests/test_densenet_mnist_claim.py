@@ -70,10 +70,12 @@ def test_trains_and_reports_each_epoch(fake_mnist):
     (["--network", "first", "--dropout_rate", "0.2"], "the first network has no dropout"),
     (["--network", "first", "--train_images", "5000"], "the training file has only 300 images"),
     (["--network", "first", "--data_source", "/nonexistent"], "data source /nonexistent does not exist"),
-    # the two below were a ValueError traceback when the graph was built and an abort inside TensorFlow
+    # the three below were a ValueError traceback at graph build, an abort inside TensorFlow, and NumPy's
+    # ValueError traceback
     (["--network", "committed", "--dropout_rate", "1.5", "--train_images", "100"],
      "--dropout_rate is the share of units dropped"),
     (["--network", "first", "--threads", "-1", "--train_images", "100"], "--threads must be at least 0"),
+    (["--network", "first", "--seed", "-1", "--train_images", "100"], "--seed must be between 0 and 4294967295"),
 ])
 def test_bad_arguments_are_one_line_errors(fake_mnist, argv, message):
     argv = ["--data_source", fake_mnist["folder"], "--trust_data"] + argv
