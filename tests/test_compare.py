@@ -671,4 +671,4 @@ def test_a_run_named_twice_is_refused_in_one_line(tmp_path):
     for again in (run, run + os.sep, link):
         code, out, err = kit_compare(run, fixture("resnet56-paper-cifar10"), again)
         assert code == 2 and out == ""
-        assert err == "kit-compare: error: %s and %s are the same run folder: name each run once\n" % (run, again)
+        assert err == "compare.py: error: %s and %s are the same run folder: name each run once\n" % (run, again)
