@@ -38,6 +38,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -163,7 +164,8 @@ def parse_args(argv):
                    help="name an interpreter in the table, e.g. .venv-tf1-intel/bin/python=intel")
     p.add_argument("--batch_size", type=int, default=0, help="override every model's default batch size")
     p.add_argument("--threads", type=int, default=0, help="TF intra/inter-op threads (0: TF decides, all cores)")
-    p.add_argument("--flags", default="", help="extra flags for every model script, e.g. '--preset paper'")
+    p.add_argument("--flags", default="", help="extra flags for every model script, split as a shell would, "
+                                                "e.g. \"--dataset_label 'CIFAR-10 (JPEG)'\"")
     p.add_argument("--warmup", type=int, default=1, help="untimed training steps, the first one included")
     p.add_argument("--steps", type=int, default=3, help="timed training (and inference) steps per configuration")
     p.add_argument("--matmul_n", type=int, default=4096, help="size of the square matmul that sets the ceiling")
@@ -205,6 +207,11 @@ def check_args(args):
     if twice:  # the table's rows and matmul ceilings are kept by label: one would stand for both
         return ("two --python interpreters are both labelled %s: give each a name of its own with "
                 "--label_python PATH=NAME" % ", ".join(twice))
+    try:
+        shlex.split(args.flags)
+    except ValueError as e:  # an unclosed quote: the children would get flags other than the ones meant
+        return ("--flags %s: %s; quote a value with spaces as a shell would, e.g. "
+                "\"--dataset_label 'CIFAR-10 (JPEG)'\"" % (args.flags, str(e).lower()))
     names = [m for m in args.models.replace(" ", "").split(",") if m]
     unknown = [m for m in names if m not in MODELS]
     if unknown or not names:
@@ -234,7 +241,7 @@ def main(argv=None):
     labels = labels_of(args)
     models, notes = present_models([m for m in args.models.replace(" ", "").split(",") if m])
     formulations = [f for f in args.compare.replace(" ", "").split(",") if f] or [None]
-    flags = args.flags.split()
+    flags = shlex.split(args.flags)  # a quoted value with spaces stays one argument, as on a command line
     load_before = os.getloadavg()
     started = time.time()
 
@@ -270,7 +277,7 @@ def main(argv=None):
     load_after = os.getloadavg()
 
     rows = table_rows(results, ceilings)
-    command = "python bench/bench.py " + " ".join(a if " " not in a else "'%s'" % a for a in argv)
+    command = "python bench/bench.py " + " ".join(shlex.quote(a) for a in argv)  # pastes back as the same argv
     info = ["Machine: %s." % machine(),
             "Load average (1/5/15 min): %.2f %.2f %.2f before, %.2f %.2f %.2f after; %.0f s in all."
             % (load_before + load_after + (time.time() - started,))]

@@ -1,6 +1,7 @@
 """bench/bench.py and bench/measure.py: the FLOP count the GFLOP/s column rests on, a measurement in a child
 process, and how bench.py edits BENCHMARKS.md."""
 import os
+import shlex
 import sys
 
 import pytest
@@ -93,3 +94,29 @@ def test_two_interpreters_with_one_label_are_refused(capsys):
     err = capsys.readouterr().err
     assert err == ("error: two --python interpreters are both labelled %s: give each a name of its own with "
                    "--label_python PATH=NAME\n" % bench.python_label(py, {}))
+
+
+def test_flags_are_split_as_a_shell_would(tmp_path, monkeypatch):
+    # split on spaces, the child got "--dataset_label", "'CIFAR-10", "(JPEG)'" and refused the stray words
+    specs = []
+
+    def child(python, spec, log):
+        specs.append(spec)
+        return dict(kind=spec["kind"], model=spec.get("model"), error="not measured here")
+
+    monkeypatch.setattr(bench, "run_child", child)
+    out = str(tmp_path / "B.md")
+    argv = ["--models", "ResNet", "--flags", "--dataset_label 'CIFAR-10 (JPEG)' --num_layers 8", "--write", "--out", out]
+    assert bench.main(argv) == 1
+    assert [s["flags"] for s in specs if s["kind"] == "model"] == [
+        ["--dataset_label", "CIFAR-10 (JPEG)", "--num_layers", "8"]]
+    # the command written with the table, pasted into a shell, gives the same arguments back
+    command = next(line for line in open(out) if "bench/bench.py" in line).strip()
+    assert shlex.split(command)[2:] == argv
+
+
+def test_flags_with_an_unclosed_quote_are_refused(capsys):
+    assert bench.main(["--flags", "--dataset_label 'CIFAR-10"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --flags --dataset_label 'CIFAR-10: no closing quotation; quote a value with spaces as a shell "
+        "would, e.g. \"--dataset_label 'CIFAR-10 (JPEG)'\"\n")
