@@ -3,7 +3,8 @@
 Where the data comes from, in order:
   1. `source` (the `--data_source` flag, else the KIT_DATA_SOURCE environment variable):
      a local archive, an already-extracted folder, or a URL (a mirror, or file://);
-  2. an earlier verified extraction under `data_dir`;
+  2. an earlier verified extraction under `data_dir` (an unverified one there is named, with the
+     flags that read it, rather than downloaded over);
   3. the official archive on the CIFAR home page.
 An archive is downloaded to a temporary name, checked against its published MD5 and
 only then renamed into place. Extraction refuses absolute paths, `..` members, links
@@ -71,6 +72,8 @@ def fetch_archive(name, data_dir, source=None, trust=False):
         return done, True
     local = os.path.join(data_dir, archive)
     if source or not os.path.exists(local):  # a mirror URL, or no archive yet: download it
+        if os.path.isdir(done):  # extracting the download would replace this copy, and offline it goes unnamed
+            raise unmarked_copy(name, done)
         url = source if source else HOME + archive
         if source and not source.endswith((".tar.gz", ".tgz")):  # a mirror folder: append the file name
             url = source.rstrip("/") + "/" + archive
@@ -80,6 +83,16 @@ def fetch_archive(name, data_dir, source=None, trust=False):
             download(url, local, None if trust else md5)
     # a downloaded archive matched or is vouched for: the remedy is for one an earlier run left
     return _extract_checked(name, local, data_dir, trust, "delete it to download the official one")
+
+
+def unmarked_copy(name, folder):
+    """The DataError for `folder`, an extraction of dataset archive `name` under --data_dir that no
+    verified archive of the kit's made (extracted by hand, say): how to train on it, or make way."""
+    # binary batches are read as bytes; python batches are pickles, unpickled only from a vouched-for folder
+    flags = folder if name.endswith("-bin") else folder + " --trust_data if you vouch for it (its batches are pickles)"
+    return DataError("%s is there but was not extracted from a verified archive: to train on it, pass --data_source "
+                     "%s, and the run is labelled an unverified copy; or move it away and run again to download "
+                     "the official %s" % (folder, flags, ARCHIVES[name][0]))
 
 
 def _looks_like(name, path):

@@ -87,6 +87,36 @@ def test_the_other_version_of_cifar10_is_named_with_the_flag_that_reads_it(fake_
                             "cifar-10-batches-bin folder or at cifar-10-binary.tar.gz" % tmp_path)
 
 
+@pytest.mark.parametrize("binary", [True, False])
+def test_an_unverified_copy_under_data_dir_is_named_with_the_flags_that_read_it(fake_cifar, tmp_path, monkeypatch,
+                                                                                binary):
+    """A cifar-10-batches-bin (or -py) folder under --data_dir without the kit's marker, extracted by hand, say:
+    the kit went to download the archive, which offline said only "check the network" and online replaced the
+    folder with the official one; now it names the folder and the flags that train on it, and leaves it be."""
+    import shutil
+    folder = str(tmp_path / "data" / ("cifar-10-batches-bin" if binary else "cifar-10-batches-py"))
+    shutil.copytree(fake_cifar["bin" if binary else "py"], folder)
+    before = sorted(os.listdir(folder))
+    fetched = []
+
+    def offline(url, dest, md5=None):
+        fetched.append(url)
+        raise downloads.DataError("could not download %s (offline): check the network" % url)
+
+    monkeypatch.setattr(cifar10, "download", offline)
+    with pytest.raises(cifar10.DataError) as e:
+        cifar10.load("cifar10", str(tmp_path / "data"), binary=binary)
+    vouch = "" if binary else " --trust_data if you vouch for it (its batches are pickles)"
+    assert str(e.value) == (
+        "%s is there but was not extracted from a verified archive: to train on it, pass --data_source %s%s, and "
+        "the run is labelled an unverified copy; or move it away and run again to download the official %s"
+        % (folder, folder, vouch, "cifar-10-binary.tar.gz" if binary else "cifar-10-python.tar.gz"))
+    assert fetched == [] and sorted(os.listdir(folder)) == before
+    # the flags it names read the folder: the binary batches without --trust_data, as they are no pickles
+    d = cifar10.load("cifar10", str(tmp_path / "data"), source=folder, trust=not binary, binary=binary)
+    assert d["folder"] == folder and not d["verified"] and len(d["train_y"]) == 250
+
+
 def test_truncated_batches_are_refused(fake_cifar, tmp_path):
     import shutil
     py = str(tmp_path / "py")
