@@ -1,6 +1,7 @@
 """Compare training runs with the published numbers in references.csv.
 
     python compare.py [RUN_DIR ...] [--plot out.png] [--reference ID]   (no RUN_DIR: every run under runs/)
+    python compare.py runs/ elsewhere/                                  (a folder of runs: every run in it)
     kit-compare RUN_DIR [RUN_DIR ...] [--plot out.png] [--reference ID]
 
 A run folder is what the training loop writes: config.json (model, preset,
@@ -271,10 +272,25 @@ def check_plotting(path):
 RUNS = "runs"  # where the model scripts put a run without --run_dir
 
 
+def runs_in(root):
+    """The run folders directly under `root` (those with a config.json), sorted."""
+    return sorted(os.path.join(root, d) for d in (os.listdir(root) if os.path.isdir(root) else [])
+                  if os.path.isfile(os.path.join(root, d, "config.json")))
+
+
+def expand(run_dirs):
+    """`run_dirs` with each folder that is no run but holds runs (`compare.py runs/`) replaced by those
+    runs, as a bare `compare.py` takes runs/'s; any other folder stays, for load_run to say what it is."""
+    out = []
+    for d in run_dirs:
+        inside = [] if os.path.isfile(os.path.join(d, "config.json")) else runs_in(d)
+        out += inside or [d]
+    return out
+
+
 def default_runs(root=RUNS):
-    """The run folders under `root` (those with a config.json), sorted, for a bare `compare.py`."""
-    found = sorted(os.path.join(root, d) for d in (os.listdir(root) if os.path.isdir(root) else [])
-                   if os.path.isfile(os.path.join(root, d, "config.json")))
+    """The run folders under `root`, for a bare `compare.py`."""
+    found = runs_in(root)
     if not found:
         raise CompareError("no run folders under %s/: train a model first (python ResNeXt.py), or name run "
                            "folders on the command line" % root)
@@ -298,8 +314,8 @@ def build_parser(prog=PROG):
         prog=prog,
         description="Compare training runs with the published numbers in references.csv.")
     p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR",
-                   help="run folder(s) written by the training loop (config.json + metrics.jsonl); "
-                        "default: every run under %s/" % RUNS)
+                   help="run folder(s) written by the training loop (config.json + metrics.jsonl), or a "
+                        "folder of them (every run in it); default: every run under %s/" % RUNS)
     p.add_argument("--plot", metavar="PATH.png", help="write test accuracy/loss curves to this PNG")
     p.add_argument("--reference", metavar="ID",
                    help="compare every run with this references.csv row instead of the automatic match")
@@ -316,7 +332,7 @@ def main(argv=None):
         if args.reference and args.reference not in set(r["id"] for r in refs):
             raise CompareError("unknown reference id %r: use an id from the first column of references.csv"
                                % args.reference)
-        runs = [load_run(d) for d in named_once(args.run_dirs or default_runs())]
+        runs = [load_run(d) for d in named_once(expand(args.run_dirs) or default_runs())]
         if args.plot:
             check_plotting(args.plot)
     except CompareError as e:

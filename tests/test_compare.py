@@ -672,3 +672,22 @@ def test_a_run_named_twice_is_refused_in_one_line(tmp_path):
         code, out, err = kit_compare(run, fixture("resnet56-paper-cifar10"), again)
         assert code == 2 and out == ""
         assert err == "compare.py: error: %s and %s are the same run folder: name each run once\n" % (run, again)
+
+
+def test_a_folder_of_run_folders_stands_for_every_run_in_it(tmp_path):
+    # "config.json not found: this is not a run folder" it said of runs/, which a bare compare.py reads
+    holder, other = tmp_path / "runs", tmp_path / "other"
+    for name in ("resnet56-paper-cifar10", "resnet20-paper-cifar10"):
+        copy_run(holder, name)
+    copy_run(other, "resnext-original-cifar10")
+    (holder / "notes").mkdir()  # no run: not taken
+    named = [str(holder) + os.sep, str(other), fixture("resnet110-paper-cifar10")]
+    code, out, err = kit_compare(*named)
+    assert code == 0 and err == "", err
+    assert [n for n in table_lines(out) if n.endswith("-cifar10")] == [
+        "resnet20-paper-cifar10", "resnet56-paper-cifar10", "resnext-original-cifar10", "resnet110-paper-cifar10"]
+    # a folder holding no run is still no run folder, and a run named alone and through its folder is named twice
+    code, out, err = kit_compare(str(holder / "notes"))
+    assert code == 2 and "config.json not found: this is not a run folder" in err
+    code, out, err = kit_compare(str(holder), os.path.join(str(holder), "resnet20-paper-cifar10"))
+    assert code == 2 and "are the same run folder" in err
