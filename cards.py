@@ -1,7 +1,7 @@
 """Architecture cards and diagrams of every model and preset, read from the graphs the scripts build.
 
     ./kit python cards.py                  # (re)write docs/architecture/
-    ./kit python cards.py --check          # compare with docs/architecture/; exit 1 naming stale files
+    ./kit python cards.py --check          # compare with docs/architecture/; exit 1 naming stale or orphan files
     ./kit python cards.py ResNet-paper-20  # only these cards (the index is written with all of them)
 
 For every entry of CARDS this builds the model as `graph.Graph` does (placeholders and the
@@ -254,6 +254,17 @@ def stale(files, out_dir=OUT_DIR):
     return bad
 
 
+def orphans(files, out_dir=OUT_DIR):
+    """The files in `out_dir` that `files` (every card and the index) would not make, nor render from its
+    DOT: a card since removed or renamed, which would still describe a network no script builds."""
+    made = set(files) | set(f[:-4] + ".svg" for f in files if f.endswith(".dot"))
+    return sorted(f for f in (os.listdir(out_dir) if os.path.isdir(out_dir) else [])
+                  if f not in made and not f.startswith("."))
+
+
+ORPHANS = "in docs/architecture but made by no card (one removed or renamed): %s; remove them with git rm\n"
+
+
 def write(files, out_dir=OUT_DIR, log=print):
     if not os.path.isdir(out_dir):
         os.makedirs(out_dir)
@@ -281,7 +292,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="cards.py", description=__doc__.split("\n\n")[0])
     p.add_argument("names", nargs="*", help="cards to write (default: all); one of: %s"
                    % ", ".join(c[0] for c in CARDS))
-    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a committed file is stale")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 if a committed file is stale or made by no card")
     args = p.parse_args(argv)
     unknown = [n for n in args.names if n not in [c[0] for c in CARDS]]
     if unknown:
@@ -292,14 +304,20 @@ def main(argv=None):
     except CardError as e:
         sys.stderr.write("error: %s\n" % e)
         return 2
+    left = [] if args.names else orphans(files, OUT_DIR)  # a few cards named: the others' files are no orphans
     if args.check:
-        bad = stale(files)
+        bad = stale(files, OUT_DIR)
         if bad:
             sys.stderr.write("stale in docs/architecture: %s; run ./kit python cards.py\n" % ", ".join(bad))
+        if left:
+            sys.stderr.write(ORPHANS % ", ".join(left))
+        if bad or left:
             return 1
         print("docs/architecture is up to date (%d files)" % len(files))
         return 0
-    write(files)
+    write(files, OUT_DIR)
+    if left:  # they may be a user's own: reported, never deleted
+        sys.stderr.write(ORPHANS % ", ".join(left))
     return 0
 
 

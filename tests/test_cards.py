@@ -40,8 +40,29 @@ def generated():
 def test_committed_cards_are_what_the_graphs_give(generated):
     stale = cards.stale(generated)
     assert not stale, "out of date in docs/architecture: %s; run ./kit python cards.py" % ", ".join(stale)
-    assert sorted(f for f in os.listdir(OUT) if not f.endswith(".svg")) == sorted(generated), \
-        "docs/architecture holds files cards.py does not make"
+    assert not cards.orphans(generated), "docs/architecture holds files cards.py does not make"
+
+
+def test_check_names_the_files_of_a_card_that_is_gone(tmp_path, monkeypatch, capsys):
+    """cards.py --check passed with the files of a removed or renamed card still in docs/architecture,
+    describing a network no script builds; a named card's check leaves the other cards' files alone."""
+    made = {"A.md": "a\n", "A.dot": "digraph {}\n", "README.md": "index\n"}
+    for name in list(made) + ["A.svg", "Gone.md", "Gone.json", "Gone-block.svg", ".keep"]:
+        (tmp_path / name).write_text(u"x")
+    monkeypatch.setattr(cards, "OUT_DIR", str(tmp_path))
+    monkeypatch.setattr(cards, "generate", lambda names=None, log=None: made)
+    monkeypatch.setattr(cards, "stale", lambda files, out_dir: [])  # only the orphans are at stake here
+    assert cards.main(["--check"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err == ("in docs/architecture but made by no card (one removed or renamed): Gone-block.svg, "
+                                 "Gone.json, Gone.md; remove them with git rm\n")
+    assert cards.main(["--check", "ResNet-paper-20"]) == 0
+    # writing the cards reports them too, and deletes nothing: a file there may be someone's own
+    monkeypatch.setattr(cards, "write", lambda files, out_dir: None)
+    assert cards.main([]) == 0
+    assert capsys.readouterr().err.endswith(": Gone-block.svg, Gone.json, Gone.md; remove them with git rm\n")
+    assert sorted(os.listdir(str(tmp_path))) == sorted(list(made) + ["A.svg", "Gone.md", "Gone.json",
+                                                                      "Gone-block.svg", ".keep"])
 
 
 def test_deleting_a_layer_makes_the_cards_stale(monkeypatch):
