@@ -75,6 +75,10 @@ def main(model_name, build_fn, presets, validate=None, argv=None, description=No
         check_common(hp, model_name)
         if validate is not None:
             validate(hp)
+        horovod = distributed.requested(hp)
+        if horovod and (hp["summary"] or hp["eval"]):  # every rank would write the same files at once
+            raise KitError("--%s works in one process: run the same command without horovodrun (or mpirun) and "
+                           "without --horovod" % ("eval" if hp["eval"] else "summary"))
         if hp["summary"]:
             g = Graph(build_fn, hp, 1)
             print_summary(model_name, hp, g)
@@ -82,9 +86,7 @@ def main(model_name, build_fn, presets, validate=None, argv=None, description=No
         if hp["eval"]:
             run_eval(model_name, build_fn, hp, explicit=hp.given)
             return 0
-        dist = None
-        if distributed.requested(hp):
-            dist = distributed.Horovod(hp)
+        dist = distributed.Horovod(hp) if horovod else None
         train(model_name, build_fn, hp, dist=dist, overrides=hp.overrides)
         return 0
     except KitError as e:

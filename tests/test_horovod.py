@@ -197,6 +197,19 @@ def test_missing_horovod_is_a_one_line_error(monkeypatch, fake_cifar, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("flag", ["--eval", "--summary"])
+def test_eval_and_summary_under_horovodrun_are_a_one_line_error(flag, monkeypatch, fake_cifar, tmp_path):
+    """Every rank would evaluate (or draw the graph) and write the same files at the same moment."""
+    import ResNeXt
+    monkeypatch.setenv("HOROVOD_RANK", "1")
+    run = tmp_path / "run"
+    code, out, err = run_main(ResNeXt, ["--data_source", fake_cifar["py"], "--trust_data", "--run_dir", str(run), flag])
+    assert code == EXIT_USAGE and out == ""
+    assert err == ("error: %s works in one process: run the same command without horovodrun (or mpirun) and without "
+                   "--horovod\n" % flag)
+    assert not run.exists()
+
+
 class BroadcastSession(object):
     """What RunState.start asks of a session: global_step is this rank's own until the broadcast
     brings rank 0's."""
