@@ -13,6 +13,7 @@ import shutil
 import signal
 
 from compat import tf
+import distributed
 from settings import KitError, EXIT_DISK, as_recorded, with_policy
 
 
@@ -302,7 +303,8 @@ def check_resume(meta, hp, folder, model_name):
     function, not the variables), so the settings recorded with the checkpoint are compared.
     """
     refuse_other_model(meta, folder, model_name, "pass another --run_dir (or run %s.py to resume it)")
-    saved = recorded_settings(meta)
+    # --hvd_warmup_epochs 5 is the run that gave none: only a value that trains otherwise is a change
+    saved, hp = distributed.as_meant(recorded_settings(meta)), distributed.as_meant(hp)
     conflicts = setting_conflicts(saved, hp, with_policy("resumable"))
     if conflicts:
         raise KitError("checkpoint %s does not fit this command: it was trained with %s, this command has %s; give "

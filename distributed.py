@@ -42,6 +42,14 @@ from settings import KitError
 # What the launchers set in each process: horovodrun --gloo sets HOROVOD_RANK; horovodrun on an
 # MPI build (NVIDIA's NGC image) and mpirun set only their MPI's variables.
 MPI_SIZE_ENV = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
+# What a Horovod flag not given stands for. The settings keep None there, so that a single process
+# can refuse one given; a resume compares what they stand for (`as_meant`).
+DEFAULTS = {"hvd_scale_lr": True, "hvd_warmup_epochs": 5.0}
+
+
+def as_meant(settings):
+    """`settings` with each Horovod flag not given (None) at the value it stands for."""
+    return dict(settings, **{k: v for k, v in DEFAULTS.items() if settings.get(k) is None})
 
 
 def requested(hp):
@@ -75,8 +83,9 @@ class Horovod(object):
     def __init__(self, hp, hvd=None):
         """`hvd`: the module horovod.tensorflow (imported here when None; the tests pass a stand-in)."""
         self.batch_size = hp["batch_size"]
-        self.scale_lr = hp.get("hvd_scale_lr") is not False
-        self.warmup_epochs = 5.0 if hp.get("hvd_warmup_epochs") is None else float(hp["hvd_warmup_epochs"])
+        meant = as_meant(hp)
+        self.scale_lr = meant["hvd_scale_lr"]
+        self.warmup_epochs = float(meant["hvd_warmup_epochs"])
         self.threads = hp.get("threads") or 0
         # Before hvd.init(): a bad flag fails without starting Horovod or waiting for the other ranks.
         if not self.warmup_epochs >= 0:  # NaN too

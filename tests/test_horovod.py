@@ -18,7 +18,7 @@ import types
 import numpy as np
 import pytest
 
-from conftest import ROOT, checkpoint_variables, lr_at, run_main
+from conftest import ROOT, checkpoint_variables, lr_at, run_main, settings
 import distributed
 from compat import tf
 from batches import Batches
@@ -183,6 +183,23 @@ def test_a_checkpoint_resumes_only_with_the_number_of_processes_that_wrote_it():
         distributed.check_workers("ck", two, None)
     with pytest.raises(KitError, match="by 1 process and this run has 4: resume it with a plain python"):
         distributed.check_workers("ck", single, fake_dist(size=4))
+
+
+def test_the_horovod_flags_at_their_defaults_resume_a_run_started_without_them():
+    """--hvd_scale_lr and --hvd_warmup_epochs 5 train as no flag does, in either direction; another warm-up
+    is still a change of the run."""
+    import ResNeXt
+    from checkpoints import check_resume
+    without = settings(ResNeXt, [])
+    written = settings(ResNeXt, ["--hvd_scale_lr", "--hvd_warmup_epochs", "5"])
+    for saved, here in ((without, written), (written, without)):
+        check_resume({"config": {"model": "ResNeXt", "hparams": dict(saved)}}, here, "ck", "ResNeXt")
+    with pytest.raises(KitError) as e:
+        check_resume({"config": {"model": "ResNeXt", "hparams": dict(without)}},
+                     settings(ResNeXt, ["--hvd_warmup_epochs", "2"]), "ck", "ResNeXt")
+    assert str(e.value) == ("checkpoint ck does not fit this command: it was trained with --hvd_warmup_epochs 5.0, "
+                            "this command has --hvd_warmup_epochs 2.0; give --hvd_warmup_epochs 5.0 to resume it, or "
+                            "pass another --run_dir")
 
 
 def test_missing_horovod_is_a_one_line_error(monkeypatch, fake_cifar, tmp_path):

@@ -551,15 +551,15 @@ def test_resume_advice_pastes_back_to_the_recorded_settings(fake_cifar, tmp_path
 def test_resume_advice_says_bools_as_the_parser_reads_them_and_an_absent_flag_as_absent():
     """A flag not given (None) has no value to paste: the advice says to leave it out."""
     saved = settings(ResNet, [])
-    here = ["--augment=false", "--lr", "0.05", "--hvd_warmup_epochs", "5"]
+    here = ["--augment=false", "--lr", "0.05", "--horovod"]
     with pytest.raises(KitError) as e:
         check_resume({"config": {"hparams": dict(saved)}}, settings(ResNet, here), "ck", "ResNet")
     flags, _, absent = advice(str(e.value)).partition(" and no ")
-    assert (flags, absent) == ("--augment true --lr 0.1", "--hvd_warmup_epochs")
-    pasted = [w for w in here if w not in ("--hvd_warmup_epochs", "5")] + shlex.split(flags)
+    assert (flags, absent) == ("--augment true --lr 0.1", "--horovod")
+    pasted = [w for w in here if w != "--horovod"] + shlex.split(flags)
     check_resume({"config": {"hparams": dict(saved)}}, settings(ResNet, pasted), "ck", "ResNet")
-    assert "it was trained with --augment true --lr 0.1 and no --hvd_warmup_epochs, this command has --augment " \
-           "false --hvd_warmup_epochs 5.0 --lr 0.05;" in str(e.value)
+    assert "it was trained with --augment true --lr 0.1 and no --horovod, this command has --augment " \
+           "false --horovod true --lr 0.05;" in str(e.value)
 
 
 @pytest.fixture(scope="module")
