@@ -435,3 +435,14 @@ def test_killed_two_rank_run_resumes_from_rank_zero_checkpoint(tmp_path, fake_ci
     import ResNeXt  # one process cannot take over the 2-process run: its steps are other steps
     code, _, err = run_main(ResNeXt, args[1:] + ["--run_dir", rank0])
     assert code == EXIT_USAGE and "was trained by 2 processes and this run has 1" in err, err
+
+    # A rank's exit code reaches the user only through horovodrun's line for it: horovodrun itself
+    # exits 1 after a traceback, as docs/horovod.md says.
+    p = subprocess.run(horovodrun(args[:-1] + ["2"], root), env=run_env(root), stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=240)
+    out = p.stdout.decode(errors="replace")
+    assert p.returncode == 1 and "Process 0 exit with status code 2." in out, out[-3000:]
+    assert "[0]<stderr>:error: checkpoint %s" % os.path.join(rank0, "checkpoints", "step-%08d" % total) in out
+    assert "RuntimeError" in out and latest_step(rank0) == total
+    doc = " ".join(open(os.path.join(ROOT, "docs", "horovod.md")).read().split())
+    assert "prints `Process 0 exit with status code 130.`, stops the other processes, and then exits with code 1" in doc
