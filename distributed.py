@@ -33,6 +33,7 @@ in 1 Hour" (arXiv 1706.02677):
 """
 import multiprocessing
 import os
+import sys
 
 import numpy as np
 
@@ -77,6 +78,17 @@ def check_workers(folder, meta, dist):
                                "or pass another --run_dir" % (folder, saved, "es" if saved > 1 else "", here, how))
 
 
+def build_command():
+    """The command that builds Horovod into the environment of this interpreter: ./kit's of the
+    .venv-<KIT_ENV> it runs in (horovod.sh builds into the active one, tf1 unless KIT_ENV says
+    otherwise), or horovod.sh given this Python."""
+    venv = os.path.basename(sys.prefix)
+    if not venv.startswith(".venv-"):
+        return "PYTHON=%s bash requirements/horovod.sh" % sys.executable
+    env = venv[len(".venv-"):]
+    return ("" if env == "tf1" else "KIT_ENV=%s " % env) + "./kit bash requirements/horovod.sh"
+
+
 class Horovod(object):
     """The hooks `trainer.train` calls in a data-parallel run; one instance per process."""
 
@@ -95,9 +107,8 @@ class Horovod(object):
             try:
                 import horovod.tensorflow as hvd
             except ImportError as e:
-                raise KitError("Horovod is not installed (%s): run `./kit bash requirements/horovod.sh` to "
-                                       "build it, or run the script as a single process (no horovodrun, no "
-                                       "--horovod)" % e)
+                raise KitError("Horovod is not installed (%s): run `%s` to build it, or run the script as a single "
+                               "process (no horovodrun, no --horovod)" % (e, build_command()))
         hvd.init()
         self.hvd = hvd
         self.rank, self.size = hvd.rank(), hvd.size()

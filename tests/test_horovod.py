@@ -212,6 +212,12 @@ def test_missing_horovod_is_a_one_line_error(monkeypatch, fake_cifar, tmp_path):
     assert err.startswith("error: Horovod is not installed") and "requirements/horovod.sh" in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+    # The build command is that of the environment the script runs in: the default one's builds into .venv-tf1
+    for prefix, command in (("/k/.venv-tf1", "./kit bash"), ("/k/.venv-tf2", "KIT_ENV=tf2 ./kit bash"),
+                            ("/usr", "PYTHON=%s bash" % sys.executable)):
+        monkeypatch.setattr(sys, "prefix", prefix)
+        code, out, err = run_main(ResNeXt, ["--run_dir", str(tmp_path / "run"), "--steps", "1"])
+        assert code == EXIT_USAGE and ": run `%s requirements/horovod.sh` to build it, or" % command in err, err
 
 
 @pytest.mark.parametrize("flag", ["--eval", "--summary"])
