@@ -139,6 +139,12 @@ class Horovod(object):
         """Copy every variable from rank 0, run once after initialisation or rank 0's restore."""
         return self.hvd.broadcast_variables(tf.global_variables(), root_rank=0)
 
+    def stop_vote(self):
+        """(asked, any_asked): each rank feeds whether Ctrl-C or SIGTERM reached it and reads whether
+        one reached any rank (RunState.after_step), so that all stop after the same step."""
+        asked = tf.placeholder_with_default(False, [], name="stop_asked")
+        return asked, self.hvd.allreduce(tf.cast(asked, tf.float32), op=self.hvd.Sum, name="stop_vote") > 0
+
     def lr_scale(self, global_step, steps_per_epoch):
         """The learning-rate multiplier as a tensor of global_step (None: no scaling): the
         number of workers, reached linearly over --hvd_warmup_epochs (Goyal et al. 2017)."""

@@ -52,6 +52,7 @@ class Graph(object):
             self.saver = tf.train.Saver(tf.global_variables(), max_to_keep=None, save_relative_paths=True)
             self.init = tf.global_variables_initializer()
             self.broadcast = dist.broadcast_op() if dist is not None else None
+            self.stop_vote = dist.stop_vote() if dist is not None else None
             self.graph.finalize()
         self.build_seconds = time.time() - t0
 

@@ -67,6 +67,7 @@ class RunState(object):
         self.dir = run_folder(model_name, hp)
         self.ckpts = Checkpoints(self.dir, hp["keep_checkpoints"], log=self.log)
         self.stop_requested = self.handlers = None  # Ctrl-C / SIGTERM, from `start` on: see _on_signal
+        self.stopping = False  # the loop ends after this step: see _on_signal and after_step
         self.lock = self.scalars = self.rec = self.lr = None
         # KIT_MAX_STEPS=N ends the run after step N (see start); a bad value fails before any time is spent
         text = os.environ.get("KIT_MAX_STEPS", "").strip()
@@ -120,11 +121,13 @@ class RunState(object):
         return self.lock.__exit__(*exc)
 
     def _on_signal(self, signum, frame):
-        """Ctrl-C or SIGTERM, once training has begun: the loop stops at the next step boundary
-        and checkpoints (after_step, end_epoch), then exits 130. A second one stops at once."""
+        """Ctrl-C or SIGTERM, once training has begun: the loop stops at the next step boundary (in a
+        Horovod run, the one the ranks agree on: after_step) and checkpoints (end_epoch), then exits
+        130. A second one stops at once."""
         if self.stop_requested is not None:
             raise KeyboardInterrupt
         self.stop_requested = signum
+        self.stopping = self.dist is None  # Horovod: once the ranks agree (after_step)
 
     def start(self, sess, g, data, overrides=None):
         """After initialisation or restore: the run's length, the step to go on from and the epochs'
@@ -224,7 +227,7 @@ class RunState(object):
         self.t_epoch, self.images = time.time(), 0
         for _, bx, by in batches.iterate(epoch, start, end):
             yield bx, by
-            if self.stop_requested is not None:
+            if self.stopping:
                 return
 
     def after_step(self, loss, correct, images, lr):
@@ -238,6 +241,11 @@ class RunState(object):
                            EXIT_NAN)
         self.step += 1
         self.images += images
+        if self.g.stop_vote is not None:
+            # Horovod: every rank stops after the same step. A rank that stopped alone would leave the others
+            # waiting in the next step's allreduce, to fail there when it exits: rank 0 without its checkpoint.
+            asked, any_asked = self.g.stop_vote
+            self.stopping = bool(self.sess.run(any_asked, {asked: self.stop_requested is not None}))
         self.lr = float(lr)  # the rate this step trained at, read from the graph
         self.acc["loss"] += float(loss) * images
         self.acc["correct"] += int(correct)
@@ -247,7 +255,7 @@ class RunState(object):
             self.bar.set_postfix_str("loss %.3f, %.0f img/s" % (loss, rate))
             self.bar.update(1)
         every = self.hp["ckpt_every_steps"]
-        if every and self.step % every == 0 and self.step % self.spe and self.stop_requested is None:
+        if every and self.step % every == 0 and self.step % self.spe and not self.stopping:
             self.save(self.acc)
 
     def save(self, partial):
@@ -261,7 +269,7 @@ class RunState(object):
         if self.bar is not None:
             self.bar.close()
         self.seconds = time.time() - self.t_epoch
-        if self.stop_requested is not None and self.step % self.spe and self.step < self.total_steps:
+        if self.stopping and self.step % self.spe and self.step < self.total_steps:
             self.save(self.acc)
             self.stop_if_asked()
 
@@ -288,7 +296,7 @@ class RunState(object):
 
     def stop_if_asked(self):
         """After Ctrl-C or SIGTERM (the checkpoint written): exit 130."""
-        if self.stop_requested is not None:
+        if self.stopping:
             self.log("interrupted at step %d: checkpoint written; run the same command to resume" % self.step)
             raise KitError("interrupted", EXIT_INTERRUPTED)
 

@@ -287,6 +287,51 @@ def test_every_rank_skips_a_finished_run_and_only_rank_zero_says_so(tmp_path):
             assert said == [] and run.rec is None and not run_dir.exists()
 
 
+class VoteSession(BroadcastSession):
+    """BroadcastSession that also answers the ranks' stop vote: whether this rank feeds that Ctrl-C or
+    SIGTERM reached it, or another rank did at a vote from `others_from` (1-based) on."""
+
+    def __init__(self, others_from=None):
+        super(VoteSession, self).__init__(0, 0)
+        self.others_from, self.fed = others_from, []
+
+    def run(self, fetch, feed_dict=None):
+        if fetch != "any_asked":
+            return super(VoteSession, self).run(fetch)
+        self.fed.append(feed_dict["asked"])
+        return feed_dict["asked"] or (self.others_from is not None and len(self.fed) >= self.others_from)
+
+
+@pytest.mark.parametrize("others_from,signal_after,trained,fed", [
+    (2, None, 2, [False, False]),  # another rank's Ctrl-C: this one stops after the same step
+    (None, 2, 3, [False, False, True]),  # its own, after the vote of step 2: at the next vote, with the others
+])
+def test_every_rank_stops_after_the_step_the_ranks_agree_on(others_from, signal_after, trained, fed, tmp_path):
+    """A rank that stopped on its own signal would leave the others waiting in the next step's allreduce,
+    to fail there when it exits (rank 0 without writing its checkpoint): every rank stops after the
+    first step at whose end any rank had been asked to, and says it was interrupted (exit 130)."""
+    import ResNeXt
+    import runstate
+    from conftest import settings
+    g = types.SimpleNamespace(steps_per_epoch=10, global_step="global_step", lr="lr", broadcast="broadcast",
+                              stop_vote=("asked", "any_asked"), num_params=1, build_seconds=0.0)
+    data = dict(label="CIFAR-10", verified=True, train_x=np.zeros(4), test_x=np.zeros(4))
+    hp = settings(ResNeXt, ["--run_dir", str(tmp_path / "rank1"), "--epochs", "2", "--progress", "off"])
+    batches = types.SimpleNamespace(iterate=lambda epoch, start, end: ((i, "x", "y") for i in range(start, end)))
+    sess, steps = VoteSession(others_from), 0
+    with pytest.raises(KitError) as e:
+        with runstate.RunState("ResNeXt", hp, fake_dist(rank=1, size=2), log=lambda line: None) as run:
+            run.start(sess, g, data)
+            for _ in run.batches(batches, 0):
+                run.after_step(1.0, 0, 5, 0.1)
+                steps += 1
+                if steps == signal_after:
+                    run._on_signal(signal.SIGTERM, None)
+            run.end_epoch()
+    assert e.value.code == 130 and (steps, sess.fed) == (trained, fed)
+    assert not (tmp_path / "rank1").exists()
+
+
 # ----------------------------------------------------------------------------- horovodrun
 
 # A model without batch normalisation: with it, a process's batch statistics come from its own
