@@ -604,3 +604,19 @@ def test_config_json_is_written_one_way_and_an_empty_record_leaves_it(tmp_path):
         runlogs.rewrite_records(str(tmp_path), record, [], 2, write=write_if_changed)
         assert (os.stat(path).st_ino, os.stat(path).st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
     assert json.loads(read(path)) == config
+
+
+def test_a_write_the_disk_refuses_keeps_the_old_file_and_leaves_no_half_copy(tmp_path, monkeypatch):
+    """config.json and logs are written through write_atomic: on a full disk the old file stays as it
+    was, and the half-written `.tmp` beside it is gone, so the folder holds nothing the next run trips on."""
+    from checkpoints import write_atomic
+    path = str(tmp_path / "config.json")
+    write_atomic(path, "old\n")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as e:
+        write_atomic(path, "new\n")
+    assert e.value.errno == errno.ENOSPC
+    assert read(path) == "old\n" and sorted(os.listdir(str(tmp_path))) == ["config.json"]
