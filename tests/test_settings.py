@@ -1,7 +1,11 @@
 """settings.py: one declaration per setting gives its flag, default, check and resume policy."""
+import os
+import re
+
 import pytest
 
 import checkpoints
+from conftest import ROOT
 import settings
 import ResNeXt
 
@@ -64,6 +68,15 @@ def test_the_policy_sets_follow_the_roles_of_existing_flags():
     assert "normalization" not in training_only and "test_own_stats" not in training_only
     assert settings.with_policy("no such policy") == frozenset()
     assert settings.COMMON_DEFAULTS["batch_size"] == 128 and "run_dir" not in settings.COMMON_DEFAULTS
+
+
+def test_crash_safety_lists_every_setting_a_resume_may_change():
+    """docs/crash-safety.md names the flags a resumed run may give differently: exactly the resumable
+    settings, less the ones that pick what the command does (--eval, --summary, --ckpt_path, --fresh)."""
+    text = open(os.path.join(ROOT, "docs", "crash-safety.md")).read()
+    sentence = text.split("What says where things are or how long to go on may change:", 1)[1].split(".\n", 1)[0]
+    listed = set(re.findall(r"`--(\w+)`", sentence))
+    assert listed == settings.with_policy("resumable") - {"eval", "summary", "ckpt_path", "fresh"}
 
 
 def test_compare_reads_the_settings_without_tensorflow():
