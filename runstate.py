@@ -149,8 +149,9 @@ class RunState(object):
         if self.folder is not None:
             self.history, self.partial = self.meta["history"], self.meta.get("partial")
             self.step = int(sess.run(g.global_step))
-            self.log("resumed from %s: step %d (%d full epochs and %d steps done), learning rate %g"
-                     % (self.folder, self.step, self.step // spe, self.step % spe, sess.run(g.lr)))
+            epochs = self.step // spe
+            self.log("resumed from %s: step %d (%d full epoch%s and %d steps done), learning rate %g"
+                     % (self.folder, self.step, epochs, "" if epochs == 1 else "s", self.step % spe, sess.run(g.lr)))
         if g.broadcast is not None:
             sess.run(g.broadcast)
             self.step = int(sess.run(g.global_step))  # rank 0's, restored or 0

@@ -105,7 +105,7 @@ def test_stopped_and_resumed_run_equals_an_uninterrupted_one(fake_cifar, tmp_pat
     assert run_main(ResNeXt, tiny_args(fake_cifar, straight, *flags))[0] == 0
     assert run_main(ResNeXt, tiny_args(fake_cifar, split, *(flags + ["--steps", "5"])))[0] == 0  # stops after epoch 1
     code, out, _ = run_main(ResNeXt, tiny_args(fake_cifar, split, *flags))
-    assert code == 0 and "resumed from" in out and "step 5 (1 full epochs and 0 steps done), learning rate 0.005" in out
+    assert code == 0 and "resumed from" in out and "step 5 (1 full epoch and 0 steps done), learning rate 0.005" in out
     a = Checkpoints(str(straight)).find()
     b = Checkpoints(str(split)).find()
     assert a[1]["step"] == b[1]["step"] == 10
