@@ -44,6 +44,11 @@ def data_folder(path):
         raise
 
 
+def one_line(e):
+    """An exception's text on one line: Python 3.11's tarfile lists each method it tried on a line of its own."""
+    return " ".join(str(e).split())
+
+
 DOWNLOAD_AGAIN = "download it again (a download cut short is corrupt), or use another mirror"
 
 
@@ -130,21 +135,22 @@ def safe_extract(archive, dest_dir, remedy="delete it and download it again"):
     try:
         tar = tarfile.open(archive)
     except (tarfile.TarError, OSError, EOFError) as e:
-        raise DataError("%s is not a readable tar archive (%s): %s" % (archive, e, remedy))
+        raise DataError("%s is not a readable tar archive (%s): %s" % (archive, one_line(e), remedy))
     with data_folder(dest_dir), tar:  # a failed extraction leaves no folder made for it
         tmp = tempfile.mkdtemp(prefix=".extract-", dir=dest_dir)
         try:
             try:
                 members = tar.getmembers()
             except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
-                raise DataError("%s is truncated or corrupt (%s): %s" % (archive, e, remedy))
+                raise DataError("%s is truncated or corrupt (%s): %s" % (archive, one_line(e), remedy))
             for m in members:
                 check_member(m, tmp)
             for m in members:
                 try:
                     tar.extract(m, tmp)
                 except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
-                    raise DataError("%s is truncated or corrupt at %s (%s): %s" % (archive, m.name, e, remedy))
+                    raise DataError("%s is truncated or corrupt at %s (%s): %s"
+                                    % (archive, m.name, one_line(e), remedy))
             tops = []
             for entry in sorted(os.listdir(tmp)):
                 final = os.path.join(dest_dir, entry)
