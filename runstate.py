@@ -41,6 +41,11 @@ def run_folder(model_name, hp):
     return hp["run_dir"] or os.path.join("runs", "%s-%s-%s" % (model_name, hp["preset"], hp["dataset"]))
 
 
+def holds_checkpoint(model_name, hp):
+    """Whether the run folder of `hp` (None: flags not read yet) holds a checkpoint to resume."""
+    return hp is not None and bool(Checkpoints(run_folder(model_name, hp)).steps())
+
+
 def _quiet(*args, **kwargs):
     pass
 

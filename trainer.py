@@ -18,7 +18,7 @@ from compat import tf
 import distributed
 from evaluation import print_summary, run_eval, evaluate
 from graph import Graph
-from runstate import RunState
+from runstate import RunState, holds_checkpoint
 from settings import KitError, EXIT_USAGE, EXIT_DISK, EXIT_INTERRUPTED, build_parser, resolve, check_common
 from batches import load_data, make_batches
 from checkpoints import restore
@@ -70,6 +70,7 @@ def main(model_name, build_fn, presets, validate=None, argv=None, description=No
     if argv is None:  # the name the user typed: ResNeXt.py, or a console script's kit-resnext
         parser.prog = os.path.basename(sys.argv[0]) or parser.prog
     args = parser.parse_args(argv)
+    hp = None
     try:
         hp = resolve(args, presets, parser)  # an Hparams: also the flags given, and which change the preset
         check_common(hp, model_name)
@@ -100,8 +101,8 @@ def main(model_name, build_fn, presets, validate=None, argv=None, description=No
                          "checkpoint\n" % (e.strerror, e.filename or "the run folder"))
         return EXIT_DISK
     except KeyboardInterrupt:  # a second Ctrl-C (or Ctrl-C before training began): stop at once
-        sys.stderr.write("error: stopped at once, without a new checkpoint; run the same command to resume from the "
-                         "last one\n")
+        sys.stderr.write("error: stopped at once, without a new checkpoint; run the same command to %s\n"
+                         % ("resume from the last one" if holds_checkpoint(model_name, hp) else "start again"))
         return EXIT_INTERRUPTED
     except DataError as e:  # the data loaders' errors are one line too
         sys.stderr.write("error: %s\n" % e)

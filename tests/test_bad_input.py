@@ -137,6 +137,24 @@ def test_a_run_refused_for_its_data_leaves_no_folder_it_made(fake_cifar, tmp_pat
     assert (run_dir / "notes.txt").read_text() == u"mine"
 
 
+def test_ctrl_c_before_training_says_resume_only_where_a_checkpoint_is(fake_cifar, tmp_path, monkeypatch):
+    """Ctrl-C while the data loads stops at once (exit 130): the advice is to start again in a run
+    folder without a checkpoint, to resume in one that holds one."""
+    def interrupted(hp):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(trainer, "load_data", interrupted)
+    run_dir = tmp_path / "run"
+    argv = tiny_args(fake_cifar, run_dir) + TINY
+    code, _, err = run_main(ResNeXt, argv)
+    assert (code, err) == (130, "error: stopped at once, without a new checkpoint; run the same command to start "
+                                "again\n")
+    (run_dir / "checkpoints" / "step-00000004").mkdir(parents=True)
+    monkeypatch.setattr(trainer, "RunState", lambda *a, **k: interrupted(None))  # the folder's checkpoint is fake
+    code, _, err = run_main(ResNeXt, argv)
+    assert (code, err) == (130, "error: stopped at once, without a new checkpoint; run the same command to resume "
+                                "from the last one\n")
+
+
 def test_truncated_and_corrupt_python_batches(fake_cifar, tmp_path):
     py = copy(fake_cifar["py"], tmp_path / "cifar-10-batches-py")
     path = os.path.join(py, "data_batch_3")
