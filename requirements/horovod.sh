@@ -71,7 +71,7 @@ print("py%d.%d-tf%s-%s" % (sys.version_info[0], sys.version_info[1], tf.__versio
 PY
 )" || die "$py could not hash TensorFlow's framework library: set HOROVOD_WHEEL_CACHE= (empty) to build without the cache."
   dir="$cache/$VERSION-$key"
-  wheel="$(ls "$dir"/horovod-"$VERSION"-*.whl 2>/dev/null | head -1 || true)"
+  wheel="$(find "$dir" -maxdepth 1 -name "horovod-$VERSION-*.whl" 2>/dev/null | head -1 || true)"
 fi
 
 "$py" -m pip install -q "setuptools<68" wheel
@@ -87,7 +87,7 @@ else
     tmp="$(mktemp -d "$dir/.build.XXXXXX")"
     env "${build_env[@]}" "$py" -m pip wheel -q --no-deps --no-build-isolation --no-cache-dir -w "$tmp" "horovod==$VERSION" \
       || { rm -rf "$tmp"; die "building Horovod $VERSION failed (see the compiler's messages above)."; }
-    built="$(ls "$tmp"/horovod-"$VERSION"-*.whl | head -1)"
+    built="$(find "$tmp" -maxdepth 1 -name "horovod-$VERSION-*.whl" | head -1)"
     mv "$built" "$dir/" && rm -rf "$tmp"  # moved in whole: a build cut short leaves no wheel behind
     "$py" -m pip install -q "$dir/$(basename "$built")" || die "installing the Horovod wheel just built failed (see above)."
   else

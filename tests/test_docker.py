@@ -14,9 +14,11 @@ import pytest
 from conftest import ROOT
 
 RUN_SH = os.path.join(ROOT, "docker", "run.sh")
-# Every shell script of docker/ and of its CI checks, and the file two of them source (not run).
+# Every shell script of the kit (docker/, CI's, ./kit, the Horovod build), and the file three of them
+# source (not run): the list .ci/check-docker lints.
 SCRIPTS = [RUN_SH] + [os.path.join(ROOT, *p) for p in (("docker", "standin", "build.sh"), (".ci", "check-docker"),
-                                                        (".ci", "docker-e2e"))]
+                                                        (".ci", "docker-e2e"), (".ci", "run"), ("kit",),
+                                                        ("requirements", "horovod.sh"))]
 SOURCED = [os.path.join(ROOT, "requirements", "find_python.sh")]
 
 # Packages of requirements/tf1.txt that Python 3.6's matplotlib 3.3.4 does not require, so neither
@@ -262,6 +264,23 @@ def test_run_sh_parses():
         code, out, err = run([bash, "-n", script])
         assert code == 0, err
         assert os.stat(script).st_mode & stat.S_IXUSR or script in SOURCED, "%s is not executable" % script
+
+
+def test_every_shell_script_is_linted():
+    """A new script is linted by .ci/check-docker and parsed here, or this fails: the tracked files
+    that start with a shell's #! line, and the sourced file, are exactly both lists."""
+    tracked = subprocess.check_output(["git", "ls-files"], cwd=ROOT, universal_newlines=True).split()
+    shell = set()
+    for name in tracked:
+        path = os.path.join(ROOT, name)
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                if re.match(br"#!\S*(/|env )(ba)?sh\b", f.readline()):
+                    shell.add(name)
+    ours = set(os.path.relpath(p, ROOT) for p in SCRIPTS)
+    assert shell == ours
+    listed = re.search(r"^scripts=\((.*?)\)", open(os.path.join(ROOT, ".ci", "check-docker")).read(), re.S | re.M)
+    assert set(listed.group(1).split()) == ours | set(os.path.relpath(p, ROOT) for p in SOURCED)
 
 
 def test_shellcheck_passes():
