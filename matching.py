@@ -9,6 +9,10 @@ from runfolders import ARCH_HPARAMS, describe_arch, run_arch
 # The name a dataset_label must have for the data to count as the official archive
 # (the labels batches.load_data gives verified data).
 OFFICIAL_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "mnist": "MNIST"}
+# The condition of a reference column without augmentation (DenseNet's C10 and C100: Huang et al. 2017,
+# section 4.2, no augmentation and dropout 0.2 after every conv but the first). The flags that give it
+# choose that column, as --num_layers chooses a row: they are no change of the recipe.
+UNAUGMENTED = {"augment": False, "dropout_rate": 0.2}
 # Switches that reproduce the original repositories' harness bugs (settings.py's HARNESS group).
 HARNESS_BUG_FLAGS = tuple(s.name for s in settings.SETTINGS if s.group == settings.HARNESS)
 
@@ -119,7 +123,11 @@ def assess(run, row, reasons):
         reasons.append("evaluated on only %d test images (--test_subset)" % _as_int(h.get("test_subset")))
     overrides = run["config"].get("overrides")
     if overrides:  # flags that chose the architecture chose the reference row: they change no recipe
-        overrides = dict((k, v) for k, v in overrides.items() if k not in ARCH_HPARAMS.get(run["model"], ()))
+        chose = ARCH_HPARAMS.get(run["model"], ())
+        if row is not None and row.get("augmented") == "no" and row.get("dataset") != "mnist" and all(
+                h.get(k) == v for k, v in UNAUGMENTED.items()):
+            chose += tuple(UNAUGMENTED)  # the whole condition of the row's column, not half of it
+        overrides = dict((k, v) for k, v in overrides.items() if k not in chose)
     if overrides:
         reasons.append("the %s preset was changed by %s" % (run["preset"], ", ".join(
             "--%s %s" % (k, v) for k, v in sorted(overrides.items()))))

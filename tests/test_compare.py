@@ -396,6 +396,31 @@ def test_a_paper_run_with_a_changed_recipe_is_not_judged_against_the_paper(tmp_p
     assert "not comparable: the paper preset was changed by --epochs 16, --lr_decay_steps 3128,4692" in lines["short"]
 
 
+def test_the_flags_of_a_column_without_augmentation_choose_that_column(tmp_path):
+    """DenseNet's C10 and C100 columns (Huang et al. 2017, Table 2; section 4.2: no augmentation, dropout 0.2
+    after every conv but the first) are trained with docs/reproducing.md's --augment=false --dropout_rate 0.2,
+    which the kit records as overrides of the paper preset: they pick the column, as --num_layers picks a row.
+    Half of that condition, or the dropout with augmentation, is still a changed recipe."""
+    def dn(name, augment, dropout):
+        overrides = {}  # as the kit records them: the flags given whose value the paper preset does not have
+        if not augment:
+            overrides["augment"] = False
+        if dropout:
+            overrides["dropout_rate"] = dropout
+        return copy_run(tmp_path, "densenet-bc-paper-cifar10-jpeg", name, dataset_label="CIFAR-10", data_verified=True,
+                        overrides=overrides, hparams={"augment": augment, "dropout_rate": dropout})
+    runs = [dn("noaug", False, 0.2), dn("noaug-nodrop", False, 0.0), dn("aug-drop", True, 0.2), dn("aug", True, 0.0)]
+    code, out, err = kit_compare(*runs)
+    assert code == 0, err
+    lines = table_lines(out)
+    assert "densenet-bc100-k12-c10-huang2017" in lines["noaug"] and " 94.08 " in lines["noaug"]  # 100 - 5.92
+    assert " -0.06 " in lines["noaug"] and "within the paper's spread" in lines["noaug"]
+    assert "augmentation" not in lines["noaug"]
+    assert "not comparable: the paper preset was changed by --augment False" in lines["noaug-nodrop"]
+    assert "not comparable: the paper preset was changed by --dropout_rate 0.2" in lines["aug-drop"]
+    assert "densenet-bc100-k12-c10plus-huang2017" in lines["aug"] and "not comparable" not in lines["aug"]
+
+
 def test_a_run_that_records_no_overrides_gets_a_caveat(tmp_path):
     run = copy_run(tmp_path, "resnet20-paper-cifar10", "old", drop=["overrides"])
     code, out, err = kit_compare(run)
