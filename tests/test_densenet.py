@@ -1,5 +1,6 @@
 """Densenet.py: block and transition shapes, parameter totals derived by hand, presets, training and --eval."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -130,6 +131,29 @@ def test_original_cifar_preset():
     hand = 7 * 7 * 3 * 48 + layers(6, 48) + (2 * 192 + 192 * 96) + layers(12, 96) + (2 * 384 + 384 * 192) + \
         layers(48, 192) + (2 * 1344 + 1344 * 672) + layers(32, 672) + 2 * 1440 + 1440 * 10 + 10
     assert params == hand == densenet_params((7, 48), [6, 12, 48, 32], 24, True, 0.5) == 10236298
+
+
+def test_every_table_2_row_is_the_network_its_flags_build():
+    """references.csv's Table 2 rows (Huang et al. 2017, arXiv 1608.06993) give L, k, BC and the parameter count
+    the paper prints; the network the kit lays out for the row's flags (docs/reproducing.md's commands) has that
+    count. The paper prints one count per network, its CIFAR-10 head's (a 100-way head adds 0.01M to 0.2M)."""
+    import csv
+    from conftest import ROOT
+    with open(os.path.join(ROOT, "references.csv")) as f:
+        rows = [r for r in csv.DictReader(f) if r["model"] == "Densenet" and r["preset"] == "paper"]
+    checked = set()
+    for r in rows:
+        bc = r["bc"] == "yes"
+        hp = resolve(["--preset", "paper", "--depth", r["depth"], "--growth_k", r["growth_k"], "--bc=%s" % bc])
+        a = Densenet.architecture(hp)
+        assert a["blocks"] == [(int(r["depth"]) - 4) // (6 if bc else 3)] * 3, r["id"]
+        count = densenet_params((3, a["stem_channels"]), a["blocks"], a["growth_k"], a["bottleneck"],
+                                a["compression"])
+        assert "%.1fM" % (count / 1e6) == r["params"], r["id"]
+        checked.add((r["depth"], r["growth_k"], bc))
+    assert len(checked) == 6  # L=40 k=12, L=100 k=12, L=100 k=24; BC: L=100 k=12, L=250 k=24, L=190 k=40
+    # docs/deviations.md's MNIST network with --transition_k=false, the 2019 transitions
+    assert densenet_params((7, 24), [4, 4, 32], 12, True, 0.5, in_channels=1, conv_bias=True) == 610432
 
 
 def test_original_preset_recipes():
