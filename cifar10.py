@@ -18,6 +18,7 @@ batch holds. The binary version has no such problem and is read directly.
 """
 import gc
 import os
+import pathlib
 import pickle
 import sys
 
@@ -50,6 +51,10 @@ def fetch_archive(name, data_dir, source=None, trust=False):
     published one (now or in an earlier run, remembered by a marker file).
     """
     archive, md5, folder = ARCHIVES[name]
+    # A folder is the official data when its marker holds the archive's MD5, as _extract_checked writes it;
+    # an empty or hand-made marker beside a copy (CIFAR-10 re-encoded as JPEG, say) does not make it so.
+    marked = lambda path: os.path.isfile(os.path.join(path, VERIFIED)) and \
+        pathlib.Path(path, VERIFIED).read_text().strip() == md5  # noqa: E731
     source = source or os.environ.get("KIT_DATA_SOURCE") or None
     if source and not _is_url(source):
         source = os.path.expanduser(source)
@@ -60,7 +65,7 @@ def fetch_archive(name, data_dir, source=None, trust=False):
                 raise other_version(name, source) or DataError(
                     "%s has no %s folder: point --data_source at the extracted %s folder or at %s"
                     % (source, folder, folder, archive))
-            return found, os.path.exists(os.path.join(found, VERIFIED))
+            return found, marked(found)
         if not os.path.exists(source):
             raise DataError("data source %s does not exist: pass an archive (%s), an extracted folder, or a URL"
                             % (source, archive))
@@ -68,7 +73,7 @@ def fetch_archive(name, data_dir, source=None, trust=False):
 
     data_dir = os.path.expanduser(data_dir)
     done = os.path.join(data_dir, folder)
-    if os.path.exists(os.path.join(done, VERIFIED)):
+    if marked(done):
         return done, True
     local = os.path.join(data_dir, archive)
     if source or not os.path.exists(local):  # a mirror URL, or no archive yet: download it

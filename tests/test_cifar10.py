@@ -42,6 +42,27 @@ def test_verified_archive_loads_without_trust(fake_cifar, tmp_path, monkeypatch)
     assert again["verified"]
 
 
+def test_a_marker_the_kit_did_not_write_does_not_make_a_copy_the_official_data(tmp_path):
+    """A verified extraction's marker holds the archive's MD5. A copy given with --data_source whose marker is
+    empty or other text (a re-encoded CIFAR-10 with one touched in, say) is an unverified copy: its run is
+    labelled so and compare.py gives it a caveat, where it counted as the checksum-verified official data."""
+    made = fakedata.write_cifar10(str(tmp_path), n_train=40, n_test=20, tarballs=False)
+    for name, folder in (("cifar10", made["py"]), ("cifar10-bin", made["bin"])):
+        marker = os.path.join(folder, cifar10.VERIFIED)
+        for text in ("", "made by hand\n"):
+            with open(marker, "w") as f:
+                f.write(text)
+            d = cifar10.load("cifar10", str(tmp_path / "dd"), source=folder, trust=True,
+                             binary=name.endswith("bin"))
+            assert not d["verified"], (name, text)
+        if name == "cifar10":  # pickles from an unverified folder are read only with --trust_data
+            with pytest.raises(cifar10.DataError, match="--trust_data"):
+                cifar10.load("cifar10", str(tmp_path / "dd"), source=folder)
+        with open(marker, "w") as f:  # what _extract_checked writes after the archive's MD5 matched
+            f.write(cifar10.ARCHIVES[name][1] + "\n")
+        assert cifar10.load("cifar10", str(tmp_path / "dd"), source=folder, binary=name.endswith("bin"))["verified"]
+
+
 def test_wrong_checksum_is_refused(fake_cifar, tmp_path):
     with pytest.raises(cifar10.DataError) as e:
         cifar10.load("cifar10", str(tmp_path), source=fake_cifar["py_tar"])
