@@ -134,6 +134,10 @@ def assess(run, row, reasons):
     elif overrides is None:
         result["caveats"].append("the run does not record which flags changed its preset (written before "
                                  "config.json had \"overrides\")")
+    workers = _as_int(run["config"].get("workers")) or 1
+    if workers > 1:  # Horovod: the global batch and (--hvd_scale_lr) the learning rate are the preset's times N
+        reasons.append("trained by %d processes: each step took %d x %s images"
+                       % (workers, workers, h.get("batch_size")))
     bugs = [k for k in HARNESS_BUG_FLAGS if _truthy(h.get(k))]
     if bugs and run["preset"] != "original":
         result["caveats"].append("the run enables the original harness's bugs: " + ", ".join(bugs))

@@ -396,6 +396,18 @@ def test_a_paper_run_with_a_changed_recipe_is_not_judged_against_the_paper(tmp_p
     assert "not comparable: the paper preset was changed by --epochs 16, --lr_decay_steps 3128,4692" in lines["short"]
 
 
+def test_a_run_of_several_horovod_processes_is_not_judged_against_one_process_recipe(tmp_path):
+    """horovodrun -np 4 with no flag trains the preset's per-process batch on each of 4 processes: a global
+    batch 4 times the paper's, at 4 times its learning rate. config.json records "workers"."""
+    alone = copy_run(tmp_path, "resnet20-paper-cifar10", "alone")
+    four = copy_run(tmp_path, "resnet20-paper-cifar10", "four", workers=4)
+    code, out, err = kit_compare(alone, four)
+    assert code == 0, err
+    lines = table_lines(out)
+    assert "not comparable" not in lines["alone"]
+    assert "not comparable: trained by 4 processes: each step took 4 x 128 images" in lines["four"]
+
+
 def test_the_flags_of_a_column_without_augmentation_choose_that_column(tmp_path):
     """DenseNet's C10 and C100 columns (Huang et al. 2017, Table 2; section 4.2: no augmentation, dropout 0.2
     after every conv but the first) are trained with docs/reproducing.md's --augment=false --dropout_rate 0.2,
