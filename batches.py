@@ -18,6 +18,14 @@ from downloads import DataError
 
 # dataset: (one image's shape, the number of classes)
 INPUT_SHAPES = {"cifar10": ((32, 32, 3), 10), "cifar100": ((32, 32, 3), 100), "mnist": ((28, 28, 1), 10)}
+TRAIN_IMAGES = {"cifar10": 50000, "cifar100": 50000, "mnist": 60000}  # the official training sets
+
+
+def expected_steps_per_epoch(hp):
+    """An epoch's steps in one process (Batches' count) on the official training set or --train_subset
+    of it: what turns --lr_decay_epochs into the graph's steps where the data is not loaded (--graph)."""
+    n = min(hp.get("train_subset") or TRAIN_IMAGES[hp["dataset"]], TRAIN_IMAGES[hp["dataset"]])
+    return int(math.ceil(n / float(hp["batch_size"])))
 
 
 def load_data(hp):

@@ -20,7 +20,7 @@ from evaluation import print_summary, run_eval, evaluate
 from graph import Graph
 from runstate import RunState, holds_checkpoint
 from settings import KitError, EXIT_USAGE, EXIT_DISK, EXIT_INTERRUPTED, build_parser, resolve, check_common
-from batches import load_data, make_batches
+from batches import load_data, make_batches, expected_steps_per_epoch
 from checkpoints import restore
 from downloads import DataError
 
@@ -81,7 +81,7 @@ def main(model_name, build_fn, presets, validate=None, argv=None, description=No
             raise KitError("--%s works in one process: run the same command without horovodrun (or mpirun) and "
                            "without --horovod" % ("eval" if hp["eval"] else "summary"))
         if hp["summary"]:
-            g = Graph(build_fn, hp, 1)
+            g = Graph(build_fn, hp, expected_steps_per_epoch(hp))  # the schedule as training has it (--graph)
             print_summary(model_name, hp, g)
             return 0
         if hp["eval"]:

@@ -182,6 +182,28 @@ def test_graph_flag_writes_tensorboard_and_pbtxt(tmp_path):
     assert code == 0 and os.path.exists(str(tmp_path / "elsewhere" / "graph.pbtxt")), err
 
 
+def _schedule_nodes(graph_def):
+    """The learning_rate scope's nodes, by name: the decay boundaries are constants there."""
+    return dict((n.name, n) for n in graph_def.node if n.name.startswith("learning_rate/"))
+
+
+@pytest.mark.parametrize("argv, steps_per_epoch", [([], 391),  # 50,000 images in batches of 128
+                                                   (["--train_subset", "1000", "--batch_size", "100"], 10)])
+def test_graph_flag_writes_the_schedule_a_training_run_builds(tmp_path, argv, steps_per_epoch):
+    """--lr_decay_epochs are turned into steps with the training set's steps per epoch; --graph built the
+    graph with 1, so TensorBoard and netron showed ResNeXt's rate decaying after step 148 instead of 58,258."""
+    from google.protobuf import text_format
+    import ResNeXt
+    small = ["--cardinality", "2", "--depth", "4", "--blocks", "1", "--stem_dim", "8", "--out_dims", "8,16,32"]
+    code, out, err = run_main(ResNeXt, small + argv + ["--graph", str(tmp_path)])
+    assert code == 0, err
+    written = tf.GraphDef()
+    with io.open(str(tmp_path / "graph.pbtxt"), encoding="utf-8") as f:
+        text_format.Merge(f.read(), written)
+    trained = Graph(ResNeXt.Build_ResNext, hparams("ResNeXt", ResNeXt.PRESETS, None, small + argv), steps_per_epoch)
+    assert _schedule_nodes(written) == _schedule_nodes(trained.graph.as_graph_def())
+
+
 def test_bare_graph_flag_writes_into_the_default_run_folder(tmp_path, monkeypatch):
     """`--graph` alone, no --run_dir: the graph goes to runs/<model>-<preset>-<dataset>/graph."""
     import ResNeXt
