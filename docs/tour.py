@@ -71,13 +71,13 @@ decide); a Horovod run gives each process its own GPU, as Horovod's TF1 examples
     ("The loop: a session, and sess.run with feed_dict", "trainer.py", "train", None, None, """
 The whole of training, top to bottom: the data, the graph, a session, then for each epoch one
 `sess.run` per batch, feeding NumPy arrays (made one step ahead by a background thread) into
-the placeholders and fetching the train op, the loss, the count of correct predictions and the
-learning rate (read from the graph, as the logs print it), and an evaluation on the test set
-in inference mode. What makes a run robust (the run folder's lock, exact resume from atomic
-checkpoints, Ctrl-C, a loss that is not finite, the logs) is the `RunState`'s, in runstate.py,
-so that none of it hides the idiom: `with run, tf.Session(...)` holds the folder's lock for as
-long as the session lives, and `run.batches` ends an epoch early after Ctrl-C, so the loop
-needs no `break`."""),
+the placeholders and fetching the train op, the cross-entropy (logged as train_loss; the
+optimizer minimises it plus weight decay), the count of correct predictions and the learning
+rate (read from the graph, as the logs print it), and an evaluation on the test set in inference
+mode. What makes a run robust (the run folder's lock, exact resume from atomic checkpoints,
+Ctrl-C, a loss that is not finite, the logs) is the `RunState`'s, in runstate.py, so that none
+of it hides the idiom: `with run, tf.Session(...)` holds the folder's lock for as long as the
+session lives, and `run.batches` ends an epoch early after Ctrl-C, so the loop needs no `break`."""),
     ("Saver and restore", "checkpoints.py", "restore", None, None, """
 `tf.train.Saver(tf.global_variables())` (made with the graph) saves every variable, the moving
 averages and `global_step` included; a Saver of the trainable variables only would lose them

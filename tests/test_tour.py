@@ -63,3 +63,15 @@ def test_an_unknown_flag_or_help_writes_no_tour(tmp_path, monkeypatch, capsys, a
     out_text, err_text = capsys.readouterr()
     assert "--check" in (err_text if code else out_text)  # the usage: on stderr for an error, stdout for --help
     assert tour.main(["--check"]) == 1 and not path.exists()
+
+
+def test_the_loop_stop_calls_what_it_fetches_the_cross_entropy():
+    """The loop fetches g.xent, which the logs print as train_loss; the stop called it "the loss", the
+    name stop 6 gives to cross-entropy plus weight decay (g.loss), which the loop never fetches."""
+    stop = [s for s in tour.STOPS if s[1:5] == ("trainer.py", "train", None, None)]
+    assert len(stop) == 1
+    code = "\n".join(tour.excerpt(*stop[0][1:5])[0])
+    assert "g.xent" in code and "g.loss" not in code
+    text = " ".join(stop[0][5].split())
+    assert "the cross-entropy" in text and "train_loss" in text
+    assert "the train op, the loss" not in text
