@@ -136,8 +136,9 @@ def card_markdown(card):
         elif card["preset"] != "paper":
             params_cell += ", for the paper's network, %s" % paper_net
         result_cell = "%s, %s" % (row_text(row), row["variant"])
-    else:
-        params_cell = result_cell = "none: %s" % (p["no_row"] or "no row in references.csv")
+    else:  # on an original network's card the row looked up is the paper's network's: say so
+        params_cell = result_cell = "none%s: %s" % ("" if card["preset"] == "paper" else " for the paper's network, "
+                                                    + paper_net, p["no_row"] or "no row in references.csv")
     lines.append("| parameters | %s (%s) | %s |" % (fmt_int(card["params"]), millions(card["params"], "0.00M"),
                                                     params_cell))
     lines.append("| multiply-adds per image | %s (%s) | not printed |"

@@ -97,6 +97,21 @@ def test_stage_figures_add_up_and_the_paper_sizes_agree():
             assert card["deviations"], card["name"]
 
 
+@pytest.mark.parametrize("name, paper_net", [
+    ("Densenet-original-mnist", "`Densenet.py --preset paper --dataset mnist`"),
+    ("SE_ResNeXt-original", "`SE_ResNeXt.py --preset paper` ([card](SE_ResNeXt-paper.md))")])
+def test_a_card_without_a_paper_row_names_the_network_looked_up(name, paper_net):
+    """The paper column of an original network's card is about the paper's network. Without a reference
+    row it said only "none: no row in references.csv for this network (...: run preset paper, ...)" on a
+    card of preset original, as if the card's own network had been looked up."""
+    text = cards.card_markdown(json.loads(committed(name + ".json")))
+    for label in ("parameters", "result"):
+        row = [l for l in text.splitlines() if l.startswith("| %s |" % label)]
+        assert len(row) == 1 and row[0].split(" | ")[2].startswith("none for the paper's network, %s: " % paper_net), row
+    own = cards.card_markdown(json.loads(committed("SE_ResNeXt-paper.json")))
+    assert "| none: no reference row for SE-ResNeXt-29 8x64d" in own  # a paper card's network is its own
+
+
 @pytest.mark.parametrize("name", ["ResNet-original-20", "ResNeXt-original", "Densenet-paper"])
 def test_summary_names_the_card_and_its_total_is_the_cards(name):
     import importlib
