@@ -2,6 +2,7 @@
 it built (print_location), and the graph written for TensorBoard and netron (write_graph)."""
 import json
 import os
+import sys
 
 from compat import tf
 from cards import CARDS, OUT_DIR, read_text
@@ -96,6 +97,15 @@ def tensorboard_graph_def(graph):
     return graph_def
 
 
+def tensorboard_command():
+    """TensorBoard as this environment runs it: ./kit installs it in .venv-<KIT_ENV>, not on PATH."""
+    venv = os.path.basename(sys.prefix)
+    if not venv.startswith(".venv-"):
+        return "tensorboard"
+    env = venv[len(".venv-"):]
+    return ("" if env == "tf1" else "KIT_ENV=%s " % env) + "./kit tensorboard"
+
+
 def write_graph(graph, folder, out):
     """`--graph`: the graph for TensorBoard (events file) and as a text GraphDef (graph.pbtxt, for netron)."""
     try:
@@ -109,6 +119,6 @@ def write_graph(graph, folder, out):
         reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
         raise KitError("cannot write the graph to %s (%s): pass --graph a folder you can write"
                        % (folder, reason))
-    out.write("wrote the graph to %s: events for `tensorboard --logdir %s` (each variable drawn inside the scope of "
+    out.write("wrote the graph to %s: events for `%s --logdir %s` (each variable drawn inside the scope of "
               "the layer that reads it), graph.pbtxt for netron (every name as in the graph and the checkpoints)\n"
-              % (folder, folder))
+              % (folder, tensorboard_command(), folder))

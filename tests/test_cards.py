@@ -240,6 +240,19 @@ def test_graph_flag_leaves_variables_that_sit_with_their_layer(tmp_path):
     assert {n.split("/")[0] for n in names} >= {"init_conv", "block1", "block2", "block3", "logits"}
 
 
+@pytest.mark.parametrize("prefix, command", [("/src/kit/.venv-tf1", "./kit tensorboard"),
+                                             ("/src/kit/.venv-tf2", "KIT_ENV=tf2 ./kit tensorboard"),
+                                             ("/usr", "tensorboard")])
+def test_graph_flag_names_the_tensorboard_command_of_its_environment(tmp_path, monkeypatch, prefix, command):
+    """Under ./kit TensorBoard is installed in .venv-<KIT_ENV>, not on PATH: the bare `tensorboard --logdir`
+    the line gave failed there with 'command not found'."""
+    import ResNet
+    monkeypatch.setattr(sys, "prefix", prefix)
+    code, out, err = run_main(ResNet, ["--num_layers", "8", "--graph", str(tmp_path)])
+    assert code == 0, err
+    assert "events for `%s --logdir %s`" % (command, tmp_path) in out, out
+
+
 def test_graph_flag_to_a_folder_it_cannot_make_is_one_line(tmp_path):
     import ResNet
     blocker = tmp_path / "a_file"
