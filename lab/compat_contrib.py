@@ -9,7 +9,8 @@ either runtime once ported this way. contrib's layers live on in the `tf_slim` p
 (same code, arguments and variable names). The kit's compat.py is the worked example: it
 takes `batch_norm` from `tf.contrib.layers` on TF 1.15 and from `tf_slim` on TF 2, so
 ops.py reads the same on both. (`tf.compat.v1.layers.batch_normalization` is the other
-replacement, but on TF 2 it fails inside `tf.cond`, where the kit needs it: docs/tf2.md.)
+replacement: it works inside `tf.cond` on both runtimes, but only with the UPDATE_OPS dependency
+that the kit's idiom does without: docs/tf2.md.)
 
 Threads: https://github.com/tensorflow/models/issues/8965,
 https://github.com/tensorflow/models/issues/7767

@@ -75,9 +75,33 @@ def test_tf_slim_finds_the_names_that_moved_in_tf_2_14():
     assert control_flow_ops.cond is cond.cond
 
 
+def test_layers_batch_normalization_inside_tf_cond_needs_the_update_ops_dependency():
+    """docs/tf2.md: tf.layers' batch_normalization under tf.cond trains on both runtimes, its moving
+    mean updated through the UPDATE_OPS dependency; its update ops, inside the cond, cannot be fetched."""
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.placeholder(tf.float32, [None, 4])
+        training = tf.placeholder(tf.bool, [])
+        w = tf.get_variable("w", [4], initializer=tf.ones_initializer())
+        y = tf.cond(training, lambda: tf.layers.batch_normalization(x * w, training=True, name="bn"),
+                    lambda: tf.layers.batch_normalization(x * w, training=False, name="bn", reuse=True))
+        loss = tf.reduce_mean(tf.square(y - 1.0))
+        updates = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+        with tf.control_dependencies(updates):
+            train_op = tf.train.GradientDescentOptimizer(0.1).minimize(loss)
+        moving_mean = [v for v in tf.global_variables() if v.name == "bn/moving_mean:0"][0]
+        init = tf.global_variables_initializer()
+    data = np.full((8, 4), 5.0, np.float32) + np.arange(8, dtype=np.float32)[:, None]
+    with tf.Session(graph=g) as sess:
+        sess.run(init)
+        sess.run(train_op, {x: data, training: True})
+        np.testing.assert_allclose(sess.run(moving_mean), 0.01 * data.mean(axis=0), rtol=1e-5)  # momentum 0.99
+        with pytest.raises(Exception, match="marked as not fetchable"):
+            sess.run(updates, {x: data, training: True})
+
+
 def test_batch_norm_builds_inside_tf_cond():
-    """The originals' idiom: batch_norm under tf.cond, run in both modes (tf.layers' own
-    batch_normalization fails here on TF 2.x: "marked as not fetchable")."""
+    """The originals' idiom: batch_norm under tf.cond, run in both modes."""
     g = tf.Graph()
     with g.as_default():
         x = tf.placeholder(tf.float32, [None, 2, 2, 2])
