@@ -4,6 +4,7 @@
 #
 #   docker/run.sh python ResNeXt.py [flags]     train on the GPUs (any model script works the same)
 #   docker/run.sh                               a shell inside the container
+#   docker/run.sh --help                        this text
 #
 # Settings, all through the environment:
 #   KIT_IMAGE        official (default): docker/Dockerfile, TF 1.15.5 + CUDA 10.0, GPUs up to Turing
@@ -39,6 +40,13 @@
 # With the default KIT_GPUS and a Docker without the NVIDIA runtime (no GPU, or no NVIDIA
 # Container Toolkit), the command runs on the CPU after a one-line notice.
 set -euo pipefail
+
+# --help (or -h) as the first word: the comment above, without building or starting anything
+# (in the container it would be a command that does not exist). A model script's --help goes
+# after its name, as outside Docker: docker/run.sh python ResNeXt.py --help.
+case "${1:-}" in
+  -h|--help) sed -n '2,/^set -euo pipefail$/{/^set /d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; exit 0 ;;
+esac
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 variant="${KIT_IMAGE:-official}"

@@ -380,6 +380,21 @@ def test_run_sh_without_a_docker_client_says_what_to_install(tmp_path):
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("word", ["--help", "-h"])
+def test_run_sh_help_prints_its_usage_without_docker(tmp_path, word):
+    """In the container `--help` would be a command that does not exist, after building the image."""
+    need("bash")
+    env, log = fake_docker(tmp_path)
+    code, out, err = run(["bash", RUN_SH, word], env=env)
+    assert code == 0 and err == "", err
+    assert out.startswith("docker/run.sh: run a command of the kit inside its Docker image")
+    assert "KIT_IMAGE" in out and "KIT_DOCKER_ARGS" in out and "set -euo" not in out
+    assert calls_of(log) == []
+    # After a command, --help is that command's.
+    _, run_line = dry_run(args=("python", "ResNeXt.py", "--help"))
+    assert run_line.endswith(" python ResNeXt.py --help")
+
+
 def make_checkout(tmp_path):
     """A minimal checkout: docker/ as in this one, one module and references.csv."""
     repo = tmp_path / "repo"
