@@ -57,6 +57,15 @@ dry_run="${KIT_DRY_RUN:-}"
 
 die() { echo "docker/run.sh: $*" >&2; exit 2; }
 
+# A model script named as the command: in the image /opt/kit is not on PATH and the scripts are
+# not executable, so the container would only say "exec ResNeXt.py failed".
+case "${1:-}" in
+  *.py)
+    if [[ "${1#./}" != */* ]] && { [[ "$1" != ./* ]] || [ ! -x "$repo/${1#./}" ]; }; then
+      die "$1 is not a command in the image: run the script with python, as in docker/run.sh python ${1#./}"
+    fi ;;
+esac
+
 case "$variant" in
   official) dockerfile="docker/Dockerfile";     lock="docker/requirements-py36.lock" ;;
   ngc)      dockerfile="docker/Dockerfile.ngc"; lock="docker/requirements-py38.lock" ;;

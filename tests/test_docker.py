@@ -395,6 +395,21 @@ def test_run_sh_help_prints_its_usage_without_docker(tmp_path, word):
     assert run_line.endswith(" python ResNeXt.py --help")
 
 
+@pytest.mark.parametrize("word", ["ResNeXt.py", "./ResNeXt.py"])
+def test_run_sh_says_to_run_a_script_with_python(tmp_path, word):
+    """The image neither puts /opt/kit on PATH nor makes the scripts executable: tini would fail."""
+    need("bash")
+    env, log = fake_docker(tmp_path)
+    code, out, err = run(["bash", RUN_SH, word, "--summary"], env=env)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("docker/run.sh: %s is not a command in the image" % word)
+    assert "docker/run.sh python ResNeXt.py" in err
+    assert calls_of(log) == []
+    # A script given to python, or a path inside the container, goes through as it is.
+    assert dry_run(args=("python", "ResNeXt.py"))[1].endswith(" python ResNeXt.py")
+    assert dry_run(args=("/opt/kit/x.py",))[1].endswith(" /opt/kit/x.py")
+
+
 def make_checkout(tmp_path):
     """A minimal checkout: docker/ as in this one, one module and references.csv."""
     repo = tmp_path / "repo"
