@@ -76,6 +76,20 @@ esac
 abspath() { case "$1" in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$PWD/$1" ;; esac; }
 data_dir="$(abspath "${KIT_DATA_DIR:-$repo/data}")"
 runs_dir="$(abspath "${KIT_RUNS_DIR:-$repo/runs}")"
+# check_folder VARIABLE PATH: stop unless PATH, the value of VARIABLE or its default, is a folder
+# or missing (it is created before the container starts).
+check_folder() {
+  local what="$1 $2"; [ -n "${!1:-}" ] || what="$2 (the default of $1)"
+  [ ! -e "$2" ] || [ -d "$2" ] || die "$what is not a folder: set $1 to a folder (a missing one is created)."
+}
+# make_folder VARIABLE PATH: create PATH as the calling user (left to Docker it would belong to
+# root), or stop saying why it cannot be.
+make_folder() {
+  local what="$1 $2" err; [ -n "${!1:-}" ] || what="$2 (the default of $1)"
+  err="$(mkdir -p -- "$2" 2>&1)" || die "cannot create $what (${err##*: }): set $1 to a folder you can write."
+}
+check_folder KIT_DATA_DIR "$data_dir"
+check_folder KIT_RUNS_DIR "$runs_dir"
 
 if [ ! -f "$repo/$dockerfile" ] || [ ! -f "$repo/$lock" ]; then
   die "$dockerfile or $lock is missing from this checkout."
@@ -160,6 +174,10 @@ fi
 
 command -v "$docker_cmd" >/dev/null 2>&1 || die "'$docker_cmd' not found: install Docker (and the NVIDIA Container Toolkit for --gpus)."
 
+# The mounted folders, made now, so that one that cannot be stops the script before any build.
+make_folder KIT_DATA_DIR "$data_dir"
+make_folder KIT_RUNS_DIR "$runs_dir"
+
 # docker_failed WHAT MESSAGE: stop with one line saying what to do about Docker's MESSAGE.
 docker_failed() {
   local first="${2%%$'\n'*}"
@@ -212,6 +230,4 @@ if [ -z "$gpus_explicit" ] && [ ${#gpu_args[@]} -gt 0 ]; then
   esac
 fi
 
-# Create the mounted folders as the calling user; left to Docker they would belong to root.
-mkdir -p "$data_dir" "$runs_dir"
 run_command exec

@@ -410,6 +410,22 @@ def test_run_sh_says_to_run_a_script_with_python(tmp_path, word):
     assert dry_run(args=("/opt/kit/x.py",))[1].endswith(" /opt/kit/x.py")
 
 
+def test_run_sh_refuses_folders_it_cannot_mount_before_asking_docker(tmp_path):
+    """A file given as a folder, or a folder that cannot be made: one line, before any build."""
+    need("bash")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text(u"")
+    code, out, err = run(["bash", RUN_SH, "true"], env={"KIT_DATA_DIR": str(a_file), "KIT_DRY_RUN": "1"})
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("docker/run.sh: KIT_DATA_DIR %s is not a folder: set KIT_DATA_DIR to a folder" % a_file)
+
+    env, log = fake_docker(tmp_path, KIT_DATA_DIR=str(tmp_path / "data"), KIT_RUNS_DIR=str(a_file / "runs"))
+    code, out, err = run(["bash", RUN_SH, "true"], env=env)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("docker/run.sh: cannot create KIT_RUNS_DIR %s/runs (Not a directory)" % a_file), err
+    assert calls_of(log) == []
+
+
 def make_checkout(tmp_path):
     """A minimal checkout: docker/ as in this one, one module and references.csv."""
     repo = tmp_path / "repo"
