@@ -15,6 +15,7 @@
 #                    /opt/kit/data, where the kit looks by default
 #   KIT_RUNS_DIR     host folder of logs and checkpoints (default runs/ in this checkout), seen
 #                    inside as /opt/kit/runs, where the kit writes by default
+#                    (both relative to the current folder, ~ allowed)
 #   KIT_DOCKER       the client to call (default docker)
 #   KIT_DOCKER_ARGS  more words for `docker run`, split on blanks, e.g. "--shm-size=1g"
 #   KIT_DRY_RUN=1    print the docker commands instead of running them
@@ -72,8 +73,14 @@ case "$variant" in
   *) die "unknown KIT_IMAGE '$variant': use official or ngc" ;;
 esac
 
-# Host folders: relative values count from the current folder, the defaults from the checkout.
-abspath() { case "$1" in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$PWD/$1" ;; esac; }
+# Host folders: relative values count from the current folder, the defaults from the checkout; a
+# leading ~ is the home folder, as in KIT_DATA_SOURCE (a quoted "~/data" reaches here unexpanded,
+# and would otherwise make a folder named ~ in the current one).
+abspath() {
+  local path="$1"
+  case "$path" in \~|\~/*) path="$HOME${path#\~}" ;; esac
+  case "$path" in /*) printf '%s\n' "$path" ;; *) printf '%s\n' "$PWD/$path" ;; esac
+}
 data_dir="$(abspath "${KIT_DATA_DIR:-$repo/data}")"
 runs_dir="$(abspath "${KIT_RUNS_DIR:-$repo/runs}")"
 # check_folder VARIABLE PATH: stop unless PATH, the value of VARIABLE or its default, is a folder

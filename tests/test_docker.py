@@ -333,6 +333,14 @@ def test_run_sh_relative_folders_count_from_the_current_folder(tmp_path):
     assert "-v %s/d:/opt/kit/data" % tmp_path in run_line and "-v %s/sub/r:/opt/kit/runs" % tmp_path in run_line
 
 
+def test_run_sh_folders_starting_with_a_tilde_are_in_the_home_folder(tmp_path):
+    """A quoted "~/data" (an env file, a CI setting) reaches run.sh unexpanded."""
+    _, run_line = dry_run({"KIT_DATA_DIR": "~/d", "KIT_RUNS_DIR": "~", "HOME": str(tmp_path / "home")},
+                          cwd=str(tmp_path))
+    assert "-v %s/home/d:/opt/kit/data" % tmp_path in run_line, run_line
+    assert "-v %s/home:/opt/kit/runs" % tmp_path in run_line, run_line
+
+
 def test_run_sh_passes_kit_max_steps_only_when_set():
     _, run_line = dry_run({"KIT_MAX_STEPS": "3"})
     assert " -e KIT_MAX_STEPS=3 " in run_line, run_line
