@@ -88,6 +88,14 @@ runs_dir="$(abspath "${KIT_RUNS_DIR:-$repo/runs}")"
 check_folder() {
   local what="$1 $2"; [ -n "${!1:-}" ] || what="$2 (the default of $1)"
   [ ! -e "$2" ] || [ -d "$2" ] || die "$what is not a folder: set $1 to a folder (a missing one is created)."
+  no_colon "$1" "$2" "$what"
+}
+# no_colon VARIABLE PATH [WHAT]: stop when PATH holds a ':', which ends the host part of
+# `docker run -v HOST:INSIDE`, so that Docker refuses the mount ("invalid mode").
+no_colon() {
+  case "$2" in
+    *:*) die "${3:-$1 $2} holds a ':', which docker run -v cannot mount: set $1 to a path without one (a symlink to it will do)." ;;
+  esac
 }
 # make_folder VARIABLE PATH: create PATH as the calling user (left to Docker it would belong to
 # root), or stop saying why it cannot be.
@@ -151,6 +159,7 @@ case "$data_source" in
     # Its absolute path without ./ or a trailing /, so that basename is its real name.
     if [ -d "$data_source" ]; then data_source="$(cd "$data_source" && pwd)"
     else data_source="$(cd "$(dirname "$data_source")" && pwd)/$(basename "$data_source")"; fi
+    no_colon KIT_DATA_SOURCE "$data_source"
     inside="/opt/kit/source/$(basename "$data_source")"
     run_options+=(-v "$data_source:$inside:ro" -e "KIT_DATA_SOURCE=$inside") ;;
 esac

@@ -434,6 +434,22 @@ def test_run_sh_refuses_folders_it_cannot_mount_before_asking_docker(tmp_path):
     assert calls_of(log) == []
 
 
+def test_run_sh_refuses_a_host_path_with_a_colon(tmp_path):
+    """Docker reads `-v a:b:/opt/kit/data` as a mount of a at b, with the mode /opt/kit/data."""
+    need("bash")
+    odd = tmp_path / "a:b"
+    odd.mkdir()
+    for name in ("KIT_DATA_DIR", "KIT_RUNS_DIR", "KIT_DATA_SOURCE"):
+        code, out, err = run(["bash", RUN_SH, "true"], env={name: str(odd), "KIT_DRY_RUN": "1"})
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert err.startswith("docker/run.sh: %s %s holds a ':', which docker run -v cannot mount: set %s to a "
+                              "path without one" % (name, odd, name)), err
+    # The checkout's own path, through the defaults.
+    repo = make_checkout(odd)
+    code, out, err = run(["bash", str(repo / "docker" / "run.sh"), "true"], env={"KIT_DRY_RUN": "1"})
+    assert code == 2 and err.startswith("docker/run.sh: %s/data (the default of KIT_DATA_DIR) holds a ':'" % repo)
+
+
 def make_checkout(tmp_path):
     """A minimal checkout: docker/ as in this one, one module and references.csv."""
     repo = tmp_path / "repo"
