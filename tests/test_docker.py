@@ -690,3 +690,22 @@ def test_readme_builds_by_hand_under_the_tag_run_sh_uses(tmp_path):
     assert tag_ngc in dry_run({"KIT_IMAGE": "ngc"})[1].split()
     for dockerfile in ("docker/Dockerfile", "docker/Dockerfile.ngc"):
         assert not re.search(r"-t tf1-residual-kit:(official|ngc)\b", read(dockerfile)), dockerfile
+
+
+def test_docs_build_on_the_kit_image_under_the_tag_run_sh_makes():
+    """run.sh makes only tf1-residual-kit:<KIT_IMAGE>-<hash>: a FROM of a fixed kit tag fails to pull."""
+    pages = ["README.md", "docker/README.md"] + ["docs/" + n for n in sorted(os.listdir(os.path.join(ROOT, "docs")))
+                                                 if n.endswith(".md")]
+    derived = []
+    for page in pages:
+        text = read(page)
+        for base in re.findall(r"^\s*FROM\s+(\S+)", text, re.M):
+            assert not base.startswith("tf1-residual-kit"), "%s: FROM %s, a tag docker/run.sh never makes" % (page, base)
+            if base.startswith("$"):
+                arg = base.strip("${}")
+                assert re.search(r"^\s*ARG %s\s*$" % arg, text, re.M), page
+                assert re.search(r'--build-arg %s="\$(\w+)"' % arg, text), page
+                derived.append(page)
+                # The tag comes from run.sh itself, as in docker/README.md's build by hand.
+                assert "KIT_DRY_RUN=1 docker/run.sh | sed -n 's/^# image: //p'" in text, page
+    assert "docs/horovod.md" in derived
