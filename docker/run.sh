@@ -83,25 +83,29 @@ abspath() {
 }
 data_dir="$(abspath "${KIT_DATA_DIR:-$repo/data}")"
 runs_dir="$(abspath "${KIT_RUNS_DIR:-$repo/runs}")"
+# named VARIABLE PATH: PATH as a message names it, "VARIABLE PATH" where the user set VARIABLE,
+# else "PATH (the default of VARIABLE)".
+named() {
+  if [ -n "${!1:-}" ]; then printf '%s %s' "$1" "$2"; else printf '%s (the default of %s)' "$2" "$1"; fi
+}
 # check_folder VARIABLE PATH: stop unless PATH, the value of VARIABLE or its default, is a folder
 # or missing (it is created before the container starts).
 check_folder() {
-  local what="$1 $2"; [ -n "${!1:-}" ] || what="$2 (the default of $1)"
-  [ ! -e "$2" ] || [ -d "$2" ] || die "$what is not a folder: set $1 to a folder (a missing one is created)."
-  no_colon "$1" "$2" "$what"
+  [ ! -e "$2" ] || [ -d "$2" ] || die "$(named "$1" "$2") is not a folder: set $1 to a folder (a missing one is created)."
+  no_colon "$1" "$2"
 }
-# no_colon VARIABLE PATH [WHAT]: stop when PATH holds a ':', which ends the host part of
+# no_colon VARIABLE PATH: stop when PATH holds a ':', which ends the host part of
 # `docker run -v HOST:INSIDE`, so that Docker refuses the mount ("invalid mode").
 no_colon() {
   case "$2" in
-    *:*) die "${3:-$1 $2} holds a ':', which docker run -v cannot mount: set $1 to a path without one (a symlink to it will do)." ;;
+    *:*) die "$(named "$1" "$2") holds a ':', which docker run -v cannot mount: set $1 to a path without one (a symlink to it will do)." ;;
   esac
 }
 # make_folder VARIABLE PATH: create PATH as the calling user (left to Docker it would belong to
 # root), or stop saying why it cannot be.
 make_folder() {
-  local what="$1 $2" err; [ -n "${!1:-}" ] || what="$2 (the default of $1)"
-  err="$(mkdir -p -- "$2" 2>&1)" || die "cannot create $what (${err##*: }): set $1 to a folder you can write."
+  local err
+  err="$(mkdir -p -- "$2" 2>&1)" || die "cannot create $(named "$1" "$2") (${err##*: }): set $1 to a folder you can write."
 }
 check_folder KIT_DATA_DIR "$data_dir"
 check_folder KIT_RUNS_DIR "$runs_dir"
