@@ -17,6 +17,7 @@ Nothing else differs: the model scripts and ops.py are the same text on both run
 """
 import importlib.util
 import os
+import sys
 import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep C++ start-up chatter out of the logs
@@ -78,3 +79,15 @@ else:
     tf = _tf
     from tensorflow.contrib.layers import batch_norm  # noqa: F401
     from tensorflow.contrib.framework import arg_scope  # noqa: F401
+
+
+def kit_command(command):
+    """`command` as ./kit runs it in the environment of this interpreter (`KIT_ENV=tf2 ./kit ...` in
+    .venv-tf2, `./kit ...` in the default .venv-tf1), or None where this Python is not one of ./kit's
+    .venv-<KIT_ENV> environments. For the advice the kit prints: ./kit installs tools such as
+    TensorBoard in those environments, not on PATH."""
+    venv = os.path.basename(sys.prefix)
+    if not venv.startswith(".venv-"):
+        return None
+    env = venv[len(".venv-"):]
+    return ("" if env == "tf1" else "KIT_ENV=%s " % env) + "./kit " + command

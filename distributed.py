@@ -37,7 +37,7 @@ import sys
 
 import numpy as np
 
-from compat import tf
+from compat import tf, kit_command
 from settings import KitError
 
 # What the launchers set in each process: horovodrun --gloo sets HOROVOD_RANK; horovodrun on an
@@ -82,11 +82,7 @@ def build_command():
     """The command that builds Horovod into the environment of this interpreter: ./kit's of the
     .venv-<KIT_ENV> it runs in (horovod.sh builds into the active one, tf1 unless KIT_ENV says
     otherwise), or horovod.sh given this Python."""
-    venv = os.path.basename(sys.prefix)
-    if not venv.startswith(".venv-"):
-        return "PYTHON=%s bash requirements/horovod.sh" % sys.executable
-    env = venv[len(".venv-"):]
-    return ("" if env == "tf1" else "KIT_ENV=%s " % env) + "./kit bash requirements/horovod.sh"
+    return kit_command("bash requirements/horovod.sh") or "PYTHON=%s bash requirements/horovod.sh" % sys.executable
 
 
 class Horovod(object):

@@ -2,9 +2,8 @@
 it built (print_location), and the graph written for TensorBoard and netron (write_graph)."""
 import json
 import os
-import sys
 
-from compat import tf
+from compat import tf, kit_command
 from cards import CARDS, OUT_DIR, read_text
 from netinfo import Net
 from settings import KitError
@@ -97,15 +96,6 @@ def tensorboard_graph_def(graph):
     return graph_def
 
 
-def tensorboard_command():
-    """TensorBoard as this environment runs it: ./kit installs it in .venv-<KIT_ENV>, not on PATH."""
-    venv = os.path.basename(sys.prefix)
-    if not venv.startswith(".venv-"):
-        return "tensorboard"
-    env = venv[len(".venv-"):]
-    return ("" if env == "tf1" else "KIT_ENV=%s " % env) + "./kit tensorboard"
-
-
 def write_graph(graph, folder, out):
     """`--graph`: the graph for TensorBoard (events file) and as a text GraphDef (graph.pbtxt, for netron)."""
     try:
@@ -121,4 +111,4 @@ def write_graph(graph, folder, out):
                        % (folder, reason))
     out.write("wrote the graph to %s: events for `%s --logdir %s` (each variable drawn inside the scope of "
               "the layer that reads it), graph.pbtxt for netron (every name as in the graph and the checkpoints)\n"
-              % (folder, tensorboard_command(), folder))
+              % (folder, kit_command("tensorboard") or "tensorboard", folder))
