@@ -309,12 +309,24 @@ def check_resume(meta, hp, folder, model_name):
     """
     refuse_other_model(meta, folder, model_name, "pass another --run_dir (or run %s.py to resume it)")
     # --hvd_warmup_epochs 5 is the run that gave none: only a value that trains otherwise is a change
+    given = getattr(hp, "given", frozenset())
     saved, hp = distributed.as_meant(recorded_settings(meta)), distributed.as_meant(hp)
-    conflicts = setting_conflicts(saved, hp, with_policy("resumable"))
-    if conflicts:
-        raise KitError("checkpoint %s does not fit this command: it was trained with %s, this command has %s; give "
-                       "%s to resume it, or pass another --run_dir"
-                       % (folder, _flags(conflicts, saved), _flags(conflicts, hp), _flags(conflicts, saved)))
+    resumable = with_policy("resumable")
+    conflicts = setting_conflicts(saved, hp, resumable)
+    if not conflicts:
+        return
+    advice, count = conflicts, ""
+    overrides = (meta.get("config") or {}).get("overrides")
+    if "preset" in conflicts and isinstance(overrides, dict):
+        # Another preset changes a dozen settings at once: its name says them all. Besides it, the
+        # flags this command gives differently and those the checkpoint's command gave that this one
+        # does not; every other setting then comes from the checkpoint's preset, as it did there.
+        own = (set(conflicts) & set(given)) | (set(overrides) - set(given))
+        advice = ["preset"] + sorted(k for k in own if k in saved and k not in resumable and k != "preset")
+        count = " (%d settings differ: %s)" % (len(conflicts), " ".join("--" + k for k in conflicts))
+    raise KitError("checkpoint %s does not fit this command: it was trained with %s, this command has %s%s; give "
+                   "%s to resume it, or pass another --run_dir"
+                   % (folder, _flags(advice, saved), _flags(advice, hp), count, _flags(advice, saved)))
 
 
 def adopt_checkpoint_settings(meta, hp, explicit, log, folder, model_name):

@@ -562,6 +562,27 @@ def test_resume_advice_says_bools_as_the_parser_reads_them_and_an_absent_flag_as
            "false --horovod true --lr 0.05;" in str(e.value)
 
 
+@pytest.mark.parametrize("trained, here, flags", [
+    ([], ["--preset", "paper"], "--preset original"),
+    (["--weight_decay", "0.0005", "--dataset", "cifar100"], ["--preset", "paper", "--dataset", "cifar100"],
+     "--preset original --weight_decay 0.0005"),
+    ([], ["--preset", "paper", "--weight_decay", "0.0005", "--lr", "0.2"],
+     "--preset original --lr 0.1 --weight_decay 0.0002"),
+    (["--preset", "paper", "--init", "glorot"], ["--unit", "original", "--epochs", "9"], "--preset paper --init glorot"),
+])
+def test_resume_advice_across_presets_names_the_preset_not_each_setting(trained, here, flags):
+    """A checkpoint of another preset differs in a dozen settings: the advice is its preset, the
+    flags its command gave that this one does not, and those this one gives otherwise. Pasted
+    after the refused command, they resume it (--epochs, which may change on resume, stays)."""
+    saved = settings(ResNet, trained)
+    meta = {"config": {"hparams": dict(saved), "overrides": saved.overrides, "preset": saved["preset"]}}
+    with pytest.raises(KitError) as e:
+        check_resume(meta, settings(ResNet, here), "ck", "ResNet")
+    assert advice(str(e.value)) == flags
+    assert re.search(r"this command has --preset \w+[^(]* \((\d+) settings differ: --", str(e.value)), str(e.value)
+    check_resume(meta, settings(ResNet, here + shlex.split(flags)), "ck", "ResNet")
+
+
 @pytest.fixture(scope="module")
 def original_unit_run(fake_cifar, tmp_path_factory):
     """ResNet-8 with He et al. 2015's unit and recipe (--preset paper: lr 0.1 from the first
