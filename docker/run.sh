@@ -230,9 +230,16 @@ if [ "$status" -ne 0 ]; then
     for f in "${files[@]}"; do chmod "$(mode_of "$f")" "$context/$f" || return 1; done
   }
   (stage) || { rm -rf "$context"; die "could not stage the build context."; }
-  status=0
+  # Ctrl-C reaches docker build too, which stops and exits as if it had failed: the trap tells the two apart.
+  status=0 interrupted=""
+  trap 'interrupted=1' INT
   "$docker_cmd" build -f "$context/$dockerfile" -t "$image" "$context" >&2 || status=$?
+  trap - INT
   rm -rf "$context"
+  if [ -n "$interrupted" ]; then
+    echo "docker/run.sh: building $image interrupted: run the same command to build it again." >&2
+    exit 130
+  fi
   [ "$status" -eq 0 ] || die "building $image failed (see the output above)."
 fi
 

@@ -484,6 +484,7 @@ def test_run_sh_tag_follows_the_dockerfile_lock_and_code(tmp_path):
 
 # A stand-in docker client: logs its arguments; `image inspect` answers as Docker does for a
 # missing image, or prints FAKE_INSPECT_ERR; `build` lists the context with each file's mode;
+# FAKE_BUILD_INTERRUPTED: Ctrl-C during the build, which reaches run.sh and stops the build;
 # `run --gpus ... --entrypoint true` (run.sh's probe) fails with FAKE_GPU_ERR when set.
 FAKE_DOCKER = u"""#!/usr/bin/env bash
 echo "$*" >> "$FAKE_LOG"
@@ -492,6 +493,7 @@ case "$1" in
          [ -n "$FAKE_HAS_IMAGE" ] || { echo "Error: No such image: $3" >&2; exit 1; } ;;
   build) ctx="${!#}"; (cd "$ctx" && find . -type f | LC_ALL=C sort | sed 's/^/context: /'
                        find . | LC_ALL=C sort | xargs stat -c 'mode: %a %n') >> "$FAKE_LOG"
+         if [ -n "$FAKE_BUILD_INTERRUPTED" ]; then kill -INT "$PPID"; exit 1; fi
          [ -z "$FAKE_BUILD_FAILS" ] ;;
   run) case "$* " in
          *" --gpus "*"--entrypoint true "*) [ -z "$FAKE_GPU_ERR" ] || { echo "$FAKE_GPU_ERR" >&2; exit 125; } ;;
@@ -512,7 +514,7 @@ def fake_docker(tmp_path, **settings):
     scratch = tmp_path / "tmp"  # TMPDIR: where the build context is staged
     scratch.mkdir(exist_ok=True)
     env = {"KIT_DOCKER": str(fake), "FAKE_LOG": str(log), "TMPDIR": str(scratch), "FAKE_HAS_IMAGE": "",
-           "FAKE_INSPECT_ERR": "", "FAKE_GPU_ERR": "", "FAKE_BUILD_FAILS": ""}
+           "FAKE_INSPECT_ERR": "", "FAKE_GPU_ERR": "", "FAKE_BUILD_FAILS": "", "FAKE_BUILD_INTERRUPTED": ""}
     env.update(settings)
     return env, log
 
@@ -549,6 +551,16 @@ def test_run_sh_builds_a_missing_image_from_a_minimal_context_then_runs(tmp_path
     assert [c.split()[0] for c in calls_of(log)] == ["image", "build"]
     assert os.listdir(scratch) == []
     env["FAKE_BUILD_FAILS"] = ""
+
+    # Ctrl-C during the build: said as such (exit 130), nothing run, the context removed.
+    log.write_text(u"")
+    env["FAKE_BUILD_INTERRUPTED"] = "1"
+    code, out, err = run(["bash", str(repo / "docker" / "run.sh"), "true"], env=env, cwd=str(repo))
+    assert code == 130 and err.strip().splitlines()[-1].endswith(
+        " interrupted: run the same command to build it again."), err
+    assert [c.split()[0] for c in calls_of(log)] == ["image", "build"]
+    assert os.listdir(scratch) == []
+    env["FAKE_BUILD_INTERRUPTED"] = ""
 
     # With the image present, nothing is built: the GPU probe, then the command.
     log.write_text(u"")
