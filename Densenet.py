@@ -174,8 +174,8 @@ def Dense_net(input_x, training, hp, num_classes=10):
                 x.get_shape().as_list()[-1] * arch["compression"]))
             with tf.name_scope(name):
                 x = report(name, transition_layer(x, filters, training, hp, scope=name))
-    x = Batch_Normalization(x, training=training, scope="linear_batch", decay=hp["bn_decay"])
-    x = Relu(x)
+    x = report("linear_batch", Relu(Batch_Normalization(x, training=training, scope="linear_batch",
+                                                       decay=hp["bn_decay"])))
     x = report("global_average_pool", Flatten(Global_Average_Pooling(x)))
     return report("logits", Linear(x, units=num_classes, use_bias=True, layer_name="linear"))
 
