@@ -31,7 +31,12 @@ if importlib.util.find_spec("tf_keras") is not None:
 else:
     os.environ.pop("TF_USE_LEGACY_KERAS", None)
 
-import tensorflow as _tf  # noqa: E402
+try:
+    import tensorflow as _tf  # noqa: E402
+except KeyboardInterrupt:  # Ctrl-C in the second or so TensorFlow takes to load: one line, as after it
+    sys.stderr.write("error: stopped while TensorFlow was loading, before anything was read or written: run the "
+                     "same command again\n")
+    sys.exit(130)  # settings.EXIT_INTERRUPTED, as a Ctrl-C later gives
 
 VERSION = _tf.__version__
 TF2 = VERSION.startswith("2.")

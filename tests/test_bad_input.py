@@ -99,6 +99,21 @@ def test_scripts_print_one_line_and_exit_2(tmp_path):
         assert err.startswith("error: %s must be" % flag) and err.count("\n") == 1, err
 
 
+def test_ctrl_c_while_tensorflow_loads_is_one_line(tmp_path):
+    """Ctrl-C in the second TensorFlow takes to import (here a stand-in package that raises it at once):
+    exit 130 and one line, as a Ctrl-C once training runs gives, not Python's traceback."""
+    (tmp_path / "tensorflow").mkdir()
+    (tmp_path / "tensorflow" / "__init__.py").write_text(u"raise KeyboardInterrupt\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    for script in ("ResNet.py", "Densenet.py"):
+        p = subprocess.run([sys.executable, script, "--run_dir", str(tmp_path / "run")], cwd=ROOT, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+        line = one_line_error((p.returncode, p.stdout, p.stderr), code=130)
+        assert line == "error: stopped while TensorFlow was loading, before anything was read or written: run the " \
+                       "same command again"
+    assert os.listdir(str(tmp_path)) == ["tensorflow"]
+
+
 @pytest.mark.parametrize("typed", ["/usr/local/bin/kit-resnext", "ResNeXt.py"])
 def test_usage_names_the_command_the_user_typed(typed, monkeypatch, capsys):
     """The console script setup.py installs is kit-resnext, `python ResNeXt.py` is ResNeXt.py: the
