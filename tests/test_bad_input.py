@@ -485,7 +485,8 @@ def test_resuming_with_another_model_is_refused_and_keeps_the_checkpoint(fake_ci
     config = (run / "config.json").read_text()
     logs = (run / "logs.txt").read_text()
     others = [(ResNeXt, ["--depth", "8"], ["--depth 4", "--depth 8"]),
-              (ResNeXt, ["--depth", "4", "--preset", "paper"], ["--shortcut pad", "--shortcut projection"])]
+              (ResNeXt, ["--depth", "4", "--preset", "paper"],
+               ["with --preset original,", "has --preset paper (", " --shortcut ", "give --preset original to"])]
     for module, flags, words in others:
         msg = one_line_error(run_main(module, base + flags))
         assert "checkpoint %s does not fit this" % folder in msg and "another --run_dir" in msg
