@@ -80,6 +80,15 @@ class RunState(object):
             raise KitError("KIT_MAX_STEPS must be a positive whole number of steps, got %r: set a number or unset "
                            "it" % text)
         self.max_steps = int(text) if text else None
+        # --run_dir given a run's checkpoints/ (or a checkpoint in it), meant for --ckpt_path: a new run
+        # would start there, among the checkpoints it then rotates
+        here = os.path.normpath(self.dir)
+        parent = os.path.normpath(os.path.join(here, os.pardir))
+        for ckpts, run in ((here, parent), (parent, os.path.normpath(os.path.join(parent, os.pardir)))):
+            if os.path.isfile(os.path.join(ckpts, "latest")):
+                raise KitError("%s is %s run's checkpoints folder: pass the run folder, --run_dir %s, to resume it "
+                               "(or a checkpoint with --eval --ckpt_path to evaluate it)"
+                               % (self.dir, "a" if ckpts == here else "in a", run))
         with run_lock(self.dir, held=self.chief, look=True):  # in a Horovod run, rank 0 alone looks after it
             self.folder, self.meta = self._checkpoint_to_resume()
 
@@ -88,6 +97,11 @@ class RunState(object):
         hp, dist, folder, meta = self.hp, self.dist, None, None
         if self.chief:
             folder, meta = self.ckpts.find()
+            records = os.path.join(self.dir, "metrics.jsonl")
+            if folder is None and os.path.isfile(records) and os.path.getsize(records):  # checkpoints deleted
+                raise KitError("%s holds the logs of a run (metrics.jsonl, logs.txt) but no intact checkpoint to "
+                               "resume it from: pass another --run_dir to keep them, or move them away to start "
+                               "again in this folder" % self.dir)
             if folder is not None and hp.get("fresh"):
                 raise KitError("%s already holds checkpoints and --fresh was given: pass another --run_dir or "
                                "drop --fresh" % self.dir)

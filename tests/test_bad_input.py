@@ -474,6 +474,52 @@ def first_checkpoint(run_dir):
     return ck, ck.latest_name()
 
 
+def folder_contents(root):
+    """{relative path: bytes (None for a folder)} of everything under `root`."""
+    found = {}
+    for here, dirs, files in os.walk(str(root)):
+        for name in dirs + files:
+            path = os.path.join(here, name)
+            found[os.path.relpath(path, str(root))] = None if os.path.isdir(path) else open(path, "rb").read()
+    return found
+
+
+def test_a_run_folder_with_logs_but_no_checkpoint_is_refused_not_overwritten(fake_cifar, tmp_path):
+    """Checkpoints deleted to free space, the logs kept for compare.py: the same command (or another)
+    would start a new run over them. It is refused, and the folder stays as it was."""
+    run = tmp_path / "run"
+    base = tiny_args(fake_cifar, run) + TINY + ["--steps", "2"]
+    assert run_main(ResNeXt, base)[0] == 0
+    shutil.rmtree(str(run / "checkpoints"))
+    before = folder_contents(run)
+    assert before["metrics.jsonl"].count(b"\n") == 1
+    for flags in ([], ["--lr", "0.05"], ["--fresh"]):
+        msg = one_line_error(run_main(ResNeXt, base + flags))
+        assert msg == ("error: %s holds the logs of a run (metrics.jsonl, logs.txt) but no intact checkpoint to resume "
+                       "it from: pass another --run_dir to keep them, or move them away to start again in this folder"
+                       % run)
+        assert folder_contents(run) == before
+    # A run killed before its first epoch ended (config.json, empty logs) starts again as before.
+    (run / "metrics.jsonl").write_text(u"")
+    assert run_main(ResNeXt, base)[0] == 0
+    assert (run / "metrics.jsonl").read_text().count("\n") == 1
+
+
+def test_run_dir_given_a_checkpoints_folder_is_refused(fake_cifar, tmp_path):
+    """--run_dir pointed at a run's checkpoints/ (or a checkpoint in it), meant for --ckpt_path: no
+    new run starts among the checkpoints; the message names the run folder to pass."""
+    run = tmp_path / "run"
+    base = tiny_args(fake_cifar, run) + TINY + ["--steps", "2"]
+    assert run_main(ResNeXt, base)[0] == 0
+    before = folder_contents(run)
+    step = Checkpoints(str(run)).latest_name()
+    for given, where in ((run / "checkpoints", "a"), (run / "checkpoints" / step, "in a")):
+        msg = one_line_error(run_main(ResNeXt, base + ["--run_dir", str(given)]))
+        assert msg == ("error: %s is %s run's checkpoints folder: pass the run folder, --run_dir %s, to resume it (or a "
+                       "checkpoint with --eval --ckpt_path to evaluate it)" % (given, where, run))
+    assert folder_contents(run) == before
+
+
 def test_resuming_with_another_model_is_refused_and_keeps_the_checkpoint(fake_cifar, tmp_path):
     """Resuming under other settings, another preset or another model: one line naming the
     checkpoint and what differs; the checkpoint, config.json and logs stay as they were."""
