@@ -166,4 +166,6 @@ def safe_extract(archive, dest_dir, remedy="delete it and download it again"):
 
 
 def _is_url(s):
-    return "://" in s
+    """A source urlopen reads; anything else is a local path, so that `notaurl://x` is refused as one
+    that does not exist rather than taken for a mirror and never contacted."""
+    return s.lower().startswith(("http://", "https://", "ftp://", "file://"))

@@ -1,5 +1,6 @@
 """cifar10.py and downloads.py: both official layouts, verification, safe extraction, download, augmentation."""
 import os
+import shutil
 import threading
 
 import numpy as np
@@ -180,7 +181,7 @@ def _serve(folder):
     return server
 
 
-def test_download_from_a_mirror_verifies_then_renames(fake_cifar, tmp_path, monkeypatch):
+def test_download_from_a_mirror_verifies_then_renames(fake_cifar, tmp_path, monkeypatch, capsys):
     server = _serve(os.path.dirname(fake_cifar["py_tar"]))
     try:
         url = "http://127.0.0.1:%d/" % server.server_address[1]
@@ -189,6 +190,14 @@ def test_download_from_a_mirror_verifies_then_renames(fake_cifar, tmp_path, monk
         d = cifar10.load("cifar10", str(tmp_path / "ok"), source=url)  # a mirror folder URL
         assert d["verified"] and len(d["train_y"]) == 250
         assert os.path.exists(str(tmp_path / "ok" / "cifar-10-python.tar.gz"))
+        # The next run (a resume) finds the verified folder: the mirror, even one that is not there now,
+        # is not contacted, and a line says so rather than leaving the flag silently unused.
+        gone = "file://%s/nowhere/cifar-10-python.tar.gz" % tmp_path
+        d = cifar10.load("cifar10", str(tmp_path / "ok"), source=gone, trust=True)
+        assert d["verified"] and d["folder"] == str(tmp_path / "ok" / "cifar-10-batches-py")
+        assert capsys.readouterr().err == (
+            "note: %s holds the verified official cifar-10-python.tar.gz, so %s was not downloaded (pass another "
+            "--data_dir to train on the copy it serves)\n" % (d["folder"], gone))
         # a download whose checksum does not match leaves neither the archive nor the .part file
         monkeypatch.setitem(cifar10.ARCHIVES, "cifar10", ("cifar-10-python.tar.gz", "0" * 32, "cifar-10-batches-py"))
         with pytest.raises(cifar10.DataError, match="checksum mismatch"):
@@ -219,6 +228,20 @@ def test_a_mirror_url_of_another_copy_loads_with_trust_data_as_unverified(fake_c
             cifar10.load("cifar10", str(tmp_path / "vouched"), binary=True)
     finally:
         server.shutdown()
+
+
+@pytest.mark.parametrize("source", ["notaurl://host/cifar-10-python.tar.gz", "s3://bucket/cifar-10-python.tar.gz"])
+def test_a_source_no_download_can_read_is_a_path_that_does_not_exist(source, fake_cifar, tmp_path):
+    """Only http, https, ftp and file URLs are mirrors; anything else is refused even where the data is
+    already there, rather than taken for a mirror that is never contacted."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(fake_cifar["py"], str(data_dir / "cifar-10-batches-py"))
+    fakedata.mark_verified(str(data_dir / "cifar-10-batches-py"), "cifar10")
+    assert cifar10.fetch_archive("cifar10", str(data_dir)) == (str(data_dir / "cifar-10-batches-py"), True)
+    with pytest.raises(cifar10.DataError) as e:
+        cifar10.load("cifar10", str(data_dir), source=source)
+    assert str(e.value) == ("data source %s does not exist: pass an archive (cifar-10-python.tar.gz), an extracted "
+                            "folder, or a URL" % source)
 
 
 def test_official_urls_and_checksums():

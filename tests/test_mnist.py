@@ -114,7 +114,7 @@ def test_images_and_labels_must_agree_in_number(fake_mnist, tmp_path):
     assert "100 images but 99 labels in the t10k files" in one_line_error(folder)
 
 
-def test_download_from_a_mirror_goes_through_a_temporary_name(fake_mnist, tmp_path, monkeypatch):
+def test_download_from_a_mirror_goes_through_a_temporary_name(fake_mnist, tmp_path, monkeypatch, capsys):
     mirror = "file://" + fake_mnist["folder"]
     data_dir = str(tmp_path / "data")
     with pytest.raises(cifar10.DataError) as e:  # not the official files: nothing is put in place
@@ -128,7 +128,13 @@ def test_download_from_a_mirror_goes_through_a_temporary_name(fake_mnist, tmp_pa
     assert d["folder"] == os.path.join(data_dir, "mnist") and len(d["train_x"]) == 300
     # the next run finds them there, with no source at all
     monkeypatch.delenv("KIT_DATA_SOURCE", raising=False)
+    capsys.readouterr()
     assert len(mnist.load(data_dir, trust=True)["test_y"]) == 100
+    assert capsys.readouterr().err == ""
+    # or with the mirror again (a resume): not downloaded again, and a line says so
+    assert len(mnist.load(data_dir, source=mirror, trust=True)["test_y"]) == 100
+    assert capsys.readouterr().err == ("note: %s/mnist holds the four MNIST files, so %s was not downloaded (pass "
+                                       "another --data_dir to train on the copy it serves)\n" % (data_dir, mirror))
 
 
 def test_missing_folder_is_one_line_error(tmp_path):
