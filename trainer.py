@@ -105,5 +105,7 @@ def main(model_name, build_fn, presets, validate=None, argv=None, description=No
                          % ("resume from the last one" if holds_checkpoint(model_name, hp) else "start again"))
         return EXIT_INTERRUPTED
     except DataError as e:  # the data loaders' errors are one line too
-        sys.stderr.write("error: %s\n" % e)
+        env = os.environ.get("KIT_DATA_SOURCE") if not (hp or {}).get("data_source") else None
+        sys.stderr.write("error: %s%s\n" % (e, " (here --data_source is KIT_DATA_SOURCE=%s, from the environment)"
+                                            % env if env else ""))
         return EXIT_USAGE

@@ -129,6 +129,18 @@ def test_usage_names_the_command_the_user_typed(typed, monkeypatch, capsys):
 
 # ----------------------------------------------------------------------------- data folders and batches
 
+def test_a_data_error_from_kit_data_source_says_the_source_came_from_the_environment(tmp_path, monkeypatch):
+    """The messages advise on --data_source; a user who set only KIT_DATA_SOURCE is told that is it."""
+    nowhere = str(tmp_path / "nowhere")
+    monkeypatch.setenv("KIT_DATA_SOURCE", nowhere)
+    msg = one_line_error(run_main(ResNeXt, ["--run_dir", str(tmp_path / "run")]))
+    assert msg == ("error: data source %s does not exist: pass an archive (cifar-10-python.tar.gz), an extracted "
+                   "folder, or a URL (here --data_source is KIT_DATA_SOURCE=%s, from the environment)" % (nowhere, nowhere))
+    given = str(tmp_path / "given")  # a flag outvotes the variable: its message has no such words
+    msg = one_line_error(run_main(ResNeXt, ["--run_dir", str(tmp_path / "run"), "--data_source", given]))
+    assert msg.startswith("error: data source %s does not exist" % given) and "KIT_DATA_SOURCE" not in msg
+
+
 def test_missing_data_folder(fake_cifar, tmp_path):
     missing = str(tmp_path / "nowhere")
     msg = one_line_error(train(fake_cifar, tmp_path, "--data_source", missing))
