@@ -169,9 +169,9 @@ class Checkpoints(object):
         except (OSError, IOError, ValueError, KeyError):
             return None
 
-    def find(self):
+    def find(self, evaluating=False):
         """(folder, meta) of the newest intact checkpoint, or (None, None). Removes the unfinished
-        `.tmp-step-N/` folders a crash in `save` left behind."""
+        `.tmp-step-N/` folders a crash in `save` left behind. `evaluating`: for --eval, which says so."""
         for name in os.listdir(self.dir) if os.path.isdir(self.dir) else []:
             if name.startswith(".tmp-"):
                 shutil.rmtree(os.path.join(self.dir, name), ignore_errors=True)
@@ -186,14 +186,15 @@ class Checkpoints(object):
             meta = self.verify(folder)
             if meta is not None:
                 if bad:
-                    self.log("checkpoint %s is incomplete or damaged; resuming from %s instead"
-                             % (", ".join(os.path.basename(b) for b in bad), os.path.basename(folder)))
+                    self.log("checkpoint %s is incomplete or damaged; %s %s instead"
+                             % (", ".join(os.path.basename(b) for b in bad),
+                                "evaluating" if evaluating else "resuming from", os.path.basename(folder)))
                 return folder, meta
             bad.append(folder)
             self.damaged.add(folder)
         if bad:
-            self.log("no intact checkpoint in %s (damaged: %s); starting from scratch"
-                     % (self.dir, ", ".join(os.path.basename(b) for b in bad)))
+            self.log("no intact checkpoint in %s (damaged: %s)%s" % (self.dir, ", ".join(
+                os.path.basename(b) for b in bad), "" if evaluating else "; starting from scratch"))
         return None, None
 
 

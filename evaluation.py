@@ -61,7 +61,7 @@ def run_eval(model_name, build_fn, hp, explicit=(), log=print):
         if not hp.get("run_dir") and os.path.basename(parent) == "checkpoints":
             run_dir = os.path.dirname(parent)  # the report goes beside the logs of the run it evaluates
     else:
-        folder, meta = Checkpoints(run_dir, log=log).find()
+        folder, meta = Checkpoints(run_dir, log=log).find(evaluating=True)
         if folder is None:
             raise KitError("no checkpoint in %s: train first, or pass --run_dir/--ckpt_path" % run_dir)
     hp = adopt_checkpoint_settings(meta, hp, explicit, log, folder, model_name)

@@ -97,12 +97,16 @@ def main(model_name, build_fn, presets, validate=None, argv=None, description=No
     except (OSError, IOError) as e:  # a full disk outside a checkpoint write (logs, config.json)
         if e.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        sys.stderr.write("error: %s writing %s: free space, then run the same command to resume from the last "
-                         "checkpoint\n" % (e.strerror, e.filename or "the run folder"))
+        again = "evaluate again" if hp is not None and hp.get("eval") else "resume from the last checkpoint"
+        sys.stderr.write("error: %s writing %s: free space, then run the same command to %s\n"
+                         % (e.strerror, e.filename or "the run folder", again))
         return EXIT_DISK
     except KeyboardInterrupt:  # a second Ctrl-C (or Ctrl-C before training began): stop at once
-        sys.stderr.write("error: stopped at once, without a new checkpoint; run the same command to %s\n"
-                         % ("resume from the last one" if holds_checkpoint(model_name, hp) else "start again"))
+        if hp is not None and hp.get("eval"):  # an evaluation writes no checkpoint: it is simply run again
+            sys.stderr.write("error: stopped; run the same command to evaluate again\n")
+        else:
+            sys.stderr.write("error: stopped at once, without a new checkpoint; run the same command to %s\n"
+                             % ("resume from the last one" if holds_checkpoint(model_name, hp) else "start again"))
         return EXIT_INTERRUPTED
     except DataError as e:  # the data loaders' errors are one line too
         env = os.environ.get("KIT_DATA_SOURCE") if not (hp or {}).get("data_source") else None

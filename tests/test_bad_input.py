@@ -182,6 +182,18 @@ def test_ctrl_c_before_training_says_resume_only_where_a_checkpoint_is(fake_cifa
                                 "from the last one\n")
 
 
+def test_ctrl_c_during_eval_says_to_evaluate_again(fake_cifar, tmp_path, monkeypatch):
+    """--eval writes no checkpoint and resumes nothing: Ctrl-C says to run it again (exit 130)."""
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(trainer, "run_eval", interrupted)
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints" / "step-00000004").mkdir(parents=True)
+    code, _, err = run_main(ResNeXt, tiny_args(fake_cifar, run_dir, "--eval") + TINY)
+    assert (code, err) == (130, "error: stopped; run the same command to evaluate again\n")
+    assert os.listdir(str(run_dir / "checkpoints")) == ["step-00000004"]
+
+
 def test_truncated_and_corrupt_python_batches(fake_cifar, tmp_path):
     py = copy(fake_cifar["py"], tmp_path / "cifar-10-batches-py")
     path = os.path.join(py, "data_batch_3")

@@ -437,6 +437,29 @@ def test_a_damaged_checkpoint_neither_counts_nor_goes(fake_cifar, tmp_path):
     assert ck.steps() == [10, 8, 6, 5] and intact(ck) == [10, 8, 6] and ck.latest_name() == "step-00000010"
 
 
+def test_eval_of_a_damaged_checkpoint_says_it_evaluates_the_one_before(fake_cifar, tmp_path):
+    """--eval resumes nothing: it names the checkpoint it evaluates instead, and with none intact
+    it says so without "starting from scratch"; the checkpoints stay as they were."""
+    import ResNeXt
+    from conftest import run_main
+    argv, ck = damaged_run(fake_cifar, tmp_path, damage=[6])
+    before = folder_state(ck.dir)
+    code, out, err = run_main(ResNeXt, argv + ["--eval"])
+    assert code == 0, err
+    assert "checkpoint step-00000006 is incomplete or damaged; evaluating step-00000005 instead\n" in out
+    assert "checkpoint %s on " % ck.path(5) in out and "resum" not in out
+    assert folder_state(ck.dir) == before
+    for step in (5, 4):
+        os.truncate(os.path.join(ck.path(step), "model.data-00000-of-00001"), 100)
+    before = folder_state(ck.dir)
+    code, out, err = run_main(ResNeXt, argv + ["--eval"])
+    assert (code, err) == (2, "error: no checkpoint in %s: train first, or pass --run_dir/--ckpt_path\n"
+                           % os.path.dirname(ck.dir))
+    assert "no intact checkpoint in %s (damaged: step-00000006, step-00000005, step-00000004)\n" % ck.dir in out
+    assert "scratch" not in out
+    assert folder_state(ck.dir) == before
+
+
 # ----------------------------------------------------------------------------- an error making a batch
 
 def test_an_error_making_a_batch_ends_the_run_at_that_step_and_keeps_the_checkpoint(fake_cifar, tmp_path,
