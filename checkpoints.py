@@ -162,6 +162,9 @@ class Checkpoints(object):
         try:
             with open(os.path.join(folder, "meta.json")) as f:
                 meta = json.load(f)
+            if not (isinstance(meta, dict) and isinstance(meta.get("files"), dict) and
+                    isinstance(meta.get("config", {}), dict) and isinstance(meta.get("history", []), list)):
+                return None  # JSON, but not the meta.json `save` writes
             for name, digest in meta["files"].items():
                 if _sha256(os.path.join(folder, name)) != digest:
                     return None

@@ -437,6 +437,28 @@ def test_a_damaged_checkpoint_neither_counts_nor_goes(fake_cifar, tmp_path):
     assert ck.steps() == [10, 8, 6, 5] and intact(ck) == [10, 8, 6] and ck.latest_name() == "step-00000010"
 
 
+def test_a_meta_json_of_the_wrong_shape_is_a_damaged_checkpoint(fake_cifar, tmp_path):
+    """A meta.json that is JSON but not what `save` writes (a list, a string, "files" that is no
+    dict, a "config" that is none): the checkpoint is skipped as a damaged one, by --eval and by a
+    resume, which use the one before; no checkpoint is touched."""
+    import ResNeXt
+    from conftest import run_main
+    argv, ck = damaged_run(fake_cifar, tmp_path, damage=[])
+    for text in ('[]', '"x"', '{"files": 5}', '{"files": {}, "config": []}'):
+        with open(os.path.join(ck.path(6), "meta.json"), "w") as f:
+            f.write(text)
+        before = folder_state(ck.dir)
+        code, out, err = run_main(ResNeXt, argv + ["--eval"])
+        assert code == 0 and "Traceback" not in err, (text, err)
+        assert "checkpoint step-00000006 is incomplete or damaged; evaluating step-00000005 instead" in out, text
+        assert "checkpoint %s on " % ck.path(5) in out
+        code, out, err = run_main(ResNeXt, argv + ["--steps", "5"])
+        assert code == 0 and "Traceback" not in err, (text, err)
+        assert "checkpoint step-00000006 is incomplete or damaged; resuming from step-00000005 instead" in out, text
+        assert "resumed from %s: step 5" % ck.path(5) in out
+        assert folder_state(ck.dir) == before
+
+
 def test_eval_of_a_damaged_checkpoint_says_it_evaluates_the_one_before(fake_cifar, tmp_path):
     """--eval resumes nothing: it names the checkpoint it evaluates instead, and with none intact
     it says so without "starting from scratch"; the checkpoints stay as they were."""
