@@ -151,11 +151,14 @@ class Checkpoints(object):
         return final
 
     def latest_name(self):
+        """The step-N folder `latest` names, or None where it is missing or names anything else (bytes that
+        are no name, a path out of this folder): such a `latest` is damaged, and `find` goes by the folders."""
         try:
-            with open(os.path.join(self.dir, "latest")) as f:
-                return f.read().strip() or None
+            with open(os.path.join(self.dir, "latest"), "rb") as f:
+                name = f.read(64).strip().decode("ascii", "replace")
         except (OSError, IOError):
             return None
+        return name if name.startswith("step-") and name[5:].isdigit() and len(name) >= 13 else None
 
     def verify(self, folder):
         """meta dict if every file of the checkpoint in `folder` is present and intact, else None."""
@@ -182,6 +185,8 @@ class Checkpoints(object):
         self.seen = (named, steps)  # the names looked at, cheap to read again and compare
         candidates = ([os.path.join(self.dir, named)] if named else []) + [self.path(s) for s in steps]
         seen, bad, self.damaged = set(), [], set()  # damaged: bad's folders, kept for `save`
+        if named is None and os.path.isfile(os.path.join(self.dir, "latest")):
+            bad.append(os.path.join(self.dir, "latest"))  # it names no step-N folder here: said, never followed
         for folder in candidates:
             if folder in seen:
                 continue

@@ -482,6 +482,32 @@ def test_eval_of_a_damaged_checkpoint_says_it_evaluates_the_one_before(fake_cifa
     assert folder_state(ck.dir) == before
 
 
+@pytest.mark.parametrize("kind", ["no name", "out of the folder"])
+def test_a_latest_that_names_no_checkpoint_folder_here_is_damaged(kind, fake_cifar, tmp_path):
+    """`latest` holding bytes that are no name, or a path out of this run's checkpoints folder (into
+    another run): it is not followed; the run says it is damaged and resumes from its newest intact
+    checkpoint, and neither run's checkpoints are touched."""
+    import ResNeXt
+    from conftest import run_main
+    argv, ck = damaged_run(fake_cifar, tmp_path, damage=[])
+    other = str(tmp_path / "other")
+    shutil.copytree(os.path.dirname(ck.dir), other)
+    texts = {"no name": [b"\xff\xfe\x80\x00garbage\n", b"step-x\n", b"\n"],
+             "out of the folder": [b"../../other/checkpoints/step-00000004\n",
+                                   os.path.join(other, "checkpoints", "step-00000004").encode() + b"\n",
+                                   b"step-00000006/../../../other/checkpoints/step-00000004\n"]}[kind]
+    for text in texts:
+        with open(os.path.join(ck.dir, "latest"), "wb") as f:
+            f.write(text)
+        assert ck.latest_name() is None, text
+        before, theirs = folder_state(ck.dir), folder_state(other)
+        code, out, err = run_main(ResNeXt, argv + ["--steps", "6"])
+        assert code == 0 and "Traceback" not in err, (text, err)
+        assert "checkpoint latest is incomplete or damaged; resuming from step-00000006 instead" in out, text
+        assert "resumed from %s: step 6" % ck.path(6) in out, text
+        assert folder_state(ck.dir) == before and folder_state(other) == theirs
+
+
 # ----------------------------------------------------------------------------- an error making a batch
 
 def test_an_error_making_a_batch_ends_the_run_at_that_step_and_keeps_the_checkpoint(fake_cifar, tmp_path,
