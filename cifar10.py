@@ -198,8 +198,12 @@ def read_pickle(path):
 def _checked(path, x, y, num_classes):
     """A batch's (N, 3072) channel-major rows, as CIFAR stores them, and labels, checked; returns
     the images as (N, 32, 32, 3) uint8 and the labels as int64."""
-    x = np.asarray(x)
-    y = np.asarray(y, dtype=np.int64)
+    x, y = np.asarray(x), np.asarray(y)
+    flat = y.ravel()
+    wrong = flat[np.mod(flat, 1) != 0] if y.dtype.kind == "f" else flat[:0] if y.dtype.kind in "iu" else flat
+    if wrong.size:  # strings or fractions, say: no class index
+        raise DataError("%s has labels that are not whole numbers (%s, such as %r): wrong dataset or damaged "
+                        "batch; check --dataset and the data folder" % (path, y.dtype, wrong[:1].tolist()[0]))
     if x.ndim != 2 or x.shape[1] != 3072 or x.dtype != np.uint8:
         raise DataError("%s holds images of shape %s and type %s, expected (N, 3072) uint8: not a CIFAR batch; "
                         "delete the folder and download the archive again" % (path, x.shape, x.dtype))
@@ -209,7 +213,7 @@ def _checked(path, x, y, num_classes):
     if y.size and (y.min() < 0 or y.max() >= num_classes):
         raise DataError("%s has labels outside 0..%d (found %d..%d): wrong dataset or damaged batch; check "
                         "--dataset and the data folder" % (path, num_classes - 1, y.min(), y.max()))
-    return x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), y
+    return x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), y.astype(np.int64)
 
 
 def load_python(folder, dataset="cifar10"):
@@ -256,7 +260,11 @@ def load_binary(folder, dataset="cifar10"):
             if not os.path.exists(path):
                 raise DataError("missing data file %s: point --path/--data_source at a complete cifar-10-batches-bin "
                                 "folder or at the binary archive" % path)
-            raw = np.fromfile(path, dtype=np.uint8)
+            try:
+                raw = np.fromfile(path, dtype=np.uint8)
+            except (OSError, IOError) as e:  # a folder of that name, say, or a file this user may not read
+                raise DataError("cannot read data file %s (%s): point --path/--data_source at a complete "
+                                "cifar-10-batches-bin folder or at the binary archive" % (path, e.strerror or e))
             if raw.size == 0 or raw.size % record:
                 raise DataError("%s is truncated or corrupt (%d bytes, not a whole number of %d-byte records): "
                                 "delete it and extract the archive again" % (path, raw.size, record))

@@ -246,6 +246,20 @@ def test_truncated_binary_batch(fake_cifar, tmp_path):
     assert "extract the archive again" in msg
 
 
+def test_a_folder_named_as_a_binary_batch_is_one_line(fake_cifar, tmp_path):
+    """A folder where data_batch_4.bin should be (a home-made copy): named, not IsADirectoryError."""
+    import ResNet
+    bn = copy(fake_cifar["bin"], tmp_path / "cifar-10-batches-bin")
+    path = os.path.join(bn, "data_batch_4.bin")
+    os.remove(path)
+    os.mkdir(path)
+    argv = ["--path", bn, "--run_dir", str(tmp_path / "run"), "--threads", "1", "--progress", "off",
+            "--num_layers", "8"]
+    msg = one_line_error(run_main(ResNet, argv))
+    assert msg == ("error: cannot read data file %s (Is a directory): point --path/--data_source at a complete "
+                   "cifar-10-batches-bin folder or at the binary archive" % path)
+
+
 def write_batch(path, data, labels):
     with open(path, "wb") as f:
         pickle.dump({b"batch_label": b"x", b"labels": labels, b"data": data}, f, protocol=2)
@@ -257,6 +271,9 @@ def write_batch(path, data, labels):
     (np.zeros((50, 3072), np.uint8), [0] * 49, "holds 49 labels for 50 images"),
     (np.zeros((50, 3072), np.uint8), [3] * 49 + [10], "has labels outside 0..9 (found 3..10)"),
     (np.zeros((50, 3072), np.uint8), [-1] + [3] * 49, "has labels outside 0..9 (found -1..3)"),
+    (np.zeros((50, 3072), np.uint8), ["cat"] * 50,
+     "has labels that are not whole numbers (<U3, such as 'cat'): wrong dataset or damaged batch; check --dataset"),
+    (np.zeros((50, 3072), np.uint8), [3] * 49 + [2.5], "has labels that are not whole numbers (float64, such as 2.5)"),
 ])
 def test_batches_with_wrong_shapes_or_labels(data, labels, words, fake_cifar, tmp_path):
     py = copy(fake_cifar["py"], tmp_path / "cifar-10-batches-py")
