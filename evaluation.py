@@ -3,6 +3,7 @@ with per-class accuracy and a confusion matrix; --summary's stage shapes and par
 """
 from __future__ import division
 
+import errno
 import os
 import sys
 
@@ -79,17 +80,24 @@ def run_eval(model_name, build_fn, hp, explicit=(), log=print):
     log("checkpoint %s on %s (%d test images): loss %.4f, accuracy %.4f" % (folder, data["label"], len(preds), loss, acc))
     log(report.per_class_table(matrix, names))
     png = os.path.join(run_dir, "confusion_matrix.png")
-    os.makedirs(run_dir, exist_ok=True)
     try:
+        os.makedirs(run_dir, exist_ok=True)
         report.confusion_png(matrix, names, png, title="%s %s: test accuracy %.2f%% at step %d"
                              % (model_name, hp["preset"], 100 * acc, step))
-    except ImportError:  # a bare TensorFlow image: the table above is the whole report
-        log("no confusion-matrix picture: matplotlib is not installed (pip install matplotlib to get %s)" % png)
-    else:  # the same picture into the training's event folder, so TensorBoard shows it beside the scalars
+        # the same picture into the training's event folder, so TensorBoard shows it beside the scalars
         tb = runlogs.Scalars(os.path.join(run_dir, "tb"))
         with open(png, "rb") as f:
             tb.image("confusion_matrix", f.read(), step)
         tb.close()
+    except ImportError:  # a bare TensorFlow image: the table above is the whole report
+        log("no confusion-matrix picture: matplotlib is not installed (pip install matplotlib to get %s)" % png)
+    except (OSError, IOError, tf.errors.OpError) as e:
+        if getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+            raise  # a full disk: trainer.main's exit 3
+        reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e) or type(e).__name__
+        raise KitError("cannot write the report into %s (%s): pass --run_dir a folder you can write, where the "
+                       "report goes (the accuracy above is measured)" % (run_dir, reason.splitlines()[0]))
+    else:
         log("wrote %s, and the TensorBoard image confusion_matrix at step %d into %s"
             % (png, step, os.path.join(run_dir, "tb")))
     return dict(loss=loss, accuracy=acc, confusion=matrix)

@@ -628,6 +628,53 @@ def test_a_run_folder_of_another_model_is_refused_in_one_line(fake_cifar, tmp_pa
     assert not (run / "confusion_matrix.png").exists()
 
 
+@pytest.fixture(scope="module")
+def evaluated_run(fake_cifar, tmp_path_factory):
+    """A run folder with one checkpoint (step 2) of the tiny ResNeXt, for --eval."""
+    run = tmp_path_factory.mktemp("evaluated") / "run"
+    code, _, err = run_main(ResNeXt, tiny_args(fake_cifar, run) + TINY + ["--steps", "2"])
+    assert code == 0, err
+    return run
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file", "EROFS", "EACCES", "ENOSPC"])
+def test_eval_that_cannot_write_its_report_is_one_line(where, evaluated_run, fake_cifar, tmp_path, monkeypatch):
+    """--eval prints the accuracy, then writes confusion_matrix.png and TensorBoard's image into the run
+    folder. A folder it cannot write there (a file in the way, a read-only mount, no permission) ends in one
+    line that says to pass a --run_dir it can write (exit 2); a full disk in the exit 3 of any full disk.
+    The checkpoint stays as it was."""
+    import errno
+    import report
+    ck = Checkpoints(str(evaluated_run))
+    folder = ck.path(2)
+    before = {name: open(os.path.join(folder, name), "rb").read() for name in os.listdir(folder)}
+    blocker = tmp_path / "file"
+    blocker.write_text(u"mine")
+    run_dir, code, reason = {"a file": (blocker, 2, "File exists"),
+                             "under a file": (blocker / "new", 2, "Not a directory")}.get(
+        where, (tmp_path / "report", 3 if where == "ENOSPC" else 2, None))
+    if reason is None:
+        number = getattr(errno, where)
+        reason = os.strerror(number)
+
+        def refused(matrix, names, path, title=""):
+            raise OSError(number, reason, path)
+        monkeypatch.setattr(report, "confusion_png", refused)
+    argv = tiny_args(fake_cifar, run_dir, "--eval", "--ckpt_path", folder) + TINY
+    got, out, err = run_main(ResNeXt, argv)
+    assert "checkpoint %s on " % folder in out  # the evaluation itself was done and said
+    msg = one_line_error((got, out, err), code)
+    if where == "ENOSPC":
+        assert msg == ("error: No space left on device writing %s: free space, then run the same command to "
+                       "evaluate again" % (run_dir / "confusion_matrix.png"))
+    else:
+        assert msg == ("error: cannot write the report into %s (%s): pass --run_dir a folder you can write, where "
+                       "the report goes (the accuracy above is measured)" % (run_dir, reason))
+    assert blocker.read_text() == u"mine"
+    assert {name: open(os.path.join(folder, name), "rb").read() for name in os.listdir(folder)} == before
+    assert ck.latest_name() == "step-00000002" and ck.steps() == [2]
+
+
 def nan_from(step):
     """ResNeXt whose logits turn NaN once global_step reaches `step` (a diverging run)."""
     from compat import tf
