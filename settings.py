@@ -51,11 +51,15 @@ def str2bool(v):
 
 
 def int_list(s):
-    """"150,225" -> [150, 225]; a ValueError for anything else (inf included, which int() overflows on)."""
-    try:
-        return [int(float(t)) for t in str(s).replace(" ", "").split(",") if t] if s not in (None, "") else []
-    except OverflowError:
-        raise ValueError("not a finite number: %r" % s)
+    """"150,225" -> [150, 225], "" -> []; else a ValueError whose message reads after the flag's name."""
+    items = str(s).replace(" ", "").split(",") if s not in (None, "") else []
+    try:  # "150," or ",": a value dropped, not an empty list; 80.7: refused, never truncated to 80
+        whole = "" not in items and all(math.isfinite(float(t)) and float(t) == int(float(t)) for t in items)
+    except ValueError:  # a word
+        whole = False
+    if not whole:
+        raise ValueError(("has an empty item: %r" if "" in items else "has an item that is not a whole number: %r") % s)
+    return [int(float(t)) for t in items]
 
 
 class Setting(collections.namedtuple("Setting", "name group help kind default preset choices check role aliases "
@@ -88,6 +92,9 @@ RUN, DATA, OPT = "run", "data", "optimisation"
 A_PATH = (lambda v: v.strip() != "", "a path, not empty")  # "" would fall back to the default silently
 HARNESS = "reproduce the originals' harness bugs (all fixed by default)"
 HOROVOD = "data-parallel training with horovodrun (docs/horovod.md)"
+DECAYS = (lambda v: len(set(int_list(v))) == len(int_list(v)) and all(1 <= b <= 10 ** 9 for b in int_list(v)),
+          "whole numbers from 1 to 1000000000 (the rate changes between steps, so after whole epochs), "
+          "comma-separated, each once, in any order, e.g. 150,225, or '' for none")
 
 SETTINGS = [
     Setting("preset", RUN, "original (the default): the original repository's code and recipe; paper: the paper's"),
@@ -148,11 +155,11 @@ SETTINGS = [
             needs=("optimizer", "adam")),
     Setting("lr", OPT, "initial learning rate", float, 0.1, preset=True, aliases=["init_lr"],
             check="(0, 10]", role="training"),
-    Setting("lr_decay_epochs", OPT, "comma-separated numbers of completed epochs after which lr *= lr_decay_factor",
-            default="", preset=True, role="training"),
+    Setting("lr_decay_epochs", OPT, "whole completed epochs, comma-separated, after which lr *= lr_decay_factor",
+            default="", preset=True, role="training", check=DECAYS),
     Setting("lr_decay_steps", OPT, "the same in steps: step s trains at the lower rate once s >= the boundary "
                                    "(wins over --lr_decay_epochs; --lr_decay_epochs alone replaces a preset's "
-                                   "steps)", default="", preset=True, role="training"),
+                                   "steps)", default="", preset=True, role="training", check=DECAYS),
     Setting("lr_decay_factor", OPT, None, float, 0.1, preset=True, check="(0, 1]",
             role="training"),
     Setting("warmup_steps", OPT, "train at --warmup_lr for this many steps first", int, 0, preset=True,
@@ -365,7 +372,10 @@ def check_common(hp, model_name=None):
             ok = ok and (v < float(high) if s.check[-1] == ")" else v <= float(high))
             what = "between %s and %s" % (low, high) if s.check[0] + s.check[-1] == "[]" else "in " + s.check
         else:
-            ok, what = s.check[0](v), s.check[1]
+            try:
+                ok, what = s.check[0](v), s.check[1]
+            except ValueError as e:  # the check says what is wrong, e.g. int_list's "has an empty item: ','"
+                raise KitError("--%s %s; it must be %s" % (s.name, e, s.check[1]))
         if not ok:
             raise KitError("--%s must be %s, got %s" % (s.name, what, v))
     if not (hp["epochs"] >= 1 or hp["steps"] >= 1):
@@ -375,15 +385,7 @@ def check_common(hp, model_name=None):
     if hp.get("ckpt_path") and not hp["eval"]:
         raise KitError("--ckpt_path names a checkpoint to evaluate: add --eval (training writes its checkpoints to "
                        "--run_dir, and resumes from the newest there)")
-    try:
-        decays = int_list(hp["lr_decay_epochs"]), int_list(hp["lr_decay_steps"])
-        ok = all(len(set(d)) == len(d) and all(1 <= b <= 10 ** 9 for b in d) for d in decays)
-    except ValueError:  # not numbers at all
-        ok = False
-    if not ok:
-        raise KitError("--lr_decay_epochs/--lr_decay_steps take comma-separated positive numbers, each once, e.g. "
-                       "150,225")
-    if "lr_decay_factor" in getattr(hp, "given", ()) and not any(decays):
+    if "lr_decay_factor" in getattr(hp, "given", ()) and not (hp["lr_decay_epochs"] or hp["lr_decay_steps"]):
         raise KitError("--lr_decay_factor is used only with --lr_decay_epochs or --lr_decay_steps, and this run has "
                        "neither: drop it, or add --lr_decay_epochs N,M")
 

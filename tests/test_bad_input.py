@@ -59,6 +59,13 @@ def copy(src, dst):
     (["--lr", "nan"], "--lr must be in (0, 10], got nan"),
     (["--lr", "1e30"], "--lr must be in (0, 10], got 1e+30"),
     (["--epochs", "0"], "--epochs must be at least 1, got 0"),
+    (["--lr_decay_epochs", "80.7,120"], "--lr_decay_epochs has an item that is not a whole number: '80.7,120'; it "
+                                        "must be whole numbers from 1 to 1000000000 (the rate changes between steps, "
+                                        "so after whole epochs), comma-separated, each once, in any order, e.g. "
+                                        "150,225, or '' for none"),
+    (["--lr_decay_steps", ","], "--lr_decay_steps has an empty item: ','; it must be whole numbers from 1 to "
+                                "1000000000 (the rate changes between steps, so after whole epochs), comma-separated, "
+                                "each once, in any order, e.g. 150,225, or '' for none"),
 ])
 def test_out_of_range_flags(flags, words, fake_cifar, tmp_path):
     msg = one_line_error(train(fake_cifar, tmp_path, *flags))

@@ -190,7 +190,8 @@ def refused_or_accepted(script, argv, error):
     assert str(e.value).startswith(error), str(e.value)
 
 
-DECAYS = "--lr_decay_epochs/--lr_decay_steps take comma-separated positive numbers, each once, e.g. 150,225"
+DECAYS = ("must be whole numbers from 1 to 1000000000 (the rate changes between steps, so after whole epochs), "
+          "comma-separated, each once, in any order, e.g. 150,225, or '' for none")
 
 
 @pytest.mark.parametrize("script, argv, error", [
@@ -205,14 +206,28 @@ DECAYS = "--lr_decay_epochs/--lr_decay_steps take comma-separated positive numbe
     ("Densenet", ["--adam_epsilon", "-1"], "--adam_epsilon must be in (0, 1], got -1.0"),
     ("ResNet", ["--run_dir", ""], "--run_dir must be a path, not empty"),
     ("ResNet", ["--data_source", " "], "--data_source must be an archive, folder or URL, not empty"),
-    ("ResNet", ["--lr_decay_epochs", "inf"], DECAYS),
-    ("ResNet", ["--lr_decay_steps", "1e400"], DECAYS),
-    ("ResNet", ["--lr_decay_steps", "0,0"], DECAYS),
-    ("ResNet", ["--lr_decay_steps", "-5"], DECAYS),
-    ("ResNet", ["--lr_decay_steps", "300,200,300"], DECAYS),
-    ("ResNet", ["--lr_decay_steps", "300,200"], None),  # any order: the schedule sorts them
+    ("ResNet", ["--lr_decay_epochs", "inf"], "--lr_decay_epochs has an item that is not a whole number: 'inf'; "
+                                             "it " + DECAYS),
+    ("ResNet", ["--lr_decay_steps", "1e400"], "--lr_decay_steps has an item that is not a whole number: '1e400'"),
+    ("ResNet", ["--lr_decay_steps", "0,0"], "--lr_decay_steps " + DECAYS + ", got 0,0"),
+    ("ResNet", ["--lr_decay_steps", "-5"], "--lr_decay_steps " + DECAYS + ", got -5"),
+    ("ResNet", ["--lr_decay_steps", "300,200,300"], "--lr_decay_steps " + DECAYS + ", got 300,200,300"),
+    ("ResNet", ["--lr_decay_steps", "1000000001"], "--lr_decay_steps " + DECAYS + ", got 1000000001"),
+    ("ResNet", ["--lr_decay_steps", "300,200"], None),  # any order: the schedule applies each boundary once
+    ("ResNet", ["--lr_decay_epochs", "1e2,150.0"], None),  # whole numbers, however written
+    # the preset's decay is not dropped for an empty list, nor an epoch moved: 80.7 is not truncated to 80
+    ("ResNet", ["--lr_decay_steps", ","], "--lr_decay_steps has an empty item: ','; it " + DECAYS),
+    ("ResNet", ["--lr_decay_steps", " "], "--lr_decay_steps has an empty item: ' '; it " + DECAYS),
+    ("ResNeXt", ["--lr_decay_epochs", "150,,225"], "--lr_decay_epochs has an empty item: '150,,225'"),
+    ("ResNeXt", ["--lr_decay_epochs", "80.7,120"], "--lr_decay_epochs has an item that is not a whole number: "
+                                                   "'80.7,120'; it " + DECAYS),
+    ("ResNeXt", ["--lr_decay_epochs", "0.5"], "--lr_decay_epochs has an item that is not a whole number: '0.5'"),
+    ("ResNeXt", ["--lr_decay_epochs", "x"], "--lr_decay_epochs has an item that is not a whole number: 'x'"),
+    ("ResNet", ["--lr_decay_steps", ""], None),  # the empty string: no decay in steps (the original preset's epochs)
     ("Densenet", ["--layers", "inf"], "--layers takes 1 to 10 positive layer counts"),
     ("ResNeXt", ["--out_dims", "1e400"], "--out_dims takes three positive channel counts"),
+    ("Densenet", ["--layers", "6.5,12"], "--layers takes 1 to 10 positive layer counts"),  # not 6,12
+    ("ResNeXt", ["--out_dims", "64,,128,256"], "--out_dims takes three positive channel counts"),  # not 64,128,256
     ("ResNeXt", ["--stem_dim", "0"], "--stem_dim must be between 1 and 4096, got 0"),
 ])
 def test_a_value_out_of_range_is_one_line_not_a_crash_later(script, argv, error):
