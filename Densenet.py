@@ -29,6 +29,8 @@ STEMS = {
     "3x3": (3, 1, False),           # the paper's CIFAR networks
 }
 
+MAX_DEPTH = 500  # L, every conv and the classifier: twice DenseNet-BC's 250, the deepest network of the paper
+
 PRESETS = {
     # taki0112/Densenet-Tensorflow at dd2db93 (2019-03-04, its latest commit), Cifar10/Densenet_Cifar10.py.
     # --dataset mnist: MNIST/Densenet_MNIST.py as of 08b6cb9 (2017-12-14), the script before dd2db93 changed
@@ -70,9 +72,16 @@ def architecture(hp):
         if not blocks or min(blocks) < 1 or len(blocks) > 10:
             raise KitError("--layers takes 1 to 10 positive layer counts, e.g. 6,12,48,32; got %r"
                            % hp["layers"])
+        depth = (2 if bc else 1) * sum(blocks) + len(blocks) + 1  # the layers' convs, the transitions, stem, head
+        if depth > MAX_DEPTH:
+            raise KitError("--layers %s makes a network of L = %d layers: at most %d here (twice DenseNet-BC's "
+                           "L = 250, the paper's deepest); pass fewer layers" % (hp["layers"], depth, MAX_DEPTH))
     else:
         depth = hp["depth"] or (100 if bc else 40)
         per = 6 if bc else 3  # a bottleneck layer holds two convs, a plain layer one
+        if depth > MAX_DEPTH:
+            raise KitError("--depth must be at most %d (twice DenseNet-BC's L = 250, the paper's deepest), got %d"
+                           % (MAX_DEPTH, depth))
         if depth < 4 + per or (depth - 4) % per:
             raise KitError("--depth %d does not fit: L - 4 must be a positive multiple of %d (three dense "
                            "blocks of (L-4)/%d %s layers), e.g. %s" % (depth, per, per,

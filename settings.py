@@ -219,7 +219,7 @@ MODEL_SETTINGS = {
     "Densenet": [
         Setting("growth_k", None, "growth rate k: channels each layer adds", int, check="[1, 1024]"),
         Setting("depth", None, "L of the paper's three equal blocks: (L-4)/3 layers each, (L-4)/6 with --bc "
-                               "(0: 40, or 100 with --bc)", int),
+                               "(0: 40, or 100 with --bc); L at most 500, with --layers too", int),
         Setting("layers", None, "layers of each dense block, comma-separated, e.g. 6,12,48,32 (instead of --depth)"),
         Setting("bc", None, "bottleneck layers (DenseNet-B), and with the paper's defaults compression 0.5 and a "
                             "first conv to 2k (DenseNet-BC)", "bool"),

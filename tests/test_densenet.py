@@ -11,7 +11,7 @@ import ops
 from conftest import settings, run_main, summary_params, tiny_args
 from batches import INPUT_SHAPES, load_data
 from conftest import lr_at
-from settings import int_list
+from settings import KitError, int_list
 
 TINY = ["--layers", "2,2", "--growth_k", "4", "--batch_size", "50", "--lr", "0.01"]
 
@@ -188,6 +188,17 @@ def test_original_preset_recipes():
     (["--layers", "1,1,1,1,1,1"], "6 dense blocks are too many for this input and --stem 7x7s2: the transitions "
                                   "would pool the feature map away; pass fewer --layers"),
     (["--compression", "1.5"], "--compression must be in (0, 1], got 1.5"),
+    # these built for minutes and took gigabytes before they failed, if they did
+    (["--layers", "99999999999999999999"], "--layers 99999999999999999999 makes a network of L = "
+                                           "200000000000000000002 layers: at most 500 here (twice DenseNet-BC's "
+                                           "L = 250, the paper's deepest); pass fewer layers"),
+    (["--layers", "100000"], "--layers 100000 makes a network of L = 200002 layers: at most 500 here (twice "
+                             "DenseNet-BC's L = 250, the paper's deepest); pass fewer layers"),
+    (["--preset", "paper", "--depth", "1000000"], "--depth must be at most 500 (twice DenseNet-BC's L = 250, the "
+                                                  "paper's deepest), got 1000000"),
+    (["--preset", "paper", "--bc", "--depth", "99999999999999999998"], "--depth must be at most 500 (twice "
+                                                                       "DenseNet-BC's L = 250, the paper's deepest), "
+                                                                       "got 99999999999999999998"),
     (["--growth_k", "0"], "--growth_k must be between 1 and 1024, got 0"),
     (["--dropout_rate", "1"], "--dropout_rate must be in [0, 1), got 1.0"),
     (["--dropout_rate", "-0.5"], "--dropout_rate must be in [0, 1), got -0.5"),
@@ -195,6 +206,17 @@ def test_original_preset_recipes():
 def test_bad_architecture_is_one_line_error(argv, message):
     code, out, err = run_main(Densenet, ["--summary"] + argv)
     assert code == 2 and err == "error: " + message + "\n"
+
+
+def test_the_deepest_network_is_twice_the_paper_s_deepest():
+    """L = 500 at most, by --depth or by --layers (each layer's convs, the transitions, the first conv and the
+    classifier): every network of the paper (L = 250 the deepest) and the originals' layouts fit."""
+    assert Densenet.architecture(resolve(["--preset", "paper", "--bc", "--depth", "496"]))["blocks"] == [82] * 3
+    assert Densenet.architecture(resolve(["--preset", "paper", "--layers", "498"]))["blocks"] == [498]  # L = 500
+    with pytest.raises(KitError) as e:
+        Densenet.architecture(resolve(["--preset", "paper", "--layers", "499"]))
+    assert str(e.value).startswith("--layers 499 makes a network of L = 501 layers: at most 500 here")
+    assert Densenet.architecture(resolve(["--layers", "124,124"]))["blocks"] == [124, 124]  # bottleneck: L = 499
 
 
 def test_mnist_stem_and_layout():
