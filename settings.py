@@ -126,7 +126,7 @@ SETTINGS = [
     Setting("trust_data", DATA, "vouch for a data folder or archive whose checksum does not match the official one",
             kind="switch", role="where"),
     Setting("dataset_label", DATA, "what the data really is, for the logs and compare (e.g. 'CIFAR-10 (JPEG)')",
-            role="where"),
+            role="where", check=(A_PATH[0], "a name for the data, not blank, e.g. 'CIFAR-10 (JPEG)'")),
     Setting("train_subset", DATA, "use only the first N training images (0: all)", int, 0,
             check=(lambda v: v >= 0, "0 (all) or a number of images")),
     Setting("test_subset", DATA, "use only the first N test images (0: all)", int, 0,

@@ -66,6 +66,9 @@ def copy(src, dst):
     (["--lr_decay_steps", ","], "--lr_decay_steps has an empty item: ','; it must be whole numbers from 1 to "
                                 "1000000000 (the rate changes between steps, so after whole epochs), comma-separated, "
                                 "each once, in any order, e.g. 150,225, or '' for none"),
+    (["--dataset_label", "   "], "--dataset_label must be a name for the data, not blank, e.g. 'CIFAR-10 (JPEG)', "
+                                  "got    "),  # the logs read "graph built in 1.0s;    , 64 train"
+    (["--dataset_label", ""], "--dataset_label must be a name for the data, not blank, e.g. 'CIFAR-10 (JPEG)', got "),
 ])
 def test_out_of_range_flags(flags, words, fake_cifar, tmp_path):
     msg = one_line_error(train(fake_cifar, tmp_path, *flags))
