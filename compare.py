@@ -257,6 +257,9 @@ def plot(runs, results, path):
 def check_plotting(path):
     """--plot writes a PNG and needs matplotlib: say so before any work, for a path of another
     kind (savefig would write PNG bytes under it) or where matplotlib is missing."""
+    if not path.strip():
+        raise CompareError("--plot needs a file to write: give a path ending in .png, e.g. --plot runs/compare.png "
+                           "(got an empty path)")
     if not path.lower().endswith(".png"):
         raise CompareError("--plot writes a PNG image: give a path ending in .png, e.g. --plot runs/compare.png "
                            "(got %s)" % path)
@@ -333,7 +336,7 @@ def main(argv=None):
             raise CompareError("unknown reference id %r: use an id from the first column of references.csv"
                                % args.reference)
         runs = [load_run(d) for d in named_once(expand(args.run_dirs) or default_runs())]
-        if args.plot:
+        if args.plot is not None:  # --plot "" too: it would draw nothing, silently
             check_plotting(args.plot)
     except CompareError as e:
         _emit("%s: error: %s" % (prog, e), sys.stderr)

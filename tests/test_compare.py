@@ -616,6 +616,15 @@ def test_plot_to_a_path_not_ending_in_png_is_refused_before_any_output(tmp_path,
     assert os.listdir(str(tmp_path)) == []
 
 
+@pytest.mark.parametrize("path", ["", " "])
+def test_plot_to_an_empty_path_is_refused_before_any_output(tmp_path, path):
+    """--plot "" drew nothing and said nothing: the table came out as if --plot had not been given."""
+    code, out, err = kit_compare(fixture("resnet20-paper-cifar10"), "--plot", path)
+    assert (code, out) == (2, "")
+    assert err == ("compare.py: error: --plot needs a file to write: give a path ending in .png, e.g. --plot "
+                   "runs/compare.png (got an empty path)\n")
+
+
 def test_plot_takes_a_png_path_in_capitals_too(tmp_path):
     path = str(tmp_path / "CURVES.PNG")
     code, out, err = kit_compare(fixture("resnet20-paper-cifar10"), "--plot", path)
