@@ -2,6 +2,7 @@
 it built (print_location), and the graph written for TensorBoard and netron (write_graph)."""
 import json
 import os
+import shlex
 
 from compat import tf, kit_command
 from cards import CARDS, OUT_DIR, read_text
@@ -111,4 +112,4 @@ def write_graph(graph, folder, out):
                        % (folder, reason))
     out.write("wrote the graph to %s: events for `%s --logdir %s` (each variable drawn inside the scope of "
               "the layer that reads it), graph.pbtxt for netron (every name as in the graph and the checkpoints)\n"
-              % (folder, kit_command("tensorboard") or "tensorboard", folder))
+              % (folder, kit_command("tensorboard") or "tensorboard", shlex.quote(folder)))  # pasted into a shell

@@ -253,6 +253,19 @@ def test_graph_flag_names_the_tensorboard_command_of_its_environment(tmp_path, m
     assert "events for `%s --logdir %s`" % (command, tmp_path) in out, out
 
 
+def test_graph_flag_quotes_the_folder_in_the_tensorboard_command(tmp_path, monkeypatch):
+    """`./kit tensorboard --logdir dir with space` could not be pasted: the shell split the folder in three."""
+    import shlex
+    import ResNet
+    monkeypatch.setattr(sys, "prefix", "/src/kit/.venv-tf1")
+    folder = str(tmp_path / "dir with space")
+    code, out, err = run_main(ResNet, ["--num_layers", "8", "--graph", folder])
+    assert code == 0, err
+    assert "events for `./kit tensorboard --logdir '%s'`" % folder in out, out
+    command = out.split("events for `")[1].split("`")[0]
+    assert shlex.split(command) == ["./kit", "tensorboard", "--logdir", folder]
+
+
 def test_graph_flag_to_a_folder_it_cannot_make_is_one_line(tmp_path):
     import ResNet
     blocker = tmp_path / "a_file"
