@@ -98,10 +98,12 @@ class RunState(object):
         if self.chief:
             folder, meta = self.ckpts.find()
             records = os.path.join(self.dir, "metrics.jsonl")
-            if folder is None and os.path.isfile(records) and os.path.getsize(records):  # checkpoints deleted
-                raise KitError("%s holds the logs of a run (metrics.jsonl, logs.txt) but no intact checkpoint to "
-                               "resume it from: pass another --run_dir to keep them, or move them away to start "
-                               "again in this folder" % self.dir)
+            # checkpoints deleted, the logs kept: a new run would replace them (where the checkpoints are only
+            # damaged, the run starts again from scratch, as it does without logs)
+            if folder is None and os.path.isfile(records) and os.path.getsize(records) and not self.ckpts.steps():
+                raise KitError("%s holds the logs of a run (metrics.jsonl, logs.txt) but no checkpoint to resume it "
+                               "from: pass another --run_dir to keep them, or move them away to start again in this "
+                               "folder" % self.dir)
             if folder is not None and hp.get("fresh"):
                 raise KitError("%s already holds checkpoints and --fresh was given: pass another --run_dir or "
                                "drop --fresh" % self.dir)

@@ -546,8 +546,8 @@ def test_a_run_folder_with_logs_but_no_checkpoint_is_refused_not_overwritten(fak
     assert before["metrics.jsonl"].count(b"\n") == 1
     for flags in ([], ["--lr", "0.05"], ["--fresh"]):
         msg = one_line_error(run_main(ResNeXt, base + flags))
-        assert msg == ("error: %s holds the logs of a run (metrics.jsonl, logs.txt) but no intact checkpoint to resume "
-                       "it from: pass another --run_dir to keep them, or move them away to start again in this folder"
+        assert msg == ("error: %s holds the logs of a run (metrics.jsonl, logs.txt) but no checkpoint to resume it "
+                       "from: pass another --run_dir to keep them, or move them away to start again in this folder"
                        % run)
         assert folder_contents(run) == before
     # A run killed before its first epoch ended (config.json, empty logs) starts again as before.
