@@ -91,8 +91,8 @@ def architecture(hp):
     if not 0 < compression <= 1:
         raise KitError("--compression must be in (0, 1], got %s" % hp["compression"])
     stem_channels = hp["stem_channels"] or (2 * k if bc else 16)
-    if stem_channels < 1:
-        raise KitError("--stem_channels must be positive, got %d" % stem_channels)
+    if not 1 <= stem_channels <= 4096:  # a typo's extra digits would build for minutes and take GBs
+        raise KitError("--stem_channels must be between 1 and 4096 (0: the default), got %d" % stem_channels)
     kernel, stride, pool = STEMS[hp["stem"]]
     size = INPUT_SHAPES[hp["dataset"]][0][0]
     size = -(-size // stride)

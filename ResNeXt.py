@@ -48,6 +48,9 @@ def validate(hp):
         dims = []
     if len(dims) != 3 or min(dims) < 1:
         raise KitError("--out_dims takes three positive channel counts, e.g. 64,128,256")
+    if max(dims) > 4096:  # a typo's extra digits would build for minutes and take GBs, as --stem_dim's cap says
+        raise KitError("--out_dims takes channel counts of at most 4096 (four times the paper's widest stage, "
+                       "1024), got %s" % hp["out_dims"])
     chain = [hp["stem_dim"]] + dims
     if hp["shortcut"] == "pad" and not all(b in (a, 2 * a) for a, b in zip(chain, chain[1:])):
         raise KitError("--shortcut pad needs every stage (after a %d-channel first_layer) as wide as the one "

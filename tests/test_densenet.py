@@ -199,6 +199,8 @@ def test_original_preset_recipes():
     (["--preset", "paper", "--bc", "--depth", "99999999999999999998"], "--depth must be at most 500 (twice "
                                                                        "DenseNet-BC's L = 250, the paper's deepest), "
                                                                        "got 99999999999999999998"),
+    (["--stem_channels", "160000"], "--stem_channels must be between 1 and 4096 (0: the default), got 160000"),
+    (["--stem_channels", "-1"], "--stem_channels must be between 1 and 4096 (0: the default), got -1"),
     (["--growth_k", "0"], "--growth_k must be between 1 and 1024, got 0"),
     (["--dropout_rate", "1"], "--dropout_rate must be in [0, 1), got 1.0"),
     (["--dropout_rate", "-0.5"], "--dropout_rate must be in [0, 1), got -0.5"),

@@ -229,6 +229,10 @@ DECAYS = ("must be whole numbers from 1 to 1000000000 (the rate changes between 
     ("Densenet", ["--layers", "6.5,12"], "--layers takes 1 to 10 positive layer counts"),  # not 6,12
     ("ResNeXt", ["--out_dims", "64,,128,256"], "--out_dims takes three positive channel counts"),  # not 64,128,256
     ("ResNeXt", ["--stem_dim", "0"], "--stem_dim must be between 1 and 4096, got 0"),
+    # built for minutes and took gigabytes
+    ("ResNeXt", ["--out_dims", "64,128,25600"], "--out_dims takes channel counts of at most 4096 (four times the "
+                                               "paper's widest stage, 1024), got 64,128,25600"),
+    ("ResNeXt", ["--out_dims", "64,128,4096", "--shortcut", "projection"], None),
 ])
 def test_a_value_out_of_range_is_one_line_not_a_crash_later(script, argv, error):
     """Each of these once got past the checks and failed deep inside NumPy or TensorFlow (a batch
