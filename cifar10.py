@@ -24,7 +24,8 @@ import sys
 
 import numpy as np
 
-from downloads import DataError, checksum_mismatch, data_folder, download, md5sum, safe_extract, _is_url, _remove
+from downloads import (DataError, checksum_mismatch, data_folder, download, md5sum, mirror_not_needed, safe_extract,
+                       _is_url, _remove)
 
 HOME = "https://www.cs.toronto.edu/~kriz/"
 
@@ -74,9 +75,8 @@ def fetch_archive(name, data_dir, source=None, trust=False):
     data_dir = os.path.expanduser(data_dir)
     done = os.path.join(data_dir, folder)
     if marked(done):
-        if source:  # a mirror is for downloading, and what it would be downloaded for is here already
-            sys.stderr.write("note: %s holds the verified official %s, so %s was not downloaded (pass another "
-                             "--data_dir to train on the copy it serves)\n" % (done, archive, source))
+        if source:
+            mirror_not_needed(done, "the verified official " + archive, source)
         return done, True
     local = os.path.join(data_dir, archive)
     if source or not os.path.exists(local):  # a mirror URL, or no archive yet: download it

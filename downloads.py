@@ -165,6 +165,13 @@ def safe_extract(archive, dest_dir, remedy="delete it and download it again"):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def mirror_not_needed(folder, what, source):
+    """Say that mirror `source` was not contacted, since `folder` already holds `what`: the mirror is
+    for downloading, and the flag is not left silently unused."""
+    sys.stderr.write("note: %s holds %s, so %s was not downloaded (pass another --data_dir to train on the copy it "
+                     "serves)\n" % (folder, what, source))
+
+
 def _is_url(s):
     """A source urlopen reads; anything else is a local path, so that `notaurl://x` is refused as one
     that does not exist rather than taken for a mirror and never contacted."""

@@ -27,12 +27,12 @@ import gzip
 import hashlib
 import os
 import struct
-import sys
 import zlib
 
 import numpy as np
 
-from downloads import DOWNLOAD_AGAIN, DataError, checksum_mismatch, data_folder, download, _is_url, _remove
+from downloads import (DOWNLOAD_AGAIN, DataError, checksum_mismatch, data_folder, download, mirror_not_needed, _is_url,
+                       _remove)
 
 MIRROR = "https://storage.googleapis.com/cvdf-datasets/mnist/"
 FOLDER = "mnist"  # under data_dir
@@ -126,9 +126,8 @@ def locate(data_dir, source=None, trust=False):
         return folder, False
     folder = os.path.join(os.path.expanduser(data_dir), FOLDER)
     missing = [name for name in sorted(FILES) if not os.path.exists(os.path.join(folder, name))]
-    if source and not missing:  # a mirror is for downloading, and the files are here already
-        sys.stderr.write("note: %s holds the four MNIST files, so %s was not downloaded (pass another --data_dir to "
-                         "train on the copy it serves)\n" % (folder, source))
+    if source and not missing:
+        mirror_not_needed(folder, "the four MNIST files", source)
     if missing:
         base = (source or MIRROR).rstrip("/") + "/"
         with data_folder(folder):  # a failed download leaves no folder made for it (the files fetched stay)

@@ -100,7 +100,7 @@ class RunState(object):
             records = os.path.join(self.dir, "metrics.jsonl")
             # checkpoints deleted, the logs kept: a new run would replace them (where the checkpoints are only
             # damaged, the run starts again from scratch, as it does without logs)
-            if folder is None and os.path.isfile(records) and os.path.getsize(records) and not self.ckpts.steps():
+            if folder is None and os.path.isfile(records) and os.path.getsize(records) and not self.ckpts.seen[1]:
                 raise KitError("%s holds the logs of a run (metrics.jsonl, logs.txt) but no checkpoint to resume it "
                                "from: pass another --run_dir to keep them, or move them away to start again in this "
                                "folder" % self.dir)
