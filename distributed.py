@@ -33,6 +33,7 @@ in 1 Hour" (arXiv 1706.02677):
 """
 import multiprocessing
 import os
+import shlex
 import sys
 
 import numpy as np
@@ -82,7 +83,8 @@ def build_command():
     """The command that builds Horovod into the environment of this interpreter: ./kit's of the
     .venv-<KIT_ENV> it runs in (horovod.sh builds into the active one, tf1 unless KIT_ENV says
     otherwise), or horovod.sh given this Python."""
-    return kit_command("bash requirements/horovod.sh") or "PYTHON=%s bash requirements/horovod.sh" % sys.executable
+    return kit_command("bash requirements/horovod.sh") or \
+        "PYTHON=%s bash requirements/horovod.sh" % shlex.quote(sys.executable)  # pasted into a shell
 
 
 class Horovod(object):

@@ -218,6 +218,10 @@ def test_missing_horovod_is_a_one_line_error(monkeypatch, fake_cifar, tmp_path):
         monkeypatch.setattr(sys, "prefix", prefix)
         code, out, err = run_main(ResNeXt, ["--run_dir", str(tmp_path / "run"), "--steps", "1"])
         assert code == EXIT_USAGE and ": run `%s requirements/horovod.sh` to build it, or" % command in err, err
+    # an interpreter's path with a space is quoted, as a shell that the command is pasted into needs it
+    monkeypatch.setattr(sys, "executable", "/opt/my python/bin/python3")
+    code, out, err = run_main(ResNeXt, ["--run_dir", str(tmp_path / "run"), "--steps", "1"])
+    assert "run `PYTHON='/opt/my python/bin/python3' bash requirements/horovod.sh` to build it" in err, err
 
 
 @pytest.mark.parametrize("flag", ["--eval", "--summary"])
