@@ -160,6 +160,11 @@ def test_reference_table_key_numbers_equal_the_published_ones():
     # Hu et al.: Table 4 is CIFAR-10, Table 5 is CIFAR-100
     assert t["se-resnet110-c10-hu2017"]["value"] == "5.21" and "Table 4" in t["se-resnet110-c10-hu2017"]["where"]
     assert t["se-resnet110-c100-hu2017"]["value"] == "23.85" and "Table 5" in t["se-resnet110-c100-hu2017"]["where"]
+    # The SE paper's ResNet-110 baseline is He et al. 2016's pre-activation network (C10 6.37, as there)
+    assert (t["resnet110-c100-hu2017"]["unit"], PUBLISHED["resnet110-preact-c10-he2016"][0]) == ("preact", "6.37")
+    # a row the kit can build names its unit: an empty one would match either network (references.row_arch)
+    assert all(r["unit"] in ("original", "preact") for r in t.values()
+               if r["model"] == "ResNet" and r["block"] == "basic" and r["se"] != "yes"), t
     assert t["resnet1001-preact-c10-he2016"]["as_printed"] == u"4.92 (4.89\u00b10.14)"
     for n in (20, 56, 110):
         assert "read off a figure" in t["resnet%d-c10-chaoji" % n]["notes"]

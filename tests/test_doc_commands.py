@@ -140,3 +140,45 @@ def test_a_page_command_is_read_as_the_shell_reads_it(tmp_path, monkeypatch):
         (4, "ResNet", ["--preset", "paper", "--seed", "3", "--run_dir", "runs/r1", "--threads", "1"]),
         (8, "compare", ["runs/r1", "--plot", "c.png"]),
     ]
+
+
+ROW = re.compile(r"^\| `([a-z0-9-]+)` \|")  # a row of docs/reproducing.md's tables: | `reference id` | ...
+
+
+def recipes():
+    """[(reference id, script, args)] of the commands docs/reproducing.md's tables give their rows."""
+    lines = io.open(os.path.join(ROOT, "docs/reproducing.md"), encoding="utf-8").read().split("\n")
+    return [(ROW.match(lines[n - 1]).group(1), script, args) for n, script, args in commands("docs/reproducing.md")
+            if ROW.match(lines[n - 1])]
+
+
+RECIPES = recipes()
+
+
+def test_the_reproduction_tables_give_a_command_for_most_rows():
+    assert len(RECIPES) >= 35 and len({row for row, _, _ in RECIPES}) == len(RECIPES)
+
+
+@pytest.mark.parametrize("row_id,script,args", RECIPES, ids=[r for r, _, _ in RECIPES])
+def test_a_reproduction_command_is_judged_against_its_own_row(row_id, script, args, tmp_path):
+    """docs/reproducing.md gives each reference row the command that trains it. The run that command
+    makes, finished, must be compared with that very row, under its recipe: a flag missing from the
+    command (the architecture of another row) or one too many (a changed recipe) gets another row's
+    number, or no verdict, for the reader who followed the page."""
+    import json
+    from matching import assess, match_reference
+    from references import load_references
+    from runfolders import load_run
+    module = MODELS[script]
+    parser = build_parser(script, module.PRESETS, script)
+    hp = resolve(parser.parse_args(args), module.PRESETS, parser)
+    official = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "mnist": "MNIST"}[hp["dataset"]]
+    config = dict(model=script, preset=hp["preset"], dataset=hp["dataset"], dataset_label=official,
+                  data_verified=True, hparams=dict(hp), overrides=hp.overrides, epochs_planned=hp["epochs"])
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "metrics.jsonl").write_text(json.dumps(dict(epoch=hp["epochs"], test_acc=0.9)) + "\n")
+    run = load_run(str(tmp_path))
+    row, reasons, _ = match_reference(run, load_references())
+    assert (row or {}).get("id") == row_id and not reasons, (row and row["id"], reasons)
+    verdict = assess(run, row, reasons)["verdict"]
+    assert not verdict.startswith("not comparable"), verdict
