@@ -36,6 +36,7 @@ PRESETS = {
     # --dataset mnist: MNIST/Densenet_MNIST.py as of 08b6cb9 (2017-12-14), the script before dd2db93 changed
     # its transitions: the README's 99.2 % sentence (2017) is older than that change, and dd2db93's
     # transitions cannot be built under TF 1.15 as written (--transition_k=false gives them).
+    # Its blocks, 6,12,48,32, are DenseNet-201's (the paper's Table 1, an ImageNet network).
     "original": dict(growth_k=24, layers="6,12,48,32", depth=0, bc=True, compression=0.5, stem="7x7s2",
                      stem_channels=0, dropout_rate=0.2, conv_bias=False, init="glorot",
                      optimizer="adam", lr=1e-4, adam_epsilon=1e-4, weight_decay=0.0, batch_size=64,
@@ -93,6 +94,8 @@ def architecture(hp):
     stem_channels = hp["stem_channels"] or (2 * k if bc else 16)
     if not 1 <= stem_channels <= 4096:  # a typo's extra digits would build for minutes and take GBs
         raise KitError("--stem_channels must be between 1 and 4096 (0: the default), got %d" % stem_channels)
+    # the feature map's size after the stem and each transition (ceil: SAME padding), to refuse a
+    # network whose transitions would pool it away before the last block
     kernel, stride, pool = STEMS[hp["stem"]]
     size = INPUT_SHAPES[hp["dataset"]][0][0]
     size = -(-size // stride)
@@ -112,7 +115,8 @@ def validate(hp):
 
 
 def bottleneck_layer(x, training, hp, scope):
-    """BN, ReLU, 1x1 conv to 4k, dropout, BN, ReLU, 3x3 conv to k, dropout (DenseNet-B's H_l)."""
+    """BN, ReLU, 1x1 conv to 4k, dropout, BN, ReLU, 3x3 conv to k, dropout: DenseNet-B's H_l
+    (section 3, "Bottleneck layers"). `scope` prefixes the variables' names."""
     k = hp["growth_k"]
     x = Batch_Normalization(x, training=training, scope=scope + "_batch1", decay=hp["bn_decay"])
     x = Relu(x)
@@ -125,7 +129,8 @@ def bottleneck_layer(x, training, hp, scope):
 
 
 def plain_layer(x, training, hp, scope):
-    """BN, ReLU, 3x3 conv to k, dropout: the paper's composite function H_l without bottleneck."""
+    """BN, ReLU, 3x3 conv to k, dropout: the paper's composite function H_l without bottleneck
+    (section 3, "Composite function")."""
     x = Batch_Normalization(x, training=training, scope=scope + "_batch1", decay=hp["bn_decay"])
     x = Relu(x)
     x = _conv(x, hp["growth_k"], 3, 1, hp, scope + "_conv1")
@@ -133,10 +138,12 @@ def plain_layer(x, training, hp, scope):
 
 
 def dense_block(input_x, nb_layers, training, hp, layer_name, bottleneck=True):
-    """`nb_layers` layers, each fed the concatenation of the input and every earlier output.
+    """A dense block (Figure 1): `nb_layers` layers, each fed the concatenation of the input and
+    every earlier output.
 
     Returns that whole concatenation: input channels + nb_layers * growth_k.
-    Each layer, with the concatenation it reads, is a name scope bottleN_i (op names only).
+    Each layer, with the concatenation it reads, is a name scope bottleN_i (op names only; the
+    original's name, kept for plain layers too).
     """
     layer = bottleneck_layer if bottleneck else plain_layer
     layers_concat = [input_x]
@@ -152,7 +159,8 @@ def dense_block(input_x, nb_layers, training, hp, layer_name, bottleneck=True):
 
 
 def transition_layer(x, filters, training, hp, scope):
-    """BN, ReLU, 1x1 conv to `filters` channels, dropout, 2x2 average pool (VALID).
+    """A transition between dense blocks (section 3, "Pooling layers"; Figure 2): BN, ReLU,
+    1x1 conv to `filters` channels, dropout, 2x2 average pool (VALID).
 
     `filters` is floor(compression * in_channels), or growth_k with --transition_k.
     """
@@ -164,7 +172,8 @@ def transition_layer(x, filters, training, hp, scope):
 
 
 def Dense_net(input_x, training, hp, num_classes=10):
-    """First conv, dense blocks with transitions between them, BN-ReLU-pool-fc head; returns logits."""
+    """The DenseNet of Figure 2: first conv, dense blocks with transitions between them,
+    BN-ReLU-pool-fc head; returns logits."""
     arch = architecture(hp)
     kernel, stride, pool = STEMS[arch["stem"]]
     x = _conv(input_x, arch["stem_channels"], kernel, stride, hp, "conv0")

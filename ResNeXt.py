@@ -8,8 +8,8 @@ A block is the paper's Figure 3(a): `split_layer` runs `cardinality` copies of `
 on the same input and concatenates them; `transition_layer` projects the result back to the
 block's width; the shortcut is added and passed through ReLU. Training uses the same function
 written as Figure 3(c) (fused.py: fewer, wider ops, faster); `--formulation literal` runs the
-code below instead. What each preset builds and where it differs from the paper:
-docs/deviations.md ("ResNeXt.py", and the ResNeXt table).
+code below instead. `hp` is the run's settings: settings.py's defaults, then the preset, then
+the flags. What each preset builds and where it differs from the paper: docs/deviations.md.
 """
 import sys
 
@@ -48,7 +48,7 @@ def validate(hp):
         dims = []
     if len(dims) != 3 or min(dims) < 1:
         raise KitError("--out_dims takes three positive channel counts, e.g. 64,128,256")
-    if max(dims) > 4096:  # a typo's extra digits would build for minutes and take GBs, as --stem_dim's cap says
+    if max(dims) > 4096:  # a typo's extra digits would build for minutes and take GBs (--stem_dim: the same cap)
         raise KitError("--out_dims takes channel counts of at most 4096 (four times the paper's widest stage, "
                        "1024), got %s" % hp["out_dims"])
     chain = [hp["stem_dim"]] + dims
@@ -59,7 +59,8 @@ def validate(hp):
 
 
 def first_layer(x, training, hp, scope):
-    """Stem: 3x3 conv to `stem_dim` (64) channels, BN, ReLU (the paper's "conv1" for CIFAR)."""
+    """Stem: 3x3 conv to `stem_dim` (64) channels, BN, ReLU: the paper's CIFAR network (its appendix)
+    begins with a single 3x3 conv."""
     x = conv_layer(x, filter=hp["stem_dim"], kernel=[3, 3], stride=1, layer_name=scope + "_conv1",
                    kernel_initializer=kernel_init(hp))
     x = Batch_Normalization(x, training=training, scope=scope + "_batch1", decay=hp["bn_decay"])
@@ -69,7 +70,9 @@ def first_layer(x, training, hp, scope):
 def transform_layer(x, stride, depth, training, hp, scope):
     """One path of Figure 3(a): 1x1 conv to `depth`, BN, ReLU, 3x3 conv, BN, ReLU.
 
-    The original downsamples with the 1x1 conv (stride_on='1x1'), the paper with the 3x3.
+    depth: the path's width, the d of "8x64d" (the original's name; not the network's depth).
+    stride: 2 in a stage's first block; the original downsamples with the 1x1 conv
+    (stride_on='1x1'), the paper with the 3x3. scope: the variables' name prefix.
     """
     s1, s3 = (stride, 1) if hp["stride_on"] == "1x1" else (1, stride)
     x = conv_layer(x, filter=depth, kernel=[1, 1], stride=s1, layer_name=scope + "_conv1",
@@ -83,14 +86,16 @@ def transform_layer(x, stride, depth, training, hp, scope):
 
 
 def transition_layer(x, out_dim, training, hp, scope):
-    """1x1 conv from the concatenated paths to the block's width, BN, no ReLU (before the add)."""
+    """Figure 3(a)'s closing 1x1 conv, from the concatenated paths to the block's width `out_dim`,
+    then BN and no ReLU (that comes after the add). The original's name; not DenseNet's transition."""
     x = conv_layer(x, filter=out_dim, kernel=[1, 1], stride=1, layer_name=scope + "_conv1",
                    kernel_initializer=kernel_init(hp))
     return Batch_Normalization(x, training=training, scope=scope + "_batch1", decay=hp["bn_decay"])
 
 
 def split_layer(x, stride, depth, training, hp, layer_name):
-    """`cardinality` transform_layers on the same input, concatenated along channels.
+    """`cardinality` transform_layers on the same input, concatenated along channels (arguments:
+    transform_layer's; `layer_name` prefixes each path's scope).
 
     Figure 3(a)'s split-transform-merge; with concatenation before the 1x1 transition
     it is the same function as Figure 3(b) and as the grouped convolution of 3(c).
@@ -103,9 +108,10 @@ def split_layer(x, stride, depth, training, hp, layer_name):
 def shortcut(x, out_dim, stride, training, hp, scope):
     """The identity, or what a block that changes shape adds instead.
 
-    pad (original): 2x2 average pool with stride 2 (SAME), then zero-pad the channels by
-    in_dim // 2 on each side, parameter-free like the ResNet paper's option A.
-    projection (paper): 1x1 conv with the block's stride to out_dim, then BN.
+    pad (original): 2x2 average pool with stride 2 (SAME), then zero channels added,
+    (out_dim - in_dim) / 2 on each side (in_dim // 2 where the width doubles, as `validate`
+    requires): parameter-free like the ResNet paper's option A.
+    projection (paper): 1x1 conv with the block's stride to out_dim, then BN (option B).
     """
     in_dim = x.get_shape().as_list()[-1]
     if in_dim == out_dim and stride == 1:
@@ -121,17 +127,19 @@ def shortcut(x, out_dim, stride, training, hp, scope):
 
 
 def residual_layer(input_x, out_dim, depth, first_stride, training, hp, layer_num, excite=None):
-    """One stage: `blocks` residual blocks; the first may downsample and widen.
+    """One stage of the paper's CIFAR network (appendix): `blocks` residual blocks; the first
+    may downsample and widen.
 
-    The original decides the stride from the shapes (input_dim * 2 == out_dim); the
-    stage table passes it explicitly, which gives the same strides for its widths.
+    layer_num: "1" to "3", part of the variables' names. The original decides the stride from the
+    shapes (input_dim * 2 == out_dim); Build_ResNext passes it (1 for the first stage, 2 for the
+    others), which gives the same strides for the original's widths.
     `excite(x, out_dim, layer_name)`, if given, rescales each block's transition output
     before the add (SE_ResNeXt.py passes its squeeze_excitation_layer).
     """
+    split = split_layer_fused if hp.get("formulation", "fused") == "fused" else split_layer  # Fig. 3(c) or 3(a)
     for i in range(hp["blocks"]):
         stride = first_stride if i == 0 else 1
         name = layer_num + "_" + str(i)
-        split = split_layer_fused if hp.get("formulation", "fused") == "fused" else split_layer
         with tf.name_scope("block_%d" % i):  # op names only: the variables keep the original's names
             x = split(input_x, stride, depth, training, hp, layer_name="split_layer_" + name)
             x = transition_layer(x, out_dim, training, hp, scope="trans_layer_" + name)
@@ -145,7 +153,8 @@ def residual_layer(input_x, out_dim, depth, first_stride, training, hp, layer_nu
 
 
 def Build_ResNext(input_x, training, hp, num_classes=10, excite=None):
-    """Stem, three stages, global average pool, fully connected layer; returns logits.
+    """ResNeXt-29 for CIFAR (the paper's appendix; results in Table 7): stem, three stages,
+    global average pool, fully connected layer; returns logits.
 
     `excite` is passed to every residual_layer (see there). Each stage is a name scope named
     as `--summary` reports it (TensorBoard's graph view and docs/architecture group by them)."""

@@ -22,9 +22,9 @@ from settings import KitError
 
 # The three stages as chao-ji's resnet_model.py lists its resnet_v2_block specs (He et al. 2015,
 # section 4.2: 32x32, 16x16 and 8x8 maps): (scope, depth of both convs of every unit, stride of
-# the first unit).
+# the first unit). Not ops.STAGES, the graph collection --summary reads.
 STAGES = (("block1", 16, 1), ("block2", 32, 2), ("block3", 64, 2))
-MAX_UNITS = 400  # n per stage; 6 * 400 + 2 = 2402 layers, twice ResNet-1202
+MAX_UNITS = 400  # n per stage; 6 * 400 + 2 = 2402 layers, about twice ResNet-1202
 
 PRESETS = {
     # chao-ji/tf-resnet-cifar10 at 4720bb2 (2019-12-18, its latest commit; the TF1 files last changed in eb6c1d8,
@@ -93,7 +93,7 @@ def validate(hp):
 def init_conv(x, training, hp):
     """The first layer: 3x3 conv to 16 channels, no bias (He et al. 2015, section 4.2; the
     original's `init_conv`). unit=original: followed by BN-ReLU, as every conv of that paper;
-    unit=preact: bare, its BN-ReLU is the first unit's pre-activation."""
+    unit=preact: bare, its BN-ReLU is the first unit's pre-activation (UNITS, below)."""
     if UNITS[hp["unit"]]["stem_bn_relu"]:
         return Relu(conv_bn(x, 16, 1, "init_conv", training, hp))
     return conv_layer(x, filter=16, kernel=[3, 3], stride=1, layer_name="init_conv", kernel_initializer=kernel_init(hp))
@@ -142,8 +142,8 @@ def unit_fn_v1(x, depth, stride, after_stem, training, hp):
     """One unit, the original one (He et al. 2015, Figure 2 and section 4.2):
     residual = 3x3 conv (stride), BN, ReLU, 3x3 conv, BN; output = ReLU(residual +
     shortcut(x)). Without shortcut connections the output is ReLU(residual): two
-    conv-BN-ReLU layers of the plain net (Figure 6). `after_stem` changes nothing here,
-    since the stem ends in its own BN-ReLU.
+    conv-BN-ReLU layers of the plain net (section 4.2; its curves: Figure 6). `after_stem`
+    changes nothing here, since the stem ends in its own BN-ReLU.
     """
     residual = Relu(conv_bn(x, depth, stride, "conv1", training, hp))
     residual = conv_bn(residual, depth, 1, "conv2", training, hp)
@@ -158,7 +158,7 @@ def unit_fn_v2(x, depth, stride, after_stem, training, hp):
     residual + shortcut. The shortcut starts from preact only in the very first unit
     (`after_stem`, right after init_conv), from x everywhere else. Without shortcut
     connections the output is the residual alone: with the next unit's pre-activation, a
-    unit of the plain net (He et al. 2015, Figure 6).
+    unit of the plain net (He et al. 2015, section 4.2; its curves: Figure 6).
     Both convs have no bias (a BN follows the first, the next unit's BN the second).
     """
     preact = bn_relu(x, training, hp, scope="preact")
@@ -181,7 +181,8 @@ UNITS = {
 
 def resnet_block(x, scope, depth, stride, num_units, first_stage, training, hp):
     """One stage (chao-ji's resnet_v2_block, slim's resnet_v1_block for unit=original):
-    `num_units` units at `depth` channels; the first has the stage's stride."""
+    `num_units` units at `depth` channels; the first has the stage's stride. `first_stage`: the
+    stage right after init_conv, whose first unit gets `after_stem` (see unit_fn_v2)."""
     unit_fn = UNITS[hp["unit"]]["unit_fn"]
     with tf.variable_scope(scope):
         for i in range(num_units):

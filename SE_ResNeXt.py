@@ -38,9 +38,10 @@ def validate(hp):
 
 
 def squeeze_excitation_layer(input_x, out_dim, ratio, layer_name):
-    """Rescale the channels of `input_x` by weights computed from their global averages.
+    """The SE block (Figure 1; placed in a residual block as Figure 3 shows): rescale the channels
+    of `input_x` by weights computed from their global averages.
 
-    As the original: tflearn's global average pool, two bias-free dense layers
+    out_dim: the channels of `input_x`; ratio: the paper's reduction ratio r. As the original: tflearn's global average pool, two bias-free dense layers
     (out_dim -> out_dim // ratio -> out_dim) with ReLU between and sigmoid after.
     """
     squeeze = Global_Average_Pooling(input_x)

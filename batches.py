@@ -1,6 +1,6 @@
 """The data of a run: the dataset loaded and normalised, and its training batches.
 
-Batches are a pure function of (seed, epoch, batch index), made one step ahead by a
+Batches are a pure function of (seed, epoch, batch index), made ahead by a
 background thread and fed through feed_dict, so a resumed run sees exactly the batches
 an uninterrupted one would.
 """
@@ -139,7 +139,7 @@ class Batches(object):
         return bx, self.y[idx]
 
     def iterate(self, epoch, start, end=None):
-        """Yield (index, images, labels) for indices start..end-1 (end: steps_per_epoch), one step ahead.
+        """Yield (index, images, labels) for indices start..end-1 (end: steps_per_epoch), made ahead.
 
         An exception raised while making a batch is raised here, in place of that batch."""
         end = self.steps_per_epoch if end is None else end

@@ -29,7 +29,8 @@ def split_layer_fused(x, stride, depth, training, hp, layer_name):
                    kernel_initializer=_per_path(kernel_init(hp), c))
     x = Batch_Normalization(x, training=training, scope=layer_name + "_batch1", decay=hp["bn_decay"])
     x = group_conv_layer(x, c, filter=c * depth, kernel=[3, 3], stride=s3, layer_name=layer_name + "_conv2",
-                         kernel_initializer=_per_path(kernel_init(hp), c), activation=Relu)
+                         kernel_initializer=_per_path(kernel_init(hp), c),
+                         activation=Relu)  # the paths' first ReLU, applied per group (memory: group_conv_layer)
     x = Batch_Normalization(x, training=training, scope=layer_name + "_batch2", decay=hp["bn_decay"])
     return Relu(x)
 

@@ -45,6 +45,8 @@ class Graph(object):
                 opt = tf.train.MomentumOptimizer(self.lr, hp["momentum"], use_nesterov=hp["nesterov"])
             if dist is not None:
                 opt = dist.wrap_optimizer(opt)
+            # The usual TF1 idiom (lab/bn_update_ops.py); empty here, since the kit's BN updates its
+            # moving averages in place (ops.Batch_Normalization: updates_collections=None)
             with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
                 self.train_op = opt.minimize(self.loss, global_step=self.global_step)
             self.num_params = ops.count_params()
@@ -68,9 +70,9 @@ def learning_rate(global_step, hp, steps_per_epoch, dist=None):
     bounds = sorted(set(int(b) for b in decay) | ({warmup} if warmup else set()))
     values = [hp["warmup_lr"] if s < warmup else hp["lr"] * hp["lr_decay_factor"] ** sum(b <= s for b in decay)
               for s in [0] + bounds]
-    # The update made at step s (global_step == s before it) uses the rate of the first
-    # interval with s >= boundary, as chao-ji's `tf.less(global_step, 500)` does;
-    # piecewise_constant switches only once x > boundary, hence the - 1.
+    # The update made at step s (global_step == s before it) trains at the rate of the last
+    # boundary b <= s, as chao-ji's `tf.less(global_step, 500)` does; piecewise_constant
+    # switches only once global_step > its boundary, hence b - 1.
     # In float64 the tensor holds those numbers exactly, so the logs can read it; the
     # optimizers cast it to the variables' float32, the same value a float32 schedule would give.
     values = [tf.constant(v, tf.float64) for v in values]

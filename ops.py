@@ -28,7 +28,8 @@ def report(name, x):
 
 def conv_layer(input, filter, kernel, stride=1, padding="SAME", layer_name="conv",
                kernel_initializer=None, use_bias=False):
-    """2-D convolution without bias, as every conv of the originals (`tf.layers.conv2d`).
+    """2-D convolution (`tf.layers.conv2d`), without bias by default as most convs of the originals;
+    use_bias=True for Densenet_MNIST.py's convs and chao-ji's 1x1 logits conv.
 
     filter: output channels; kernel: int or [kh, kw]; stride: int.
     kernel_initializer: None keeps tf.layers' default, Glorot uniform (the originals');
@@ -132,7 +133,8 @@ def Drop_out(x, rate, training):
 
 
 def Linear(x, units, use_bias=False, layer_name="linear"):
-    """Fully connected layer; the ResNeXt/SE heads have no bias, DenseNet's has one."""
+    """Fully connected layer, without bias by default (the original ResNeXt/SE heads, the SE block's
+    layers); callers pass use_bias (DenseNet's and ResNet's heads, the paper presets' ResNeXt head)."""
     return tf.layers.dense(inputs=x, units=units, use_bias=use_bias, name=layer_name)
 
 

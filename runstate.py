@@ -61,8 +61,8 @@ class RunState(object):
     checkpoints' names again: where they changed in between, it finds the checkpoint again, and a
     new one (another process trained here meanwhile) stops the run with a one-line error.
 
-    Its attributes the loop reads: `folder`, `meta` (the checkpoint to resume, or None),
-    `step` (the next step's index) and `total_steps`.
+    Its attributes the loop reads: `folder` and `meta` (the checkpoint to resume, or None), and
+    `rec` (the last epoch's record, which `trainer.train` returns).
     """
 
     def __init__(self, model_name, hp, dist=None, log=print):

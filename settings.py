@@ -241,7 +241,7 @@ MODEL_SETTINGS = {
                 choices=["original", "preact"]),  # ResNet.UNITS
         # The original's README spells the flag with an s, its code without: accept both.
         Setting("shortcut_connections", None, "add the shortcut in every unit; false gives the plain net of He et "
-                                              "al. 2015, Figure 6", "bool", aliases=["shortcut_connection"]),
+                                              "al. 2015, section 4.2 (its curves: Figure 6)", "bool", aliases=["shortcut_connection"]),
         Setting("shortcut_downsample", None, "how a widening unit's shortcut halves the map: 2x2 average pool "
                                              "(original) or identity with stride 2 (the paper's option A)",
                 choices=["avg_pool", "subsample"], needs=("shortcut_connections", True)),

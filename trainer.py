@@ -1,12 +1,12 @@
 """The training loop the four model scripts share, in plain TF1 graph mode.
 
-A model script supplies a graph-building function, its presets and its own flags, then
-calls `main(...)`, which parses the flags (settings.py) and runs --summary, --eval
-(evaluation.py) or `train`. `train` is the loop to read: the data (batches.py), the graph
-(graph.py: placeholders, loss, learning rate, optimizer), a session, then for each epoch
-`sess.run` on every batch and an evaluation on the test set. What makes a run robust (the
-run folder's lock, exact resume from atomic checkpoints, Ctrl-C, a loss that is not finite,
-the logs) is the RunState's (runstate.py); Horovod's hooks are distributed.py's.
+A model script supplies a graph-building function, its presets and a `validate` (its flags
+are declared in settings.py's MODEL_SETTINGS), then calls `main(...)`, which parses the flags
+(settings.py) and runs --summary, --eval (evaluation.py) or `train`. `train` is the loop to
+read: the data (batches.py), the graph (graph.py: placeholders, loss, learning rate,
+optimizer), a session, then for each epoch `sess.run` on every batch and an evaluation on the
+test set. What makes a run robust (the run folder's lock, exact resume from atomic checkpoints,
+Ctrl-C, a loss that is not finite, the logs) is the RunState's (runstate.py); Horovod's hooks are distributed.py's.
 """
 from __future__ import print_function
 
@@ -46,19 +46,21 @@ def train(model_name, build_fn, hp, log=print, dist=None, overrides=None):
             sess.run(g.init)
         else:
             restore(sess, g, run.folder, run.meta, model_name, hp)
-        run.start(sess, g, data, overrides)
+        run.start(sess, g, data, overrides)  # plan the steps, write config.json; Ctrl-C now stops at a step
         for epoch in run.epochs_left():
             for bx, by in run.batches(batches, epoch):  # the steps left in this epoch; none after Ctrl-C
                 feed = {g.x: bx, g.y: by, g.training: True}
+                # loss is the cross-entropy without weight decay: the originals log it as the train loss
                 _, loss, correct, lr = sess.run([g.train_op, g.xent, g.correct, g.lr], feed_dict=feed)
-                # --second_train_pass: the originals' extra training-mode pass, only to log train accuracy
+                # --second_train_pass: the originals' extra training-mode pass to log train accuracy, which
+                # also moves the batch-norm moving averages a second time (docs/deviations.md)
                 correct = sess.run(g.correct, feed_dict=feed) if hp["second_train_pass"] else correct
                 run.after_step(loss, correct, len(bx), lr)  # NaN check, progress, --ckpt_every_steps
-            run.end_epoch()
+            run.end_epoch()  # stopped mid-epoch by Ctrl-C: checkpoint and exit 130
             if run.evaluation_due():
                 test_loss, test_acc, _ = evaluate(sess, g, data["test_x"], data["test_y"])
                 run.record_epoch(test_loss, test_acc)  # logs, TensorBoard, checkpoint
-            run.stop_if_asked()
+            run.stop_if_asked()  # Ctrl-C at the epoch's end: exit 130, its checkpoint written
         run.finish()
     return run.rec
 

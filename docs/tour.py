@@ -70,7 +70,7 @@ failing: the same script runs on both. `--threads` sets TensorFlow's two thread 
 decide); a Horovod run gives each process its own GPU, as Horovod's TF1 examples do."""),
     ("The loop: a session, and sess.run with feed_dict", "trainer.py", "train", None, None, """
 The whole of training, top to bottom: the data, the graph, a session, then for each epoch one
-`sess.run` per batch, feeding NumPy arrays (made one step ahead by a background thread) into
+`sess.run` per batch, feeding NumPy arrays (made ahead by a background thread) into
 the placeholders and fetching the train op, the cross-entropy (logged as train_loss; the
 optimizer minimises it plus weight decay), the count of correct predictions and the learning
 rate (read from the graph, as the logs print it), and an evaluation on the test set in inference
