@@ -133,7 +133,7 @@ class Checkpoints(object):
             _fsync_dir(self.dir)
             _test_point("checkpoint-renamed")
             write_atomic(os.path.join(self.dir, "latest"), os.path.basename(final) + "\n")
-        except (OSError, IOError, tf.errors.OpError) as e:
+        except (OSError, IOError, ValueError, tf.errors.OpError) as e:  # ValueError: Saver, its folder gone
             shutil.rmtree(tmp, ignore_errors=True)
             good = self.latest_name()
             reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
@@ -177,8 +177,9 @@ class Checkpoints(object):
 
     def find(self, evaluating=False):
         """(folder, meta) of the newest intact checkpoint, or (None, None). Removes the unfinished
-        `.tmp-step-N/` folders a crash in `save` left behind. `evaluating`: for --eval, which says so."""
-        for name in os.listdir(self.dir) if os.path.isdir(self.dir) else []:
+        `.tmp-step-N/` folders a crash in `save` left behind. `evaluating`: for --eval, which says so,
+        and leaves them: it holds no lock, and one may be the checkpoint a training is writing now."""
+        for name in os.listdir(self.dir) if os.path.isdir(self.dir) and not evaluating else []:
             if name.startswith(".tmp-"):
                 shutil.rmtree(os.path.join(self.dir, name), ignore_errors=True)
         named, steps = self.latest_name(), self.steps()

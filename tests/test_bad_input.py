@@ -647,6 +647,37 @@ def evaluated_run(fake_cifar, tmp_path_factory):
     return run
 
 
+def test_eval_leaves_a_checkpoint_being_written_alone(evaluated_run, fake_cifar):
+    """--eval takes no lock, so a training may be writing its next checkpoint into .tmp-step-N/ in the
+    same folder while it evaluates: deleting that folder, as a resume cleans up a crash's leftovers,
+    killed the training with a traceback from Saver.save."""
+    ck = Checkpoints(str(evaluated_run))
+    tmp = os.path.join(ck.dir, ".tmp-step-00000099")
+    os.makedirs(tmp)
+    try:
+        with open(os.path.join(tmp, "model.index"), "wb") as f:
+            f.write(b"being written")
+        code, out, err = run_main(ResNeXt, tiny_args(fake_cifar, evaluated_run, "--eval") + TINY)
+        assert code == 0 and "checkpoint %s on " % ck.path(2) in out, err
+        assert open(os.path.join(tmp, "model.index"), "rb").read() == b"being written"
+    finally:
+        shutil.rmtree(tmp)
+
+
+def test_a_checkpoint_folder_removed_while_saving_is_one_line(tmp_path):
+    """Saver.save raises ValueError where the folder it writes into is gone (removed by hand, or by
+    another process): one line that says the checkpoint was not written, exit 3, like a full disk."""
+    class Saver(object):
+        def save(self, sess, path, **kwargs):
+            raise ValueError("Parent directory of %s doesn't exist, can't save." % path)
+    ck = Checkpoints(str(tmp_path / "run"))
+    with pytest.raises(KitError) as e:
+        ck.save(None, Saver(), 4, {})
+    assert e.value.code == 3 and str(e.value).startswith("could not write the checkpoint of step 4 in %s (Parent "
+                                                         "directory of " % ck.dir)
+    assert os.listdir(ck.dir) == []
+
+
 @pytest.mark.parametrize("where", ["a file", "under a file", "EROFS", "EACCES", "ENOSPC"])
 def test_eval_that_cannot_write_its_report_is_one_line(where, evaluated_run, fake_cifar, tmp_path, monkeypatch):
     """--eval prints the accuracy, then writes confusion_matrix.png and TensorBoard's image into the run
