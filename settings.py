@@ -254,8 +254,8 @@ MODEL_SETTINGS = {
                 float, extra=dict(dest="bn_decay")),
         Setting("head", None, "classifier: the original's 1x1 conv with bias, or a dense layer with bias (the same "
                               "function)", choices=["conv", "dense"]),
-        Setting("binary", None, "read the binary CIFAR-10 files (cifar-10-batches-bin) instead of the pickles",
-                "bool"),
+        Setting("binary", None, "read the binary CIFAR-10 files (cifar-10-batches-bin) instead of the pickles "
+                                "(the same images in the same order)", "bool", role="where"),
         Setting("path", None, "the original's flag: the cifar-10-batches-bin folder (or the binary archive); the "
                               "same as --data_source with --binary", role="where"),
         Setting("warmup_min_layers", None, "apply the preset's --warmup_steps only to nets at least this deep "

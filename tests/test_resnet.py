@@ -462,6 +462,17 @@ def test_training_lowers_loss_and_eval_matches_the_log(fake_cifar, tmp_path):
     code, out, err = run_main(ResNet, ["--eval", "--ckpt_path", str(ckpt), "--path", fake_cifar["bin"],
                                        "--num_layers", "8", "--run_dir", str(run_dir), "--shortcut_connection=false"])
     assert code == 2 and "trained with --shortcut_connections true, this command says --shortcut_connections false" in err, err
+    # --binary=false reads the same images from the python layout, as the error for that layout advises: --eval
+    # measures the same accuracy, and the run resumes (not refused as another experiment)
+    py = ["--data_source", fake_cifar["py"], "--binary=false", "--trust_data", "--num_layers", "8", "--threads", "1",
+          "--progress", "off"]
+    code, out, err = run_main(ResNet, ["--eval", "--ckpt_path", str(ckpt)] + py)
+    assert code == 0, err
+    line = [l for l in out.splitlines() if l.startswith("checkpoint ")][0]
+    assert "(100 test images)" in line and float(line.rsplit("accuracy", 1)[1]) == accuracy
+    code, out, err = run_main(ResNet, py + ["--batch_size", "50", "--steps", "20", "--run_dir", str(run_dir)])
+    assert code == 0 and "resumed from %s: step 15" % ckpt in out, err
+    assert settings(ResNet, ["--preset", "paper", "--binary=false"]).overrides == {}  # compare.py: the paper's recipe
 
 
 def fake_data(n):
