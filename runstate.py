@@ -190,8 +190,14 @@ class RunState(object):
         # A run that stopped mid-epoch: that epoch goes on, and will log its record again.
         if self.history and self.history[-1].get("partial"):
             self.history.pop()
+        # The data of the whole run: a resumed one says what its earlier part read too (compare.py's caveat)
+        before = (self.meta or {}).get("config") or {}
+        label = before.get("dataset_label")
+        verified = bool(data["verified"]) and before.get("data_verified") is not False
+        if not label or label.rsplit(", then ", 1)[-1] != data["label"]:
+            label = "%s, then %s" % (label, data["label"]) if label else data["label"]
         self.config = dict(model=self.model_name, preset=hp["preset"], dataset=hp["dataset"],
-                           dataset_label=data["label"], data_verified=bool(data["verified"]),
+                           dataset_label=label, data_verified=verified,
                            hparams={k: v for k, v in sorted(hp.items())}, num_params=g.num_params,
                            kit_version=KIT_VERSION, tensorflow=VERSION, steps_per_epoch=spe,
                            total_steps=self.total_steps, epochs_planned=self.epochs)

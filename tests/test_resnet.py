@@ -470,8 +470,17 @@ def test_training_lowers_loss_and_eval_matches_the_log(fake_cifar, tmp_path):
     assert code == 0, err
     line = [l for l in out.splitlines() if l.startswith("checkpoint ")][0]
     assert "(100 test images)" in line and float(line.rsplit("accuracy", 1)[1]) == accuracy
-    code, out, err = run_main(ResNet, py + ["--batch_size", "50", "--steps", "20", "--run_dir", str(run_dir)])
+    first = config["dataset_label"]
+    code, out, err = run_main(ResNet, py + ["--batch_size", "50", "--steps", "20", "--run_dir", str(run_dir),
+                                            "--dataset_label", "the python copy"])
     assert code == 0 and "resumed from %s: step 15" % ckpt in out, err
+    # config.json says what the whole run read, its earlier part too (compare.py's data caveat reads it)
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["dataset_label"], config["data_verified"]) == (first + ", then the python copy", False)
+    code, out, err = run_main(ResNet, py + ["--batch_size", "50", "--steps", "25", "--run_dir", str(run_dir),
+                                            "--dataset_label", "the python copy"])
+    assert code == 0 and "resumed from" in out, err
+    assert json.loads((run_dir / "config.json").read_text())["dataset_label"] == first + ", then the python copy"
     assert settings(ResNet, ["--preset", "paper", "--binary=false"]).overrides == {}  # compare.py: the paper's recipe
 
 
