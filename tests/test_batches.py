@@ -84,3 +84,63 @@ def test_a_loop_that_stops_early_leaves_no_thread_behind():
         time.sleep(0.05)
     left = set(threading.enumerate()) - before
     assert not left, "still running %d s after the loop stopped: %s" % (WAIT, left)
+
+
+# --- the originals' harness switches (settings.py, group HARNESS; docs/deviations.md, "what is fixed") ---
+
+def harness_settings(fake, *flags):
+    """ResNeXt's settings (original preset) reading the fake CIFAR-10, with `flags`."""
+    import ResNeXt
+    from conftest import settings
+    return settings(ResNeXt, ["--data_source", fake["py"], "--trust_data"] + list(flags))
+
+
+def channel_normalised(x, stats_of):
+    """(x - mean) / std per channel, the statistics taken from the uint8 images `stats_of`."""
+    s = stats_of.reshape(-1, stats_of.shape[-1]).astype(np.float64)
+    return (x.astype(np.float64) - s.mean(axis=0)) / s.std(axis=0)
+
+
+@pytest.mark.parametrize("own", [False, True])
+def test_the_test_set_is_normalised_with_the_training_set_statistics_unless_test_own_stats(own, fake_cifar):
+    """taki0112's color_preprocessing normalises the test set with its own mean and std
+    (docs/originals: "the test set is normalised with its own statistics"); the kit uses the training
+    set's by default and brings the bug back with --test_own_stats."""
+    from batches import load_data
+    d = load_data(harness_settings(fake_cifar, *(["--test_own_stats"] if own else [])))
+    (tx, _), (vx, _) = fake_cifar["train"], fake_cifar["test"]
+    np.testing.assert_allclose(d["train_x"], channel_normalised(tx, tx), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(d["test_x"], channel_normalised(vx, vx if own else tx), rtol=1e-5, atol=1e-5)
+    other = channel_normalised(vx, tx if own else vx)
+    assert np.abs(d["test_x"] - other).max() > 0.05  # the two statistics give measurably different inputs
+    # only with its own statistics is the test set itself of mean 0 and std 1 per channel
+    flat = d["test_x"].reshape(-1, 3).astype(np.float64)
+    mean, std = flat.mean(axis=0), flat.std(axis=0)
+    if own:
+        np.testing.assert_allclose(mean, 0, atol=1e-4)
+        np.testing.assert_allclose(std, 1, atol=1e-4)
+    else:
+        assert np.abs(mean).max() > 0.01 or np.abs(std - 1).max() > 0.01, (mean, std)
+
+
+@pytest.mark.parametrize("once", [False, True])
+def test_each_epoch_is_a_new_permutation_unless_shuffle_once(once):
+    """taki0112's loops shuffle the training set once at load time, so every epoch sees the same order
+    (docs/deviations.md, "what is fixed"); the kit draws a new permutation per epoch, and --shuffle_once
+    brings the fixed order back."""
+    import ResNeXt
+    from batches import make_batches
+    from conftest import settings
+    hp = settings(ResNeXt, ["--batch_size", "10"] + (["--shuffle_once"] if once else []))
+    assert hp["shuffle_once"] is once
+    b = make_batches(hp, dict(train_x=np.zeros((100, 1, 1, 1), np.float32), train_y=np.arange(100)))
+    orders = [b.order(e) for e in range(4)]
+    for o in orders:
+        assert sorted(o) == list(range(100))  # each epoch is a permutation of the whole set
+    assert not np.array_equal(orders[0], np.arange(100))  # shuffled, even when only once
+    first_batches = [b.batch(e, 0)[1] for e in range(4)]  # the labels say which images a batch took
+    if once:
+        for o, fb in zip(orders[1:], first_batches[1:]):
+            assert np.array_equal(o, orders[0]) and np.array_equal(fb, first_batches[0])
+    else:
+        assert len({tuple(o) for o in orders}) == 4 and not np.array_equal(first_batches[0], first_batches[1])
