@@ -241,3 +241,22 @@ def test_resume_under_other_settings_is_refused_and_eval_follows_the_checkpoint(
     code, out, err = run_main(ResNeXt, ["--eval", "--run_dir", str(run), "--data_source", fake_cifar["py"],
                                         "--trust_data", "--stride_on", "3x3"] + TINY)
     assert code == 2 and "trained with --stride_on 1x1, this command says --stride_on 3x3" in err
+
+
+@pytest.mark.parametrize("second", [False, True])
+def test_second_train_pass_updates_the_batch_norm_statistics_twice_per_step(second, fake_cifar, tmp_path):
+    """taki0112's loops run a second training-mode forward pass every step only to log train accuracy,
+    which updates the batch-norm moving averages a second time on the same batch (docs/deviations.md,
+    "what is fixed"; --second_train_pass brings it back). With zero_debias_moving_mean=True, contrib's
+    batch_norm keeps a `local_step` per moving mean that counts its updates: N steps make it N, or 2N."""
+    steps = 3
+    run = tmp_path / "run"
+    flags = TINY + ["--steps", str(steps)] + (["--second_train_pass"] if second else [])
+    code, out, err = run_main(ResNeXt, tiny_args(fake_cifar, run, *flags))
+    assert code == 0, err
+    folder, meta = Checkpoints(str(run)).find()
+    assert meta["step"] == steps
+    counts = {name: int(v) for name, v in checkpoint_variables(folder).items() if name.endswith("moving_mean/local_step")}
+    # one per batch norm: the stem, two in each block's split layer, one in each transition
+    assert len(counts) == 1 + 3 * 3
+    assert set(counts.values()) == {2 * steps if second else steps}, counts
