@@ -108,3 +108,35 @@ def lr_at(step, hp, steps_per_epoch, dist=None):
                                learning_rate(global_step, hp, steps_per_epoch, dist), dist)
     sess, global_step, lr, _ = _SCHEDULES[key]  # dist is kept, so that its id stays its own
     return float(sess.run(lr, {global_step: step}))
+
+
+def weight_decay_term(module, build_fn, argv, seed=0):
+    """Build graph.Graph for `module` with `argv`, give every trainable variable random values (gammas
+    near 1, betas and biases far from 0, so that every kind of variable weighs in the sum), and feed one
+    batch. Returns (hp, loss - xent as the graph computes it, {variable name: value})."""
+    import numpy as np
+    from compat import tf
+    from graph import Graph
+    hp = settings(module, argv)
+    g = Graph(build_fn, hp, steps_per_epoch=10)
+    rng = np.random.RandomState(seed)
+    with g.graph.as_default():
+        variables = tf.trainable_variables()
+    values = {}
+    with tf.Session(graph=g.graph) as sess:
+        sess.run(g.init)
+        for v in variables:
+            shape = v.get_shape().as_list()
+            value = rng.normal(0.0, 0.05, size=shape) + (1.0 if v.op.name.endswith("gamma") else 0.0)
+            if v.op.name.endswith(("beta", "bias")):
+                value += rng.choice([-0.5, 0.5], size=shape)
+            v.load(value.astype(np.float32), sess)  # through the initializer's input: the graph is finalized
+            values[v.op.name] = sess.run(v).astype(np.float64)
+        x = rng.normal(0.0, 1.0, size=[4] + g.x.get_shape().as_list()[1:]).astype(np.float32)
+        loss, xent = sess.run([g.loss, g.xent], {g.x: x, g.y: np.arange(4), g.training: False})
+    return hp, float(loss) - float(xent), values
+
+
+def half_squares(values, names):
+    """sum(0.5 * ||v||^2) over the variables `names` (tf.nn.l2_loss), in float64."""
+    return sum(0.5 * float((values[n] ** 2).sum()) for n in names)

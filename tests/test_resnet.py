@@ -688,3 +688,20 @@ def test_only_flags_that_change_the_preset_are_recorded_as_overrides():
     assert overrides(["--preset", "paper", "--weight_decay", "2e-4", "--epochs", "16"]) == {"epochs": 16,
                                                                                            "weight_decay": 2e-4}
     assert overrides(["--weight_decay", "2e-4"]) == {}  # chao-ji's value: the original preset's own
+
+
+def test_weight_decay_covers_the_conv_kernels_only():
+    """chao-ji/tf-resnet-cifar10: slim's l2_regularizer(2e-4) on every conv kernel, the 1x1-conv
+    classifier's included, and on nothing else: no BN beta or gamma, not the classifier's bias
+    (docs/deviations.md, ResNet "weight decay" row; decay_on="kernels"). Checked on the graph's own
+    numbers: loss - xent = 2e-4 * sum(l2_loss) over exactly those kernels, not over all variables."""
+    from conftest import half_squares, weight_decay_term
+    hp, term, values = weight_decay_term(ResNet, ResNet.Build_ResNet, ["--num_layers", "8"])
+    assert (hp["weight_decay"], hp["decay_on"]) == (2e-4, "kernels")
+    kernels = sorted(n for n in values if n.endswith("/kernel"))
+    assert kernels == ["block%d/unit_1/conv%d/kernel" % (b, c) for b in (1, 2, 3) for c in (1, 2)] + \
+        ["init_conv/kernel", "logits/kernel"]
+    others = set(values) - set(kernels)
+    assert {"logits/bias", "postnorm/beta", "block1/unit_1/conv1/BatchNorm/gamma"} <= others
+    assert term == pytest.approx(2e-4 * half_squares(values, kernels), rel=1e-4)
+    assert abs(term - 2e-4 * half_squares(values, values)) > 0.1 * term  # BN and the bias would weigh in

@@ -260,3 +260,16 @@ def test_second_train_pass_updates_the_batch_norm_statistics_twice_per_step(seco
     # one per batch norm: the stem, two in each block's split layer, one in each transition
     assert len(counts) == 1 + 3 * 3
     assert set(counts.values()) == {2 * steps if second else steps}, counts
+
+
+def test_weight_decay_covers_every_trainable_variable_batch_norm_included():
+    """taki0112/ResNeXt-Tensorflow: loss = cross-entropy + weight_decay * sum(tf.nn.l2_loss(v)) over all
+    trainable variables, BN gamma and beta included (docs/deviations.md, ResNeXt "weight decay" row;
+    decay_on="all"). Checked on the graph's own numbers: loss - xent is that sum, and not the kernels' alone."""
+    from conftest import half_squares, weight_decay_term
+    hp, term, values = weight_decay_term(ResNeXt, ResNeXt.Build_ResNext, TINY)
+    assert (hp["weight_decay"], hp["decay_on"]) == (5e-4, "all")
+    assert {n.rsplit("/", 1)[1] for n in values} == {"kernel", "gamma", "beta"}  # no biases in the original
+    assert term == pytest.approx(5e-4 * half_squares(values, values), rel=1e-4)
+    kernels = [n for n in values if n.endswith("kernel")]
+    assert abs(term - 5e-4 * half_squares(values, kernels)) > 0.1 * term  # gamma and beta weigh in
