@@ -273,3 +273,77 @@ def test_weight_decay_covers_every_trainable_variable_batch_norm_included():
     assert term == pytest.approx(5e-4 * half_squares(values, values), rel=1e-4)
     kernels = [n for n in values if n.endswith("kernel")]
     assert abs(term - 5e-4 * half_squares(values, kernels)) > 0.1 * term  # gamma and beta weigh in
+
+
+def test_presets_hold_the_original_code_s_and_the_paper_s_recipes():
+    """original: taki0112/ResNeXt-Tensorflow at 60bfd72, ResNeXt.py's constants and loop (originals.md:
+    MomentumOptimizer(lr, 0.9, use_nesterov=True), init_learning_rate 0.1, weight_decay 0.0005 on all
+    trainable variables, batch_size 128, total_epochs 300, tf.layers' Glorot default, lr / 10 when its
+    1-based epoch == 150 or 225, stride on each path's 1x1 conv, average pool + zero-pad shortcut, dense
+    without bias). paper: Xie et al. 2017 (arXiv 1611.05431), appendix's CIFAR recipe (papers.md: lr / 10
+    at 150 and 225 of 300 epochs) with fb.resnet.torch's He init, an fc with bias, the stride on the 3x3
+    and projection shortcuts. The paper says "momentum 0.9"; Nesterov is its released train.lua's (the
+    preset's comment)."""
+    o = settings(ResNeXt, [])
+    assert (o["optimizer"], o["momentum"], o["nesterov"], o["lr"]) == ("momentum", 0.9, True, 0.1)
+    assert (o["weight_decay"], o["decay_on"], o["batch_size"], o["epochs"]) == (5e-4, "all", 128, 300)
+    assert (o["init"], o["lr_decay_epochs"], o["lr_decay_factor"]) == ("glorot", "149,224", 0.1)
+    assert (o["stride_on"], o["shortcut"], o["fc_bias"]) == ("1x1", "pad", False)
+    assert (o["cardinality"], o["depth"], o["blocks"], o["out_dims"], o["widen"]) == (8, 64, 3, "64,128,256", False)
+    p = settings(ResNeXt, ["--preset", "paper"])
+    assert (p["optimizer"], p["momentum"], p["nesterov"], p["lr"]) == ("momentum", 0.9, True, 0.1)
+    assert (p["weight_decay"], p["decay_on"], p["batch_size"], p["epochs"]) == (5e-4, "all", 128, 300)
+    assert (p["init"], p["lr_decay_epochs"], p["lr_decay_factor"]) == ("he", "150,225", 0.1)
+    assert (p["stride_on"], p["shortcut"], p["fc_bias"]) == ("3x3", "projection", True)
+    assert (p["cardinality"], p["depth"], p["out_dims"], p["widen"]) == (8, 64, "256,512,1024", True)
+
+
+def split_layer_strides(argv):
+    """{(stage, "conv1" or "conv2"): {(kernel height, width, stride)}} of the first block's split_layer in
+    each stage, read from the Conv2D ops of the model built for `argv` (fused: one op per layer, or one per
+    group; literal: one per path)."""
+    hp = settings(ResNeXt, argv)
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.placeholder(tf.float32, [None, 32, 32, 3])
+        ResNeXt.Build_ResNext(x, tf.placeholder(tf.bool, []), hp, 10)
+    found = {}
+    for op in g.get_operations():
+        layer = [part for part in op.name.split("/") if part.startswith("split_layer_")]
+        if op.type != "Conv2D" or not layer or not layer[0].endswith(("_conv1", "_conv2")):
+            continue
+        stage, conv = int(layer[0].split("_")[2]), layer[0][-5:]
+        kh, kw = op.inputs[1].get_shape().as_list()[:2]
+        strides = op.get_attr("strides")
+        assert strides[0] == strides[3] == 1 and strides[1] == strides[2]
+        found.setdefault((stage, conv), set()).add((kh, kw, strides[1]))
+    return found
+
+
+@pytest.mark.parametrize("formulation", ["fused", "literal"])
+def test_the_original_downsamples_on_the_path_s_1x1_conv_and_the_paper_on_its_3x3(formulation):
+    """taki0112/ResNeXt-Tensorflow's transform_layer gives the block's stride to the 1x1 conv (originals.md);
+    the paper's bottleneck (Xie et al. 2017, Figure 3; fb.resnet.torch) strides the 3x3."""
+    small = ["--cardinality", "2", "--depth", "4", "--blocks", "1", "--stem_dim", "8", "--formulation", formulation]
+    original = split_layer_strides(small + ["--out_dims", "8,16,32"])
+    paper = split_layer_strides(small + ["--preset", "paper", "--out_dims", "16,32,64"])
+    for stage, stride in ((1, 1), (2, 2), (3, 2)):
+        assert original[(stage, "conv1")] == {(1, 1, stride)} and original[(stage, "conv2")] == {(3, 3, 1)}
+        assert paper[(stage, "conv1")] == {(1, 1, 1)} and paper[(stage, "conv2")] == {(3, 3, stride)}
+
+
+def test_pad_shortcut_is_a_2x2_average_pool_then_zero_channels_on_both_sides():
+    """taki0112/ResNeXt-Tensorflow's shortcut of a widening block: Average_pooling(2x2, stride 2, SAME),
+    then tf.pad of the channels by input_dim // 2 on each side (originals.md). On a 5x5 map SAME gives 3x3,
+    the last row and column averaging the pixels that exist."""
+    x = np.random.RandomState(0).normal(size=(2, 5, 5, 4)).astype(np.float32)
+    with tf.Graph().as_default():
+        y = ResNeXt.shortcut(tf.constant(x), 8, 2, None, {"shortcut": "pad"}, scope="shortcut")
+        with tf.Session() as sess:
+            got = sess.run(y)
+    assert got.shape == (2, 3, 3, 8)
+    pooled = np.stack([np.stack([x[:, 2 * i:2 * i + 2, 2 * j:2 * j + 2].mean(axis=(1, 2)) for j in range(3)], 1)
+                       for i in range(3)], 1)
+    assert pooled[0, 2, 2, 0] == x[0, 4, 4, 0]  # the corner window holds one pixel
+    np.testing.assert_allclose(got[..., 2:6], pooled, rtol=1e-6, atol=1e-7)
+    assert not got[..., :2].any() and not got[..., 6:].any()  # (8 - 4) // 2 zero channels on each side
