@@ -283,3 +283,13 @@ def test_mnist_preset_feeds_pixels_in_unit_range(fake_mnist):
     assert d["train_x"].dtype == np.float32 and d["train_x"].shape == (300, 28, 28, 1)
     np.testing.assert_allclose(d["train_x"], x / 255.0, rtol=1e-6)
     assert d["test_x"].min() >= 0 and d["test_x"].max() <= 1
+
+
+def test_paper_preset_trains_without_dropout_on_augmented_data_batch_64_for_300_epochs():
+    """Huang et al. 2017 (arXiv 1608.06993), section 4.2 (papers.md): SGD with batch 64 for 300 epochs;
+    dropout 0.2 only on the data without augmentation, so none on C10+, the standard augmentation."""
+    p = resolve(["--preset", "paper"])
+    assert (p["augment"], p["dropout_rate"]) == (True, 0.0)
+    assert (p["batch_size"], p["epochs"]) == (64, 300)
+    bc = resolve(["--preset", "paper", "--bc"])  # DenseNet-BC is trained the same way
+    assert (bc["augment"], bc["dropout_rate"], bc["batch_size"], bc["epochs"]) == (True, 0.0, 64, 300)

@@ -126,3 +126,20 @@ def test_every_batch_norm_follows_bn_decay():
             decays = [op for op in g.get_operations() if op.type == "Const" and op.name.endswith("AssignMovingAvg/decay")]
             values = {float(tf.make_ndarray(op.get_attr("value"))) for op in decays}
         assert decays and values <= {0.5, 1 - 0.5} | ({0.999, 0.001} if module is ResNet else set()), (module, values)
+
+
+@pytest.mark.parametrize("script, argv", [("ResNeXt", []), ("SE_ResNeXt", []), ("Densenet", []),
+                                          ("Densenet", ["--dataset", "mnist"])],
+                         ids=["ResNeXt", "SE_ResNeXt", "Densenet", "Densenet-mnist"])
+def test_taki0112_presets_resolve_to_batch_norm_decay_0_9(script, argv):
+    """taki0112's three repositories call contrib's batch_norm under arg_scope(decay=0.9, ...)
+    (originals.md, "Shared by the three taki0112 repositories"): their original presets resolve to
+    bn_decay 0.9, and Batch_Normalization's own default is the same."""
+    import importlib
+    import inspect
+    from settings import build_parser, resolve
+    module = importlib.import_module(script)
+    parser = build_parser(script, module.PRESETS, script)
+    hp = resolve(parser.parse_args(argv), module.PRESETS, parser)
+    assert hp["preset"] == "original" and hp["bn_decay"] == 0.9
+    assert inspect.signature(ops.Batch_Normalization).parameters["decay"].default == 0.9
