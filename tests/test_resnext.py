@@ -256,7 +256,8 @@ def test_second_train_pass_updates_the_batch_norm_statistics_twice_per_step(seco
     assert code == 0, err
     folder, meta = Checkpoints(str(run)).find()
     assert meta["step"] == steps
-    counts = {name: int(v) for name, v in checkpoint_variables(folder).items() if name.endswith("moving_mean/local_step")}
+    counts = {name: int(v) for name, v in checkpoint_variables(folder).items()
+              if name.endswith("moving_mean/local_step")}
     # one per batch norm: the stem, two in each block's split layer, one in each transition
     assert len(counts) == 1 + 3 * 3
     assert set(counts.values()) == {2 * steps if second else steps}, counts
