@@ -133,7 +133,7 @@ class Checkpoints(object):
             _fsync_dir(self.dir)
             _test_point("checkpoint-renamed")
             write_atomic(os.path.join(self.dir, "latest"), os.path.basename(final) + "\n")
-        except (OSError, IOError, ValueError, tf.errors.OpError) as e:  # ValueError: Saver, its folder gone
+        except (OSError, IOError, ValueError, tf.errors.OpError) as e:  # ValueError: Saver's folder gone
             shutil.rmtree(tmp, ignore_errors=True)
             good = self.latest_name()
             reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
@@ -356,7 +356,8 @@ def adopt_checkpoint_settings(meta, hp, explicit, log, folder, model_name):
                        "checkpoint's values" % (_flags(given, saved), _flags(given, hp)))
     if conflicts:
         log("evaluating with the checkpoint's settings: %s" % _flags(conflicts, saved))
-    unused = sorted(k for k in explicit if k in training_only)
+    # training's own checkpoints (--fresh, --keep_checkpoints, --ckpt_every_steps): no concern of --eval either
+    unused = sorted(k for k in explicit if k in training_only or k in ("fresh", "keep_checkpoints", "ckpt_every_steps"))
     if unused:  # said, so that `--eval --epochs 10` is not mistaken for an evaluation at epoch 10
         log("--eval ignores %s: %s training, not the network the checkpoint computes"
             % (_flags(unused, hp), "it shapes" if len(unused) == 1 else "they shape"))

@@ -12,7 +12,8 @@ import numpy as np
 from compat import tf
 import runlogs
 from batches import load_data
-from checkpoints import Checkpoints, adopt_checkpoint_settings, restore, _test_point
+from downloads import DataError
+from checkpoints import Checkpoints, adopt_checkpoint_settings, recorded_settings, restore, _test_point
 from graph import Graph
 from runstate import run_folder
 from settings import KitError
@@ -44,6 +45,20 @@ def print_summary(model_name, hp, g, out=None):
         graphview.write_graph(g.graph, hp["graph"] or os.path.join(run_folder(model_name, hp), "graph"), out)
 
 
+def _not_a_checkpoint(folder):
+    """The one line for a --ckpt_path that is no intact checkpoint: a run folder or its checkpoints/
+    (meant for --run_dir), a path that is not there, or a damaged checkpoint."""
+    for ckpts in (folder, os.path.join(folder, "checkpoints")):
+        if os.path.isfile(os.path.join(ckpts, "latest")):
+            return ("%s is a run's %s, not one checkpoint: pass --run_dir %s to evaluate its newest checkpoint, or "
+                    "--ckpt_path one of %s" % (folder, "checkpoints folder" if ckpts == folder else "folder",
+                                                os.path.dirname(os.path.normpath(ckpts)), os.path.join(ckpts, "step-N")))
+    if not os.path.exists(folder):
+        return "%s does not exist: pass a runs/.../checkpoints/step-N folder" % folder
+    return ("%s is not an intact kit checkpoint folder (no meta.json, or a file does not match its hash): pass a "
+            "runs/.../checkpoints/step-N folder" % folder)
+
+
 def run_eval(model_name, build_fn, hp, explicit=(), log=print):
     """--eval: restore a checkpoint, report overall and per-class test accuracy, write a confusion matrix.
 
@@ -56,17 +71,27 @@ def run_eval(model_name, build_fn, hp, explicit=(), log=print):
             folder = os.path.dirname(folder)
         meta = Checkpoints(run_dir).verify(folder)
         if meta is None:
-            raise KitError("%s is not an intact kit checkpoint folder (no meta.json, or a file does not match its "
-                           "hash): pass a runs/.../checkpoints/step-N folder" % folder)
+            raise KitError(_not_a_checkpoint(folder))
         parent = os.path.dirname(os.path.abspath(folder))
         if not hp.get("run_dir") and os.path.basename(parent) == "checkpoints":
             run_dir = os.path.dirname(parent)  # the report goes beside the logs of the run it evaluates
     else:
         folder, meta = Checkpoints(run_dir, log=log).find(evaluating=True)
+        if folder is None and os.path.isfile(os.path.join(run_dir, "latest")):  # --ckpt_path mixed up with --run_dir
+            raise KitError("%s is a run's checkpoints folder: pass the run folder, --run_dir %s (or one checkpoint in "
+                           "it with --ckpt_path)" % (run_dir, os.path.dirname(os.path.normpath(run_dir))))
+        if folder is None and os.path.isfile(os.path.join(run_dir, "meta.json")):
+            raise KitError("%s is a checkpoint, not a run folder: pass it with --ckpt_path" % run_dir)
         if folder is None:
             raise KitError("no checkpoint in %s: train first, or pass --run_dir/--ckpt_path" % run_dir)
     hp = adopt_checkpoint_settings(meta, hp, explicit, log, folder, model_name)
-    data = load_data(hp)
+    try:
+        data = load_data(hp)
+    except DataError as e:  # where the training found its data, which --eval does not take from the checkpoint
+        trained_on = recorded_settings(meta).get("data_source")
+        if trained_on and not hp.get("data_source") and not os.environ.get("KIT_DATA_SOURCE"):
+            raise DataError("%s (the run trained with --data_source %s)" % (e, trained_on))
+        raise
     g = Graph(build_fn, hp, 1)
     config = tf.ConfigProto(allow_soft_placement=True, intra_op_parallelism_threads=hp["threads"],
                             inter_op_parallelism_threads=hp["threads"])

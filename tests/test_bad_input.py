@@ -664,6 +664,42 @@ def test_eval_leaves_a_checkpoint_being_written_alone(evaluated_run, fake_cifar)
         shutil.rmtree(tmp)
 
 
+def test_eval_given_a_folder_of_the_other_flag_says_which_flag_takes_it(evaluated_run, fake_cifar, tmp_path):
+    """--run_dir takes a run folder and --ckpt_path one checkpoint; given the other's folder (or one that is not
+    there), --eval says which to pass, rather than that there is no checkpoint or that it is damaged."""
+    run, ckpts = str(evaluated_run), os.path.join(str(evaluated_run), "checkpoints")
+    step = os.path.join(ckpts, "step-00000002")
+    base = ["--data_source", fake_cifar["py"], "--trust_data", "--threads", "1", "--eval"] + TINY
+    cases = [
+        (["--run_dir", ckpts], "%s is a run's checkpoints folder: pass the run folder, --run_dir %s (or one checkpoint "
+                               "in it with --ckpt_path)" % (ckpts, run)),
+        (["--run_dir", step], "%s is a checkpoint, not a run folder: pass it with --ckpt_path" % step),
+        (["--ckpt_path", run], "%s is a run's folder, not one checkpoint: pass --run_dir %s to evaluate its newest "
+                               "checkpoint, or --ckpt_path one of %s" % (run, run, os.path.join(ckpts, "step-N"))),
+        (["--ckpt_path", ckpts], "%s is a run's checkpoints folder, not one checkpoint: pass --run_dir %s to evaluate "
+                                 "its newest checkpoint, or --ckpt_path one of %s" % (ckpts, run,
+                                                                                     os.path.join(ckpts, "step-N"))),
+        (["--ckpt_path", str(tmp_path / "gone")], "%s does not exist: pass a runs/.../checkpoints/step-N folder"
+                                                   % (tmp_path / "gone")),
+    ]
+    for flags, said in cases:
+        assert one_line_error(run_main(ResNeXt, base + flags)) == "error: " + said
+    assert sorted(os.listdir(ckpts)) == ["latest", "step-00000002"]
+
+
+def test_eval_that_cannot_find_the_data_names_the_source_the_run_trained_with(evaluated_run, fake_cifar, tmp_path,
+                                                                              monkeypatch):
+    """--eval reads the data from the command's --data_source or --data_dir, not from the checkpoint's record;
+    where it finds none there, the error says where the run's training found it."""
+    monkeypatch.delenv("KIT_DATA_SOURCE", raising=False)
+    def offline(url, dest, md5=None):
+        raise cifar10.DataError("could not download %s (offline): check the network" % url)
+    monkeypatch.setattr(cifar10, "download", offline)
+    argv = ["--eval", "--run_dir", str(evaluated_run), "--data_dir", str(tmp_path / "empty"), "--threads", "1"] + TINY
+    msg = one_line_error(run_main(ResNeXt, argv))
+    assert msg.endswith(" (the run trained with --data_source %s)" % fake_cifar["py"]), msg
+
+
 def test_a_checkpoint_folder_removed_while_saving_is_one_line(tmp_path):
     """Saver.save raises ValueError where the folder it writes into is gone (removed by hand, or by
     another process): one line that says the checkpoint was not written, exit 3, like a full disk."""

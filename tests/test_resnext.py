@@ -228,11 +228,12 @@ def test_resume_under_other_settings_is_refused_and_eval_follows_the_checkpoint(
     assert sorted(os.listdir(str(run / "checkpoints"))) == before  # nothing lost
     # --eval without architecture flags builds what the checkpoint was trained as
     code, out, err = run_main(ResNeXt, ["--eval", "--run_dir", str(run), "--data_source", fake_cifar["py"],
-                                        "--trust_data", "--threads", "1", "--epochs", "9", "--lr", "0.5"])
+                                        "--trust_data", "--threads", "1", "--epochs", "9", "--lr", "0.5", "--keep_checkpoints", "1"])
     assert code == 0, err
     assert "evaluating with the checkpoint's settings:" in out and "--cardinality 2" in out
     # training's flags are said to be ignored, not taken for a choice of checkpoint or silently dropped
-    assert "--eval ignores --epochs 9 --lr 0.5: they shape training, not the network the checkpoint computes" in out
+    assert ("--eval ignores --epochs 9 --keep_checkpoints 1 --lr 0.5: they shape training, not the network the "
+            "checkpoint computes") in out
     assert "--threads" not in out
     acc = float([l for l in out.splitlines() if l.startswith("checkpoint ")][0].rsplit("accuracy", 1)[1])
     assert acc == pytest.approx(json.loads(open(str(run / "metrics.jsonl")).read())["test_acc"], abs=5e-5)
