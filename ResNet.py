@@ -83,6 +83,9 @@ def validate(hp):
                        % hp["dataset"])
     hp["binary"] = bool(hp["binary"]) and hp["dataset"] == "cifar10"  # the preset's binary: CIFAR-10 only
     # He et al. warm up only ResNet-110 (and deeper): the preset's warm-up, not one given on the command line
+    if "warmup_min_layers" in given and "warmup_steps" in given:
+        raise KitError("--warmup_min_layers says which nets get the preset's warm-up, and --warmup_steps gives this "
+                       "net its own: drop one of them")
     if layers < hp["warmup_min_layers"] and "warmup_steps" not in given:
         if "warmup_lr" in given:
             raise KitError("--warmup_lr is used only with a warm-up, and the %s preset warms up only nets of %d "

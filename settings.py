@@ -241,7 +241,7 @@ MODEL_SETTINGS = {
                 choices=["original", "preact"]),  # ResNet.UNITS
         # The original's README spells the flag with an s, its code without: accept both.
         Setting("shortcut_connections", None, "add the shortcut in every unit; false gives the plain net of He et "
-                                              "al. 2015, section 4.2 (its curves: Figure 6)", "bool", aliases=["shortcut_connection"]),
+                                              "al. 2015, section 4.2", "bool", aliases=["shortcut_connection"]),
         Setting("shortcut_downsample", None, "how a widening unit's shortcut halves the map: 2x2 average pool "
                                              "(original) or identity with stride 2 (the paper's option A)",
                 choices=["avg_pool", "subsample"], needs=("shortcut_connections", True)),
@@ -259,7 +259,7 @@ MODEL_SETTINGS = {
         Setting("path", None, "the original's flag: the cifar-10-batches-bin folder (or the binary archive); the "
                               "same as --data_source with --binary", role="where"),
         Setting("warmup_min_layers", None, "apply the preset's --warmup_steps only to nets at least this deep "
-                                           "(paper: 110; 0: always)", int, role="training"),
+                                           "(paper: 110; 0: always)", int, role="training", check="[0, 2402]"),
     ],
 }
 

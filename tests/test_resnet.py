@@ -383,6 +383,12 @@ def test_learning_rate_schedules():
     # ... and a warm-up rate without the warm-up would do nothing
     code, _, err = run_main(ResNet, ["--preset", "paper", "--num_layers", "56", "--warmup_lr", "0.05"])
     assert code == 2 and "--warmup_lr is used only with a warm-up" in err and len(err.strip().splitlines()) == 1
+    # ... and which nets get the preset's warm-up means nothing beside a warm-up of one's own
+    code, _, err = run_main(ResNet, ["--preset", "paper", "--warmup_min_layers", "50", "--warmup_steps", "100"])
+    assert (code, err) == (2, "error: --warmup_min_layers says which nets get the preset's warm-up, and --warmup_steps "
+                              "gives this net its own: drop one of them\n")
+    code, _, err = run_main(ResNet, ["--warmup_min_layers", "-5"])
+    assert (code, err) == (2, "error: --warmup_min_layers must be between 0 and 2402, got -5\n")
     assert (p56["weight_decay"], p56["decay_on"], p56["init"], p56["bn_decay"]) == (1e-4, "all", "he", 0.9)
     # --epochs counts epochs and replaces the preset's step budget; a step count there is refused
     assert settings(ResNet, ["--epochs", "3"])["steps"] == 0
