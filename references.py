@@ -59,7 +59,7 @@ def _as_int(value):
         return None
     try:
         return int(float(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int() of an infinity, float() of a huge int
         return None
 
 
@@ -68,7 +68,7 @@ def _as_float(value):
         return None
     try:
         return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int() of an infinity, float() of a huge int
         return None
 
 

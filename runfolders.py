@@ -4,6 +4,7 @@
 """
 import io
 import json
+import math
 import os
 
 from references import CompareError, _as_float, _as_int, _truthy
@@ -51,7 +52,10 @@ def load_run(run_dir):
                 break          # a line still being written by a running training: ignore it
             raise CompareError("%s: metrics.jsonl line %d is not valid JSON: the file is damaged"
                                % (run_dir, lineno))
-        if isinstance(rec, dict) and rec.get("epoch") is not None:
+        if isinstance(rec, dict) and "epoch" in rec:
+            damage = _damage(rec)
+            if damage:
+                raise CompareError("%s: metrics.jsonl line %d %s: the file is damaged" % (run_dir, lineno, damage))
             records.append(rec)
     records.sort(key=lambda r: _as_float(r.get("epoch")) or 0)
 
@@ -78,6 +82,35 @@ def load_run(run_dir):
     run["final_acc"] = round(accs[-1], 2) if accs else None
     run["best_acc"] = round(max(accs), 2) if accs else None
     return run
+
+
+def _number(value):
+    """Whether a value read from JSON is a finite number (true and false are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def _damage(rec):
+    """What is wrong with an epoch's record of metrics.jsonl (None: nothing). The report reads its epoch and
+    test_acc as numbers, the plot its test_loss (NaN where the loss diverged, as the loop writes it)."""
+    for key in ("epoch", "test_acc"):
+        if key not in rec:
+            return "has no %s" % key
+        if not _number(rec[key]):
+            return "has %s %s, not a number" % (key, _shown(rec[key]))
+    loss = rec.get("test_loss")
+    if loss is not None and (isinstance(loss, bool) or not isinstance(loss, (int, float))):
+        return "has test_loss %s, not a number" % _shown(loss)
+    return None
+
+
+def _shown(value, limit=40):
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _pct(value):

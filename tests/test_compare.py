@@ -486,6 +486,40 @@ def test_damaged_metrics_line_exits_2(tmp_path):
     assert code == 2 and "metrics.jsonl line 4 is not valid JSON" in err
 
 
+@pytest.mark.parametrize("record, says", [
+    ('{"epoch": "one", "test_acc": 0.5}', 'line %d has epoch "one", not a number'),
+    ('{"epoch": null, "test_acc": 0.5}', "line %d has epoch null, not a number"),
+    ('{"epoch": Infinity, "test_acc": 0.5}', "line %d has epoch Infinity, not a number"),
+    ('{"epoch": 41, "test_acc": "high"}', 'line %d has test_acc "high", not a number'),
+    ('{"epoch": 41, "test_acc": true}', "line %d has test_acc true, not a number"),
+    ('{"epoch": 41, "test_loss": 0.5}', "line %d has no test_acc"),
+    ('{"epoch": 41, "test_acc": 0.5, "test_loss": [0.5]}', "line %d has test_loss [0.5], not a number"),
+])
+@pytest.mark.parametrize("where", [4, 21])  # a line of the file, and a new last line (it has 20)
+def test_a_metrics_record_whose_numbers_are_no_numbers_is_damaged(tmp_path, record, says, where):
+    # valid JSON, so not a line being written: it raised TypeError (None < int) or OverflowError, or was
+    # read as an evaluated epoch of no accuracy (41/164 epochs, the accuracy of epoch 40)
+    d = copy_run(tmp_path, "resnet56-paper-cifar10", "numbers")
+    path = os.path.join(d, "metrics.jsonl")
+    with open(path) as f:
+        lines = f.read().splitlines()
+    lines[where - 1:where] = [record]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    code, out, err = kit_compare(d)
+    assert (code, out) == (2, "")
+    assert err == "compare.py: error: %s: metrics.jsonl %s: the file is damaged\n" % (d, says % where)
+
+
+def test_a_config_number_too_large_for_a_float_is_no_crash(tmp_path):
+    # json reads Infinity and 1e999 as inf: int() of it raised OverflowError
+    run = copy_run(tmp_path, "resnet20-paper-cifar10", "huge", epochs_planned=float("inf"),
+                   hparams={"train_subset": 10 ** 400})
+    code, out, err = kit_compare(run)
+    assert code == 0, err
+    assert "not comparable: config.json records no epochs_planned" in table_lines(out)["huge"]
+
+
 def test_unreadable_metrics_exits_2_with_one_line(tmp_path):
     d = copy_run(tmp_path, "resnet56-paper-cifar10", "binary")
     with open(os.path.join(d, "metrics.jsonl"), "wb") as f:
