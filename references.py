@@ -86,13 +86,22 @@ def default_references_path():
 
 
 def load_references(path=None):
-    """Read references.csv into a list of dicts with parsed numbers and keys."""
+    """Read references.csv into a list of dicts with parsed numbers and keys: the kit's own, or the
+    file at `path` (compare.py's --references), where the advice of an error is about that file."""
+    if path is not None and not path.strip():
+        raise CompareError("--references needs a file to read: give the path of a CSV file in the format of the "
+                           "kit's references.csv, or leave --references out for the kit's own (got an empty path)")
+    given = path is not None
     path = path or default_references_path()
     if os.path.isdir(path):
         raise CompareError("%s is a folder: pass --references the path of a CSV file in the format of the kit's "
                            "references.csv" % path)
     if not os.path.isfile(path):
-        raise CompareError("%s not found: reinstall the kit or pass --references PATH" % path)
+        if given:
+            raise CompareError("%s not found: pass --references the path of a CSV file in the format of the kit's "
+                               "references.csv, or leave --references out for the kit's own" % path)
+        raise CompareError("%s not found: the kit's reference table is missing; reinstall the kit, or pass "
+                           "--references the path of a references CSV" % path)
     try:
         with io.open(path, "r", encoding="utf-8", newline="") as f:
             reader = csv.DictReader(f)

@@ -748,6 +748,25 @@ def test_references_without_the_kits_columns_or_rows_are_refused_in_one_line(tmp
     assert code == 2 and len(err.strip().splitlines()) == 1 and "is a folder" in err
 
 
+def test_a_references_path_not_found_is_answered_about_that_path(tmp_path, monkeypatch):
+    # "reinstall the kit" it said of the file the user had named with --references
+    missing = str(tmp_path / "refs.csv")
+    code, out, err = kit_compare(fixture("resnet20-paper-cifar10"), "--references", missing)
+    assert (code, out) == (2, "")
+    assert err == ("compare.py: error: %s not found: pass --references the path of a CSV file in the format of the "
+                   "kit's references.csv, or leave --references out for the kit's own\n" % missing)
+    # --references "" read the kit's own table, as if it had not been given
+    code, out, err = kit_compare(fixture("resnet20-paper-cifar10"), "--references", "")
+    assert (code, out) == (2, "")
+    assert err.startswith("compare.py: error: --references needs a file to read") and "(got an empty path)" in err
+    # the kit's own table missing is a broken install
+    monkeypatch.setattr("references.default_references_path", lambda: missing)
+    code, out, err = kit_compare(fixture("resnet20-paper-cifar10"))
+    assert (code, out) == (2, "")
+    assert err == ("compare.py: error: %s not found: the kit's reference table is missing; reinstall the kit, or "
+                   "pass --references the path of a references CSV\n" % missing)
+
+
 def test_a_run_named_twice_is_refused_in_one_line(tmp_path):
     # counted twice, it made a repeats summary of "2 finished runs" with a standard deviation of 0.00
     run = fixture("resnet20-paper-cifar10")
