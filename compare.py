@@ -7,7 +7,8 @@
 A run folder is what the training loop writes: config.json (model, preset,
 dataset, dataset_label, data_verified, hparams, epochs_planned, ...) and
 metrics.jsonl (one JSON object per evaluated epoch, test_acc in 0..1 and
-test_loss in nats).  For every run this prints the reference row it matches
+test_loss in nats).  For every run (named by its folder, or by the end of its path
+where two folders have one name) this prints the reference row it matches
 (same model, same architecture keys, same dataset, same preset), the reference
 accuracy (100 - published test error, or the published accuracy), the
 difference in points and a verdict.
@@ -312,6 +313,35 @@ def named_once(run_dirs):
     return run_dirs
 
 
+def one_copy_each(runs):
+    """`runs`, refused where two folders hold copies of one run (config.json and the records of
+    metrics.jsonl equal): as for one folder named twice (named_once), the repeats summary would count
+    the run twice, with a standard deviation of 0 that no second run measured."""
+    seen = {}
+    for run in runs:
+        key = json.dumps([run["config"], run["records"]], sort_keys=True)
+        if key in seen:
+            raise CompareError("%s and %s hold copies of one run (the same config.json and metrics.jsonl): name "
+                               "only one of them" % (seen[key], run["dir"]))
+        seen[key] = run["dir"]
+    return runs
+
+
+def distinct_names(runs):
+    """`runs`, each named by its folder, or where another's folder has the same name, by the shortest
+    end of its path that no other ends in: a/r1 and b/r1 for odd/a/r1 and odd/b/r1, not r1 twice."""
+    parts = [os.path.abspath(run["dir"]).split(os.sep) for run in runs]
+    names = [run["name"] for run in runs]
+    for i, run in enumerate(runs):
+        same = [p for j, p in enumerate(parts) if j != i and names[j] == names[i]]
+        if same:
+            k = 2
+            while k < len(parts[i]) and any(p[-k:] == parts[i][-k:] for p in same):
+                k += 1
+            run["name"] = os.sep.join(parts[i][-k:])
+    return runs
+
+
 def build_parser(prog=PROG):
     p = argparse.ArgumentParser(
         prog=prog,
@@ -335,7 +365,8 @@ def main(argv=None):
         if args.reference and args.reference not in set(r["id"] for r in refs):
             raise CompareError("unknown reference id %r: use an id from the first column of references.csv"
                                % args.reference)
-        runs = [load_run(d) for d in named_once(expand(args.run_dirs) or default_runs())]
+        runs = distinct_names(one_copy_each([load_run(d) for d in named_once(expand(args.run_dirs) or
+                                                                              default_runs())]))
         if args.plot is not None:  # --plot "" too: it would draw nothing, silently
             check_plotting(args.plot)
     except CompareError as e:

@@ -778,6 +778,38 @@ def test_a_run_named_twice_is_refused_in_one_line(tmp_path):
         assert err == "compare.py: error: %s and %s are the same run folder: name each run once\n" % (run, again)
 
 
+def test_runs_whose_folders_share_a_name_are_told_apart_by_their_paths(tmp_path):
+    # both rows were "r1", and the repeats summary "r1, r1 (seeds 0, 1)"
+    odd = tmp_path / "odd"
+    a = copy_run(odd / "a", "resnet20-paper-cifar10", "r1")
+    b = copy_run(odd / "b", "resnet20-paper-cifar10", "r1", hparams={"seed": 1})
+    deeper = copy_run(odd / "x" / "b", "resnet20-paper-cifar10", "r1", hparams={"seed": 2})
+    alone = copy_run(odd, "resnet20-paper-cifar10", hparams={"seed": 3})
+    code, out, err = kit_compare(a, b, deeper, alone)
+    assert code == 0, err
+    names = ["a/r1", "odd/b/r1", "x/b/r1", "resnet20-paper-cifar10"]  # the shortest end of each path that is its own
+    assert [line.split(" ", 1)[0] for line in out.splitlines()[1:5]] == [n.replace("/", os.sep) for n in names]
+    assert repeat_lines(out)[0].startswith("  %s (seeds 0, 1, 2, 3): 4 finished runs" % ", ".join(
+        n.replace("/", os.sep) for n in names))
+
+
+def test_two_folders_holding_copies_of_one_run_are_refused_in_one_line(tmp_path):
+    # counted twice, a copy made a repeats summary "r1, r1 (seeds 0, 0)" with a standard deviation of 0.00
+    a = copy_run(tmp_path / "a", "resnet20-paper-cifar10", "r1")
+    b = os.path.join(str(tmp_path), "b", "r1")
+    shutil.copytree(a, b)
+    code, out, err = kit_compare(a, fixture("resnet56-paper-cifar10"), b)
+    assert (code, out) == (2, "")
+    assert err == ("compare.py: error: %s and %s hold copies of one run (the same config.json and metrics.jsonl): "
+                   "name only one of them\n" % (a, b))
+    # another seed, or one more epoch, is another run
+    copy_run(tmp_path / "c", "resnet20-paper-cifar10", "r1", hparams={"seed": 1})
+    with open(os.path.join(b, "metrics.jsonl"), "a") as f:
+        f.write(json.dumps(dict(epoch=165, step=64515, test_acc=0.91, test_loss=0.45)) + "\n")
+    code, out, err = kit_compare(a, b, os.path.join(str(tmp_path), "c", "r1"))
+    assert code == 0, err
+
+
 def test_a_folder_of_run_folders_stands_for_every_run_in_it(tmp_path):
     # "config.json not found: this is not a run folder" it said of runs/, which a bare compare.py reads
     holder, other = tmp_path / "runs", tmp_path / "other"
