@@ -314,17 +314,20 @@ def named_once(run_dirs):
 
 
 def one_copy_each(runs):
-    """`runs`, refused where two folders hold copies of one run (config.json and the records of
-    metrics.jsonl equal): as for one folder named twice (named_once), the repeats summary would count
-    the run twice, with a standard deviation of 0 that no second run measured."""
-    seen = {}
+    """`runs`, each run once where two folders hold copies of it (config.json and the records of
+    metrics.jsonl equal), with a note: counted twice, as one folder named twice would be (named_once),
+    it would make the repeats summary's standard deviation, 0, that no second run measured. A
+    backup copy beside its run, in a folder of runs, is so no reason to refuse the comparison."""
+    seen, kept = {}, []
     for run in runs:
         key = json.dumps([run["config"], run["records"]], sort_keys=True)
         if key in seen:
-            raise CompareError("%s and %s hold copies of one run (the same config.json and metrics.jsonl): name "
-                               "only one of them" % (seen[key], run["dir"]))
+            sys.stderr.write("note: %s holds a copy of %s (the same config.json and metrics.jsonl): counted once\n"
+                             % (run["dir"], seen[key]))
+            continue
         seen[key] = run["dir"]
-    return runs
+        kept.append(run)
+    return kept
 
 
 def distinct_names(runs):
