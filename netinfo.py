@@ -8,6 +8,9 @@ the data path count: computed from the images and needed for the logits (no batc
 moving-average updates, no dead ops). A stage's parameters are the trainable variables its ops
 read; its multiply-adds those of its convolutions and fully connected layers for one image,
 counted by flops.py as bench/bench.py counts them.
+A layer is read as Table 1 writes it: ResNeXt's C parallel paths (`--formulation literal`, the
+paper's Figure 3(a)) are the fused formulation's wide 1x1 conv and grouped 3x3 conv (3(c)), so
+both formulations have one stage table and one card.
 """
 from __future__ import division
 
@@ -27,6 +30,7 @@ BUILD_FN = {"ResNeXt": "Build_ResNext", "SE_ResNeXt": "Build_SEnet", "Densenet":
 # A name scope directly inside a stage's is a block when it is named so (see the model scripts).
 BLOCK_SCOPE = re.compile(r"^(block|unit|bottleN)_\d+$")
 SHAPE_OPS = ("Shape", "ShapeN", "Size", "Rank")  # read a tensor's shape, not its values
+CONCAT_TYPES = ("ConcatV2", "Concat")
 TIMES = u"\u00d7"
 
 
@@ -104,20 +108,84 @@ def op_item(op, path):
 
 
 def items(ops, path):
-    """The items of `ops` (in graph order); the convs of one name scope are one grouped conv."""
+    """The items of `ops` (in graph order); the convs of one name scope are one grouped conv, and
+    identical parallel paths merged by a concatenation are one layer (_parallel)."""
+    return [item for item, _ in _sourced_items(ops, path)]
+
+
+def _sourced_items(ops, path):
+    """items(ops, path) as (item, the ops it was read from) pairs."""
+    ops = list(ops)
+    merged, taken = {}, set()
+    for op in reversed(ops):  # outermost concatenation first: a nested one is its paths' business
+        if op.type in CONCAT_TYPES and op not in taken:
+            found = _parallel(op, ops, path)
+            if found is not None:
+                merged[op], branch_ops = found
+                taken |= branch_ops
     out, scopes = [], []
     for op in ops:
+        if op in taken:
+            continue
+        if op in merged:
+            out.extend(merged[op])
+            scopes.extend([None] * len(merged[op]))
+            continue
         item = op_item(op, path)
         if item is None:
             continue
         scope = op.name.rsplit("/", 1)[0]
-        if item[0] == "conv" and out and out[-1][0] == "conv" and scopes[-1] == scope:
-            last = out[-1]
-            out[-1] = last[:3] + (last[3] + item[3], last[4], last[5] + 1)
+        if item[0] == "conv" and out and out[-1][0][0] == "conv" and scopes[-1] == scope:
+            last, sources = out[-1]
+            out[-1] = (last[:3] + (last[3] + item[3], last[4], last[5] + 1), sources + [op])
             continue
-        out.append(item)
+        out.append((item, [op]))
         scopes.append(scope)
     return out
+
+
+def _parallel(concat, ops, path):
+    """(merged items, the paths' ops) when `concat` joins C >= 2 identical parallel paths along
+    the channels, else None.
+
+    That is ResNeXt's Figure 3(a), which the paper shows to be the same layers as Figure 3(c): a
+    conv that every path applies to one shared tensor is one conv C times as wide (its kernels
+    side by side, 3(b)); a conv each path applies to its own tensor is a grouped conv, C groups
+    (3(c)). Pooling and subsampling act per channel and stay as they are. A path is the ops of
+    the block only its input of the concatenation depends on, read by nothing but its own ops
+    and the concatenation; paths with any other item, or that differ, are left as a chain.
+    """
+    ins = [t for t in concat.inputs if t.op in path]
+    out_shape = static_shape(concat.outputs[0])
+    shapes = [static_shape(t) for t in ins]
+    if (len(ins) < 2 or len(ins) != len(concat.inputs) - 1 or None in out_shape
+            or any(s != shapes[0] for s in shapes) or out_shape[:-1] != shapes[0][:-1]
+            or out_shape[-1] != len(ins) * shapes[0][-1]):
+        return None
+    reach = [_ancestors(t, set(ops)) for t in ins]
+    branches = [r - set().union(*(o for j, o in enumerate(reach) if j != i)) for i, r in enumerate(reach)]
+    for branch, t in zip(branches, ins):
+        if t.op not in branch or any(c in path and c not in branch and c is not concat
+                                     for op in branch for u in op.outputs for c in u.consumers()):
+            return None
+    found = [_sourced_items([op for op in ops if op in b], path) for b in branches]
+    kinds = [[item for item, _ in f] for f in found]
+    if not kinds[0] or any(k != kinds[0] for k in kinds) or any(
+            item[0] not in ("conv", "avg pool", "max pool", "subsample") for item in kinds[0]):
+        return None
+    c, merged = len(ins), []
+    for k, item in enumerate(kinds[0]):
+        if item[0] == "conv":
+            reads = [_reads(f[k][1]) for f in found]
+            shared = all(r == reads[0] for r in reads)
+            item = item[:3] + (item[3] * c, item[4], item[5] if shared else item[5] * c)
+        merged.append((item, [op for f in found for op in f[k][1]]))
+    return merged, set().union(*branches)
+
+
+def _reads(sources):
+    """The tensors the convs among `sources` read from outside them."""
+    return set(op.inputs[0] for op in sources if op.type == "Conv2D" and op.inputs[0].op not in sources)
 
 
 def fmt_item(item):

@@ -126,6 +126,62 @@ def test_summary_names_the_card_and_its_total_is_the_cards(name):
     assert lines[-1].startswith("diagrams: ") and (name + ".svg") in lines[-1] and (name + "-block.svg") in lines[-1]
 
 
+SMALL_RESNEXT = ["--cardinality", "2", "--depth", "4", "--blocks", "1"]
+
+
+@pytest.mark.parametrize("model", ["ResNeXt", "SE_ResNeXt"])
+def test_literal_formulation_has_the_fused_stage_table(model):
+    """Figure 3(a) (--formulation literal: C parallel paths concatenated) is the same layers as 3(c) (fused:
+    one wide 1x1 conv, then a grouped 3x3 conv). The table read the C paths as one chain of 2C convs,
+    "[1x1, 4; 3x3, 4; 1x1, 4; 3x3, 4; 1x1, 64]", so --summary found no card for the literal network."""
+    import netinfo
+    tables = {}
+    for formulation in ("fused", "literal"):
+        _, hp = netinfo.settings(model, SMALL_RESNEXT + ["--formulation", formulation])
+        tables[formulation] = netinfo.Net(netinfo.forward_graph(model, hp)).table()
+    assert tables["literal"] == tables["fused"]
+    assert tables["literal"][1]["runs"][0]["spec"].startswith(u"[1\u00d71, 8; 3\u00d73, 8, C=2; 1\u00d71, 64")
+
+
+@pytest.mark.parametrize("model", ["ResNeXt", "SE_ResNeXt"])
+def test_summary_of_the_literal_formulation_names_the_card(model, tmp_path, monkeypatch):
+    """The card, made by cards.py from the fused graph, is the literal network's too. (The committed cards are
+    of C=8 networks, whose literal graph takes seconds to build: a card of small settings stands in for them.)"""
+    import importlib
+    import graphview
+    name = model + "-small"
+    card, _ = cards.make_card(name, model, SMALL_RESNEXT, "small " + model, cards.read_text(cards.README))
+    with io.open(str(tmp_path / (name + ".json")), "w", encoding="utf-8") as f:
+        f.write(json.dumps(card, ensure_ascii=False))
+    monkeypatch.setattr(graphview, "OUT_DIR", str(tmp_path))
+    monkeypatch.setattr(graphview, "CARDS", [(name, model, SMALL_RESNEXT, card["title"])])
+    code, out, err = run_main(importlib.import_module(model), SMALL_RESNEXT + ["--summary", "--formulation", "literal"])
+    assert code == 0, err
+    assert out.splitlines()[-2] == "architecture card: %s" % os.path.join(str(tmp_path), name + ".md")
+
+
+def test_parallel_paths_are_one_layer_only_where_they_are_alike():
+    """Paths that read one tensor with equal convs are one conv C times as wide (the first), then a grouped
+    conv (the convs reading each path's own tensor); paths that differ stay a chain, as before."""
+    import netinfo
+
+    def spec(kernels):
+        graph = tf.Graph()
+        with graph.as_default():
+            x = tf.placeholder(tf.float32, [None, 8, 8, 4], name="images")
+            paths = []
+            for i, second in enumerate(kernels):
+                with tf.variable_scope("path_%d" % i):
+                    y = tf.nn.relu(tf.layers.conv2d(x, 2, 1, use_bias=False, name="conv1"))
+                    paths.append(tf.layers.conv2d(y, 2, second, padding="same", use_bias=False, name="conv2"))
+            out = tf.concat(paths, axis=3)
+            path = netinfo.data_path(graph, out)
+            ops = [op for op in graph.get_operations() if op in path]
+            return "; ".join(netinfo.fmt_item(i) for i in netinfo.items(ops, path))
+    assert spec([3, 3, 3]) == u"1\u00d71, 6; 3\u00d73, 6, C=3"
+    assert spec([3, 5]) == u"1\u00d71, 2; 3\u00d73, 2; 1\u00d71, 2; 5\u00d75, 2"
+
+
 def test_card_multiply_adds_are_benchs_forward_count():
     import ResNet
     from flops import count_flops
