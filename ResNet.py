@@ -58,8 +58,8 @@ def validate(hp):
         raise KitError("--num_layers=%d is not 6n+2: use 20, 32, 44, 56, 110 or 1202 (any 6n+2 from 8 to %d)"
                        % (layers, 6 * MAX_UNITS + 2))
     if hp["dataset"] == "mnist":
-        raise KitError("ResNet.py builds the CIFAR network for 32x32 images (MNIST's 7x7 maps do not halve "
-                       "evenly in stage 3): use --dataset cifar10 or cifar100")
+        raise KitError("ResNet.py builds the CIFAR network of He et al. (32x32 images, stages at 32, 16 and 8 "
+                       "pixels), not one for MNIST: use --dataset cifar10 or cifar100")
     if not (hp["preact_bn_decay"] == 0 or 0 < hp["preact_bn_decay"] < 1):
         raise KitError("--preact_bn_decay must be 0 (same as --bn_decay) or in (0, 1), got %s"
                        % hp["preact_bn_decay"])

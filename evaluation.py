@@ -48,6 +48,11 @@ def print_summary(model_name, hp, g, out=None):
 def _not_a_checkpoint(folder):
     """The one line for a --ckpt_path that is no intact checkpoint: a run folder or its checkpoints/
     (meant for --run_dir), a path that is not there, or a damaged checkpoint."""
+    if os.path.basename(folder) == "latest" and os.path.isfile(folder):  # the pointer to the newest checkpoint
+        with open(folder, "rb") as f:
+            name = f.read(64).decode("ascii", "replace").strip()
+        return ("%s is the file naming a run's newest checkpoint, not a checkpoint: pass --ckpt_path %s"
+                % (folder, os.path.join(os.path.dirname(folder), name)))
     for ckpts in (folder, os.path.join(folder, "checkpoints")):
         if os.path.isfile(os.path.join(ckpts, "latest")):
             return ("%s is a run's %s, not one checkpoint: pass --run_dir %s to evaluate its newest checkpoint, or "

@@ -87,8 +87,9 @@ def match_reference(run, refs, forced_id=None):
         best = full[0]
         others = [r["id"] for r in full[1:] if _preference(run, r)[0] == _preference(run, best)[0]]
         return best, [], others
-    # No exact match: show the nearest row and say what differs.
-    for wanted in (("preset",), ("dataset",), ("dataset", "preset")):
+    # No exact match: show the nearest row and say what differs (one thing: a row of another dataset and
+    # preset is no near one, and its "train with --preset paper" no help)
+    for wanted in (("preset",), ("dataset",)):
         near = [(r, p) for r, p in scored
                 if p and all(any(x.startswith(w + " differs") for w in wanted) for x in p)]
         if near:

@@ -76,6 +76,12 @@ def load_run(run_dir):
     run["planned"] = _as_int(config.get("epochs_planned"))
     run["data_verified"] = config.get("data_verified")
     run["done"] = _as_int(records[-1].get("epoch")) if records else 0
+    # A run stopped inside an epoch (KIT_MAX_STEPS, or a --steps cut short) logs that epoch as "partial": it is
+    # not done, unless its last step is the run's last (--steps 64000 ends inside epoch 164 by design)
+    spe = _as_int(config.get("steps_per_epoch"))
+    planned_steps = _as_int(hparams.get("steps")) or (_as_int(hparams.get("epochs")) or 0) * (spe or 0)
+    if records and records[-1].get("partial") and (_as_int(records[-1].get("step")) or 0) < planned_steps:
+        run["done"] -= 1
 
     accs = [_pct(r.get("test_acc")) for r in records]
     accs = [a for a in accs if a is not None]

@@ -89,6 +89,8 @@ class _GraphAction(argparse.Action):
 
 
 RUN, DATA, OPT = "run", "data", "optimisation"
+HELP_FORMAT = type("HelpFormat", (argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter),
+                   {})  # --help: each flag's default, and the docstring's lines kept (its example commands)
 A_PATH = (lambda v: v.strip() != "", "a path, not empty")  # "" would fall back to the default silently
 HARNESS = "reproduce the originals' harness bugs (all fixed by default)"
 HOROVOD = "data-parallel training with horovodrun (docs/horovod.md)"
@@ -160,8 +162,7 @@ SETTINGS = [
     Setting("lr_decay_steps", OPT, "the same in steps: step s trains at the lower rate once s >= the boundary "
                                    "(wins over --lr_decay_epochs; --lr_decay_epochs alone replaces a preset's "
                                    "steps)", default="", preset=True, role="training", check=DECAYS),
-    Setting("lr_decay_factor", OPT, None, float, 0.1, preset=True, check="(0, 1]",
-            role="training"),
+    Setting("lr_decay_factor", OPT, None, float, 0.1, preset=True, check="(0, 1]", role="training"),
     Setting("warmup_steps", OPT, "train at --warmup_lr for this many steps first", int, 0, preset=True,
             check="[0, 1000000000]", role="training"),
     Setting("warmup_lr", OPT, None, float, 0.01, preset=True, check="(0, 10]", role="training",
@@ -291,7 +292,7 @@ def build_parser(model_name, presets, description):
     model's own (MODEL_SETTINGS) before Horovod's; --preset chooses among `presets`. A "bool" is
     --x, --x=true or --x=false (the originals' README style)."""
     p = argparse.ArgumentParser(prog=model_name + ".py", description=description,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HELP_FORMAT)
     at = [s.group for s in SETTINGS].index(HOROVOD)
     groups = {}
     for s in SETTINGS[:at] + MODEL_SETTINGS.get(model_name, []) + SETTINGS[at:]:

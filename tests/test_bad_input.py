@@ -679,6 +679,9 @@ def test_eval_given_a_folder_of_the_other_flag_says_which_flag_takes_it(evaluate
         (["--ckpt_path", ckpts], "%s is a run's checkpoints folder, not one checkpoint: pass --run_dir %s to evaluate "
                                  "its newest checkpoint, or --ckpt_path one of %s" % (ckpts, run,
                                                                                      os.path.join(ckpts, "step-N"))),
+        (["--ckpt_path", os.path.join(ckpts, "latest")], "%s is the file naming a run's newest checkpoint, not a "
+                                                         "checkpoint: pass --ckpt_path %s"
+                                                         % (os.path.join(ckpts, "latest"), step)),
         (["--ckpt_path", str(tmp_path / "gone")], "%s does not exist: pass a runs/.../checkpoints/step-N folder"
                                                    % (tmp_path / "gone")),
     ]

@@ -258,6 +258,11 @@ def test_other_dataset_subset_and_plain_nets(tmp_path):
     lines = table_lines(out)
     assert "resnet110-c100-hu2017" in lines["r110-c100"] and " 73.12 " in lines["r110-c100"]
     assert "not comparable: dataset differs: run mnist, reference cifar10" in lines["r20-mnist"]
+    # another dataset and another preset: no near row, and no advice to train with --preset paper
+    resnext = copy_run(tmp_path, "resnext-original-cifar10", "rx-mnist", dataset="mnist", dataset_label="MNIST")
+    line = table_lines(kit_compare(resnext)[1])["rx-mnist"]
+    assert "not comparable: no reference row for " in line and " on mnist (preset original)" in line, line
+    assert "--preset paper" not in line
     assert "not comparable: no reference row for ResNet-20 plain on cifar10" in lines["r20-plain"]
     assert "plain nets only as training curves" in lines["r20-plain"]
     assert "not comparable: evaluated on only 1000 test images (--test_subset)" in lines["r20-subset"]
@@ -827,3 +832,20 @@ def test_a_folder_of_run_folders_stands_for_every_run_in_it(tmp_path):
     assert code == 2 and "config.json not found: this is not a run folder" in err
     code, out, err = kit_compare(str(holder), os.path.join(str(holder), "resnet20-paper-cifar10"))
     assert code == 2 and "are the same run folder" in err
+
+
+def test_a_run_stopped_inside_its_last_epoch_is_unfinished_unless_its_steps_ended_there(tmp_path):
+    # "epochs 1/1" and a verdict it said of a run KIT_MAX_STEPS stopped at step 2 of 3: the loop logs that epoch
+    # as "partial", and only a run whose --steps end inside an epoch (chao-ji's 64000) is finished there
+    run = copy_run(tmp_path, "resnet20-paper-cifar10", "stopped")
+    path = os.path.join(run, "metrics.jsonl")
+    lines = open(path).read().splitlines()
+    last = dict(json.loads(lines[-1]), step=64000, partial=True)
+    with open(path, "w") as f:
+        f.write("\n".join(lines[:-1] + [json.dumps(last)]) + "\n")
+    code, out, err = kit_compare(run)
+    assert code == 0 and "unfinished: 163 of 164 epochs" in out and " 163/164 " in out, out
+    finished = copy_run(tmp_path, "resnet20-paper-cifar10", "steps", hparams={"steps": 64000})
+    shutil.copy(path, os.path.join(finished, "metrics.jsonl"))
+    code, out, err = kit_compare(finished)
+    assert code == 0 and "unfinished" not in out and " 164/164 " in out, out

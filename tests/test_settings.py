@@ -238,3 +238,15 @@ def test_a_value_out_of_range_is_one_line_not_a_crash_later(script, argv, error)
     """Each of these once got past the checks and failed deep inside NumPy or TensorFlow (a batch
     thread's traceback and a hang, an aborted process, a graph that could not be built)."""
     refused_or_accepted(script, argv, error)
+
+
+@pytest.mark.parametrize("name", ["ResNeXt", "SE_ResNeXt", "Densenet", "ResNet"])
+def test_help_shows_the_scripts_example_commands_line_by_line(name):
+    """--help keeps the docstring's lines: its example commands, one per line as in the source (argparse
+    reflowed them into one paragraph, where none could be copied), and still each flag's default."""
+    import importlib
+    module = importlib.import_module(name)
+    text = settings.build_parser(name, module.PRESETS, module.__doc__).format_help()
+    examples = [line for line in module.__doc__.splitlines() if line.startswith("    python ")]
+    assert len(examples) >= 3 and all(line in text.splitlines() for line in examples), text
+    assert "(default: 3)" in text  # --keep_checkpoints
