@@ -108,8 +108,8 @@ def op_item(op, path):
 
 
 def items(ops, path):
-    """The items of `ops` (in graph order); the convs of one name scope are one grouped conv, and
-    identical parallel paths merged by a concatenation are one layer (_parallel)."""
+    """The items of `ops` (in graph order); identical parallel paths merged by a concatenation are
+    one layer (_parallel): ResNeXt's C paths, and the C convs of fused.py's grouped conv."""
     return [item for item, _ in _sourced_items(ops, path)]
 
 
@@ -123,24 +123,17 @@ def _sourced_items(ops, path):
             if found is not None:
                 merged[op], branch_ops = found
                 taken |= branch_ops
-    out, scopes = [], []
+    out = []
     for op in ops:
         if op in taken:
             continue
         if op in merged:
             out.extend(merged[op])
-            scopes.extend([None] * len(merged[op]))
             continue
         item = op_item(op, path)
         if item is None:
             continue
-        scope = op.name.rsplit("/", 1)[0]
-        if item[0] == "conv" and out and out[-1][0][0] == "conv" and scopes[-1] == scope:
-            last, sources = out[-1]
-            out[-1] = (last[:3] + (last[3] + item[3], last[4], last[5] + 1), sources + [op])
-            continue
         out.append((item, [op]))
-        scopes.append(scope)
     return out
 
 
