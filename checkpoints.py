@@ -356,8 +356,7 @@ def adopt_checkpoint_settings(meta, hp, explicit, log, folder, model_name):
                        "checkpoint's values" % (_flags(given, saved), _flags(given, hp)))
     if conflicts:
         log("evaluating with the checkpoint's settings: %s" % _flags(conflicts, saved))
-    # training's own checkpoints (--fresh, --keep_checkpoints, --ckpt_every_steps): no concern of --eval either
-    unused = sorted(k for k in explicit if k in training_only or k in ("fresh", "keep_checkpoints", "ckpt_every_steps"))
+    unused = sorted(k for k in explicit if k in training_only)
     if unused:  # said, so that `--eval --epochs 10` is not mistaken for an evaluation at epoch 10
         log("--eval ignores %s: %s training, not the network the checkpoint computes"
             % (_flags(unused, hp), "it shapes" if len(unused) == 1 else "they shape"))

@@ -8,6 +8,7 @@ TensorFlow. Adding a flag is adding one `Setting`.
 
 The role of a setting says what changing it does to a run:
   where     where things are, how the run is shown: free on resume, not part of the experiment
+  keep      how training keeps its checkpoints (--fresh, --keep_checkpoints): as where, and --eval ignores it
   length    how long to go on (--epochs, --steps): free on resume, and --eval ignores it
   draw      which random draw (--seed): fixed on resume; runs differing only in it repeat one experiment
   label     the same experiment named or written otherwise (--dataset is its own column in compare,
@@ -27,9 +28,9 @@ import os
 EXIT_USAGE, EXIT_DISK, EXIT_NAN, EXIT_INTERRUPTED = 2, 3, 4, 130
 
 # role: the resume and comparison policies it belongs to (see with_policy)
-ROLES = {"where": {"resumable", "bookkeeping"}, "length": {"resumable", "training_only"},
-         "draw": {"bookkeeping", "training_only"}, "label": {"bookkeeping"}, "training": {"training_only"},
-         "measure": {"evaluation"}, "network": set()}
+ROLES = {"where": {"resumable", "bookkeeping"}, "keep": {"resumable", "bookkeeping", "training_only"},
+         "length": {"resumable", "training_only"}, "draw": {"bookkeeping", "training_only"}, "label": {"bookkeeping"},
+         "training": {"training_only"}, "measure": {"evaluation"}, "network": set()}
 
 
 class KitError(Exception):
@@ -111,11 +112,11 @@ SETTINGS = [
     Setting("ckpt_path", RUN, "checkpoint folder (runs/.../checkpoints/step-N) for --eval", role="where",
             check=A_PATH),
     Setting("fresh", RUN, "refuse to resume: fail if the run folder already has checkpoints", kind="switch",
-            role="where"),
+            role="keep"),
     Setting("keep_checkpoints", RUN, "how many checkpoints to keep", int, 3, check=(lambda v: v >= 1, "at least 1"),
-            role="where"),
+            role="keep"),
     Setting("ckpt_every_steps", RUN, "also checkpoint every N steps inside an epoch (0: per epoch only)", int, 0,
-            check=(lambda v: v >= 0, "0 (per epoch only) or a number of steps"), role="where"),
+            check=(lambda v: v >= 0, "0 (per epoch only) or a number of steps"), role="keep"),
     Setting("threads", RUN, "TF intra/inter-op threads (0: TF decides)", int, 0, check="[0, 4096]", role="where"),
     Setting("progress", RUN, "progress bar", default="auto", choices=["auto", "on", "off"], role="where"),
 
