@@ -48,11 +48,12 @@ def print_summary(model_name, hp, g, out=None):
 def _not_a_checkpoint(folder):
     """The one line for a --ckpt_path that is no intact checkpoint: a run folder or its checkpoints/
     (meant for --run_dir), a path that is not there, or a damaged checkpoint."""
-    if os.path.basename(folder) == "latest" and os.path.isfile(folder):  # the pointer to the newest checkpoint
-        with open(folder, "rb") as f:
-            name = f.read(64).decode("ascii", "replace").strip()
+    parent = os.path.dirname(os.path.abspath(folder))
+    named = os.path.basename(folder) == "latest" and os.path.basename(parent) == "checkpoints" and Checkpoints(
+        os.path.dirname(parent)).latest_name()
+    if named:  # the file naming the newest checkpoint
         return ("%s is the file naming a run's newest checkpoint, not a checkpoint: pass --ckpt_path %s"
-                % (folder, os.path.join(os.path.dirname(folder), name)))
+                % (folder, os.path.join(os.path.dirname(folder), named)))
     for ckpts in (folder, os.path.join(folder, "checkpoints")):
         if os.path.isfile(os.path.join(ckpts, "latest")):
             return ("%s is a run's %s, not one checkpoint: pass --run_dir %s to evaluate its newest checkpoint, or "
