@@ -192,10 +192,10 @@ class RunState(object):
             self.history.pop()
         # The data of the whole run: a resumed one says what its earlier part read too (compare.py's caveat)
         before = (self.meta or {}).get("config") or {}
-        label = before.get("dataset_label")
+        label = before.get("dataset_label") or data["label"]
+        if label.rsplit(", then ", 1)[-1] != data["label"]:
+            label += ", then " + data["label"]
         verified = bool(data["verified"]) and before.get("data_verified") is not False
-        if not label or label.rsplit(", then ", 1)[-1] != data["label"]:
-            label = "%s, then %s" % (label, data["label"]) if label else data["label"]
         self.config = dict(model=self.model_name, preset=hp["preset"], dataset=hp["dataset"],
                            dataset_label=label, data_verified=verified,
                            hparams={k: v for k, v in sorted(hp.items())}, num_params=g.num_params,
